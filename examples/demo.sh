@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The demo: real sample photos shipped inside scikit-image's wheel, copied into a
+# git-ignored folder, then embedded. Run with `make demo` (needs imgsearch on PATH).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+photos="$here/photos"
+mkdir -p "$photos"
+python - "$photos" <<'PY'
+import shutil, sys
+from pathlib import Path
+import skimage
+src = Path(skimage.__file__).parent / "data"
+names = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
+         "motorcycle_right.png", "camera.png", "clock_motion.png", "horse.png", "coins.png",
+         "hubble_deep_field.jpg", "retina.jpg", "brick.png", "grass.png", "moon.png", "page.png"]
+for name in names:
+    if (src / name).exists():
+        shutil.copy2(src / name, Path(sys.argv[1]) / name)
+print(f"copied {len(list(Path(sys.argv[1]).iterdir()))} sample photos into {sys.argv[1]}")
+PY
+set -x
+imgsearch embed "$photos" --out "$here/photos/.imgsearch"

@@ -1,0 +1,163 @@
+"""Catalog scanning (which files are images, and their fingerprints) and metadata join.
+
+An item is keyed by its resolved path; (size, mtime) is its fingerprint, so
+re-indexing embeds only new or changed files (rclip's approach). Metadata
+(CSV or JSON lines) joins onto items by path, file name, or id = file stem.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from imgsearch.errors import UserError
+from imgsearch.images import is_image_path
+
+JOIN_COLUMNS = ("path", "filename", "file", "image", "id")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # absolute, normalised path
+    size: int
+    mtime: float
+
+    @property
+    def id(self) -> str:
+        return item_id(self.path)
+
+    def fingerprint(self) -> tuple[str, int, float]:
+        return (self.path, self.size, self.mtime)
+
+
+def item_id(path: str) -> str:
+    """Stable short id of an item: the hash of its resolved path."""
+    return hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield Path(dirpath) / name
+
+
+def _entry(path: Path) -> FileEntry | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    # abspath, not resolve(): a symlinked catalog keeps the names the user gave it
+    return FileEntry(os.path.abspath(path), st.st_size, st.st_mtime)
+
+
+def scan(
+    inputs: Iterable[str], stdin: Iterable[str] | None = None
+) -> tuple[list[FileEntry], list[tuple[str, str]]]:
+    """Expand directories (recursive, hidden entries skipped), files and ``-`` (paths on stdin).
+
+    Returns (entries, missing) where missing holds (path, reason) for inputs
+    that named nothing usable. Files named explicitly are kept whatever their
+    suffix (decoding decides); files found in directories must look like images.
+    """
+    entries: dict[str, FileEntry] = {}
+    missing: list[tuple[str, str]] = []
+    for raw in _expand_stdin(inputs, stdin):
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found = (_entry(p) for p in _walk(path) if is_image_path(p))
+            entries.update((e.path, e) for e in found if e is not None)
+        elif path.exists():
+            entry = _entry(path)
+            if entry is not None:
+                entries[entry.path] = entry
+        else:
+            missing.append((raw, "no such file or directory"))
+    return sorted(entries.values(), key=lambda e: e.path), missing
+
+
+def _expand_stdin(inputs: Iterable[str], stdin: Iterable[str] | None) -> Iterator[str]:
+    for raw in inputs:
+        if raw == "-":
+            for line in stdin if stdin is not None else sys.stdin:
+                line = line.rstrip("\r\n")
+                if line:
+                    yield line
+        else:
+            yield raw
+
+
+@dataclass
+class Metadata:
+    """Rows of a catalog file, looked up by path, file name or id (file stem)."""
+
+    rows: dict[str, dict[str, str]]
+    columns: list[str]
+    source: str
+
+    def lookup(self, path: str) -> dict[str, str] | None:
+        p = Path(path)
+        for key in (str(p), p.name, p.stem):
+            if key in self.rows:
+                return self.rows[key]
+        return None
+
+    def text(self, path: str, columns: list[str]) -> str | None:
+        row = self.lookup(path)
+        if row is None:
+            return None
+        parts = [str(row.get(c) or "").strip() for c in columns]
+        joined = " ".join(p for p in parts if p)
+        return joined or None
+
+
+def read_metadata(path: Path, text_columns: list[str]) -> Metadata:
+    """Read a CSV or JSON-lines catalog and index its rows for joining."""
+    if not path.is_file():
+        raise UserError(f"metadata file not found: {path}")
+    rows = list(_read_rows(path))
+    if not rows:
+        raise UserError(f"metadata file {path} has no rows")
+    columns = list(rows[0].keys())
+    unknown = [c for c in text_columns if c not in columns]
+    if unknown:
+        raise UserError(f"{path}: no column {', '.join(unknown)} (columns: {', '.join(columns)})")
+    keys = [c for c in JOIN_COLUMNS if c in columns]
+    if not keys:
+        raise UserError(f"{path}: needs one of the columns {', '.join(JOIN_COLUMNS)} to join rows to images")
+    table: dict[str, dict[str, str]] = {}
+    for row in rows:
+        for key in keys:
+            value = str(row.get(key) or "").strip()
+            if not value:
+                continue
+            table.setdefault(value, row)
+            if key != "id":
+                resolved = Path(os.path.abspath(path.parent / value))
+                table.setdefault(str(resolved), row)
+                table.setdefault(resolved.name, row)
+    return Metadata(table, columns, os.path.abspath(path))
+
+
+def _read_rows(path: Path) -> Iterator[dict[str, str]]:
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        yield {k: "" if v is None else str(v) for k, v in json.loads(line).items()}
+                    except (json.JSONDecodeError, AttributeError):
+                        raise UserError(f"{path}:{n}: not a JSON object per line") from None
+        return
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        try:
+            yield from csv.DictReader(f)
+        except csv.Error as exc:
+            raise UserError(f"{path}: not a readable CSV ({exc})") from None

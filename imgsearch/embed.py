@@ -1,0 +1,304 @@
+"""The embedding job: files → decoded pixels → image/text/colour vectors → a store generation.
+
+Incremental: items whose (path, size, mtime) and text are unchanged keep
+their vectors; chunks are saved as they finish, so an interrupted run
+resumes where it stopped. Decoding runs in threads one chunk ahead of the
+model, so decode and inference overlap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from imgsearch import colors, store
+from imgsearch.catalog import FileEntry, read_metadata, scan
+from imgsearch.encoders import (
+    DEFAULT_IMAGE_ENCODER,
+    DEFAULT_TEXT_ENCODER,
+    load_image_encoder,
+    load_text_encoder,
+)
+from imgsearch.errors import UserError
+from imgsearch.images import ImageError, load_rgb_array
+from imgsearch.store import Item, Store
+from imgsearch.tags import image_tags, tag_text
+
+CHUNK = 256
+DECODE_THREADS = 2
+
+
+class Progress(Protocol):
+    def start(self, total: int, description: str) -> None: ...
+    def advance(self, n: int) -> None: ...
+
+
+class _NoProgress:
+    def start(self, total: int, description: str) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+
+@dataclass
+class EmbedOptions:
+    image_encoder: str = DEFAULT_IMAGE_ENCODER
+    text_encoder: str = DEFAULT_TEXT_ENCODER
+    weights: str | None = None
+    meta: Path | None = None
+    text_columns: list[str] = field(default_factory=list)
+    auto_tags: bool = True  # untitled items get their auto tags as text
+    rebuild: bool = False
+    chunk: int = CHUNK
+
+
+@dataclass
+class EmbedReport:
+    store: Path
+    count: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    resumed: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    embedded_per_second: float = 0.0
+
+
+class _Models:
+    """Encoders are loaded only when there is something to embed (a no-change re-index is instant)."""
+
+    def __init__(self, options: EmbedOptions) -> None:
+        self.options = options
+        self._image = None
+        self._text = None
+
+    @property
+    def image(self):
+        if self._image is None:
+            self._image = load_image_encoder(self.options.image_encoder, self.options.weights)
+        return self._image
+
+    @property
+    def text(self):
+        if self._text is None:
+            self._text = load_text_encoder(self.options.text_encoder)
+        return self._text
+
+    def ids(self) -> dict[str, str]:
+        return {"image": self.image.spec.id, "text": self.text.spec.id}
+
+    def specs(self) -> dict[str, dict]:
+        return {"image": self.image.spec.to_json(), "text": self.text.spec.to_json()}
+
+
+def embed(
+    inputs: list[str], target: Store, options: EmbedOptions, progress: Progress | None = None, stdin=None
+) -> EmbedReport:
+    """Embed ``inputs`` into the store at ``target`` and publish a new generation."""
+    progress = progress or _NoProgress()
+    started = time.perf_counter()
+    entries, missing = scan(inputs, stdin)
+    if not entries and missing:
+        raise UserError(f"{missing[0][0]}: {missing[0][1]}")
+    meta = read_metadata(options.meta, options.text_columns) if options.meta else None
+    texts = {e.path: meta.text(e.path, options.text_columns) if meta else None for e in entries}
+    models = _Models(options)
+    with target.lock():
+        previous = None if options.rebuild else target.load(mmap=False)
+        if previous is not None:
+            store.check_encoders(previous.manifest, _expected_ids(options, models), target.root)
+        reuse = _reusable(previous, target, models if entries else None)
+        todo = [e for e in entries if not _can_reuse(reuse, e, texts[e.path], options)]
+        report = EmbedReport(target.root)
+        report.skipped = list(missing)
+        done = _embed_todo(todo, texts, models, target, options, progress, report)
+        reuse.update(done)
+        _publish(entries, texts, reuse, previous, models, target, options, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _expected_ids(options: EmbedOptions, models: _Models) -> dict[str, str | None]:
+    if options.image_encoder == DEFAULT_IMAGE_ENCODER and options.weights is None:
+        from imgsearch.encoders import efficientnet
+
+        image_id = efficientnet.spec().id
+    else:
+        image_id = models.image.spec.id
+    if options.text_encoder == DEFAULT_TEXT_ENCODER:
+        from imgsearch.encoders.bert import minilm_spec
+
+        text_id = minilm_spec().id
+    else:
+        text_id = models.text.spec.id
+    return {"image": image_id, "text": text_id}
+
+
+_Reuse = dict[str, tuple[Item, dict[str, np.ndarray]]]
+
+
+def _reusable(previous: store.Generation | None, target: Store, models: _Models | None) -> _Reuse:
+    """Vectors we already have: the live generation, then chunks of an interrupted run."""
+    reuse: _Reuse = {}
+    if previous is not None:
+        for row, item in enumerate(previous.items):
+            reuse[item.path] = (item, {s: v[row] for s, v in previous.vectors.items()})
+    if models is not None and target.partial_dir.exists():
+        items, chunks = store.load_chunks(target, _chunk_key(models))
+        stacked = {s: np.concatenate(v) for s, v in chunks.items()}
+        for row, item in enumerate(items):
+            reuse[item.path] = (item, {s: v[row] for s, v in stacked.items()})
+            item.tags["resumed"] = True
+    return reuse
+
+
+def _chunk_key(models: _Models) -> dict:
+    return {"image": models.image.spec.id, "text": models.text.spec.id}
+
+
+def _can_reuse(reuse: _Reuse, entry: FileEntry, text: str | None, options: EmbedOptions) -> bool:
+    found = reuse.get(entry.path)
+    if found is None:
+        return False
+    item = found[0]
+    if item.fingerprint() != entry.fingerprint():
+        return False
+    if text is not None:
+        return item.text == text
+    return item.tags.get("text_source") == ("auto" if options.auto_tags else None)
+
+
+def _decode(entry: FileEntry, size: int) -> np.ndarray | ImageError:
+    try:
+        return load_rgb_array(entry.path, size)
+    except ImageError as exc:
+        return exc
+    except Exception as exc:  # a broken codec must not end the run
+        return ImageError(f"cannot decode ({type(exc).__name__}: {exc})")
+
+
+def _decoded_chunks(todo: list[FileEntry], size: int, chunk: int) -> Iterator[list[tuple[FileEntry, object]]]:
+    """Yield decoded chunks while the next chunk decodes in the background."""
+    with ThreadPoolExecutor(DECODE_THREADS) as pool:
+        pending: list[tuple[FileEntry, Future]] | None = None
+        for start in range(0, len(todo) + chunk, chunk):
+            part = todo[start : start + chunk]
+            submitted = [(e, pool.submit(_decode, e, size)) for e in part]
+            if pending:
+                yield [(e, f.result()) for e, f in pending]
+            pending = submitted
+            if not part:
+                break
+
+
+def _embed_todo(
+    todo: list[FileEntry],
+    texts: dict[str, str | None],
+    models: _Models,
+    target: Store,
+    options: EmbedOptions,
+    progress: Progress,
+    report: EmbedReport,
+) -> _Reuse:
+    done: _Reuse = {}
+    if not todo:
+        return done
+    image = models.image
+    text_encoder = models.text
+    progress.start(len(todo), "embedding")
+    first = len(list(target.partial_dir.glob("chunk-*.npz"))) if target.partial_dir.exists() else 0
+    t0 = time.perf_counter()
+    embedded = 0
+    for n, decoded in enumerate(_decoded_chunks(todo, image.image_size, options.chunk), start=first):
+        good = [(e, px) for e, px in decoded if isinstance(px, np.ndarray)]
+        report.skipped += [(e.path, str(px)) for e, px in decoded if not isinstance(px, np.ndarray)]
+        if good:
+            items, vectors = _embed_chunk(good, texts, image, text_encoder, options)
+            store.save_chunk(target, n, _chunk_key(models), items, vectors)
+            for row, item in enumerate(items):
+                done[item.path] = (item, {s: v[row] for s, v in vectors.items()})
+            embedded += len(good)
+        progress.advance(len(decoded))
+    report.embedded_per_second = embedded / max(time.perf_counter() - t0, 1e-9)
+    return done
+
+
+def _embed_chunk(good, texts, image, text_encoder, options) -> tuple[list[Item], dict[str, np.ndarray]]:
+    pixels = np.stack([px for _, px in good])
+    feats, probs = [], []
+    for start in range(0, len(pixels), image.batch_size):
+        out = image.encode(pixels[start : start + image.batch_size])
+        feats.append(out.features)
+        probs.append(out.class_probs)
+    probs_all = None if probs[0] is None else np.concatenate(probs)
+    items = []
+    for row, (entry, px) in enumerate(good):
+        tags = image_tags(px, None if probs_all is None else probs_all[row])
+        text = texts[entry.path]
+        tags["text_source"] = "meta" if text else ("auto" if options.auto_tags else None)
+        if text is None and options.auto_tags:
+            text = tag_text(tags) or None
+        items.append(Item(entry.id, entry.path, entry.size, entry.mtime, text, tags))
+    text_vecs = np.zeros((len(items), text_encoder.spec.dim), np.float32)
+    with_text = [i for i, item in enumerate(items) if item.text]
+    if with_text:
+        text_vecs[with_text] = text_encoder.encode([items[i].text for i in with_text])
+    colour = np.stack([colors.colour_histogram(px) for _, px in good]).astype(np.float32)
+    return items, {"image": np.concatenate(feats), "text": text_vecs, "colour": colour}
+
+
+def _publish(
+    entries,
+    texts,
+    reuse: _Reuse,
+    previous,
+    models: _Models,
+    target: Store,
+    options: EmbedOptions,
+    report: EmbedReport,
+) -> None:
+    old = {i.path: i for i in previous.items} if previous else {}
+    live = [e for e in entries if e.path in reuse and reuse[e.path][0].fingerprint() == e.fingerprint()]
+    live_paths = {e.path for e in live}
+    report.removed = sum(1 for p in old if p not in live_paths)
+    for e in live:
+        item = reuse[e.path][0]
+        if e.path not in old:
+            report.added += 1
+        elif old[e.path] is item:
+            report.unchanged += 1
+        else:
+            report.updated += 1
+        report.resumed += int(bool(item.tags.pop("resumed", False)))
+    if previous is not None and not report.added and not report.updated and not report.removed:
+        report.count = previous.count
+        return  # nothing changed: keep the live generation (and its index) as it is
+    items = [reuse[e.path][0] for e in live]
+    if not items:
+        raise UserError(
+            "no usable images: "
+            + (f"{report.skipped[0][0]}: {report.skipped[0][1]}" if report.skipped else "nothing found")
+        )
+    spaces = reuse[live[0].path][1].keys()
+    vectors = {s: np.stack([reuse[e.path][1][s] for e in live]) for s in spaces}
+    text_source = {
+        "meta": str(options.meta.resolve()) if options.meta else None,
+        "columns": options.text_columns,
+        "auto_tags": "items without metadata text" if options.auto_tags else "never",
+    }
+    loaded = models._image is not None
+    encoders = models.specs() if loaded or previous is None else previous.manifest["encoders"]
+    manifest = store.new_manifest(encoders, text_source, len(items))
+    manifest["roots"] = sorted({str(Path(e.path).parent) for e in live})[:20]
+    store.write_generation(target, manifest, items, vectors, report.skipped)
+    store.clear_chunks(target)
+    report.count = len(items)

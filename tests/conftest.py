@@ -1,0 +1,59 @@
+"""Shared fixtures: real sample photos from scikit-image, real encoders loaded once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+FASHION = SHARED / "fashion"
+SAMPLE_NAMES = (
+    "chelsea.png",
+    "coffee.png",
+    "astronaut.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+)
+
+
+def skimage_data() -> Path:
+    skimage = pytest.importorskip("skimage", reason="scikit-image (dev extra) ships the sample photos")
+    return Path(skimage.__file__).parent / "data"
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """A fresh folder of six real photos (a cat, a cup, a person, a rocket, two motorcycles)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in SAMPLE_NAMES:
+        shutil.copy2(skimage_data() / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def fashion() -> Path:
+    if not (FASHION / "products.csv").exists():
+        pytest.skip("../shared/data/fashion is not present")
+    return FASHION
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    from imgsearch.encoders import load_image_encoder
+
+    return load_image_encoder("efficientnet-lite0")
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from imgsearch.encoders import load_text_encoder
+
+    return load_text_encoder("minilm")

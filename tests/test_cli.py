@@ -1,0 +1,51 @@
+"""The command line as a user meets it: help, errors as one line, exit codes."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, stdin: str | None = None, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "imgsearch", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_help_lists_commands_without_importing_tensorflow():
+    code = (
+        "import sys; from typer.testing import CliRunner; from imgsearch.cli import app;"
+        "r = CliRunner().invoke(app, ['--help']); print(r.output);"
+        "print('TF' if 'tensorflow' in sys.modules or 'keras' in sys.modules else 'LIGHT')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    assert "embed" in out
+    assert out.strip().endswith("LIGHT")
+
+
+def test_meta_without_columns_is_one_line_error(tmp_path):
+    result = run("embed", str(tmp_path), "--out", str(tmp_path / "v"), "--meta", "x.csv")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("imgsearch: --meta needs --text-columns")
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_input_is_one_line_error(tmp_path):
+    result = run("embed", str(tmp_path / "nope"), "--out", str(tmp_path / "v"))
+    assert result.returncode == 2
+    assert "no such file or directory" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_embed_from_stdin_paths(photos, tmp_path):
+    paths = "\n".join(str(p) for p in sorted(photos.iterdir())[:2]) + "\n"
+    result = run("embed", "-", "--out", str(tmp_path / "v"), stdin=paths)
+    assert result.returncode == 0, result.stderr
+    assert "2 items" in result.stderr and "2 added" in result.stderr
+    assert "Traceback" not in result.stderr and "absl" not in result.stderr

@@ -1,0 +1,92 @@
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from imgsearch import store
+from imgsearch.errors import UserError
+from imgsearch.store import Item, Store
+
+
+def _write(st: Store, n: int, image_id: str = "img@1") -> None:
+    items = [Item(f"id{i}", f"/p/{i}.jpg", 10, 1.0, f"text {i}") for i in range(n)]
+    vecs = {"image": np.eye(n, 4, dtype=np.float32), "text": np.ones((n, 3), np.float32)}
+    manifest = store.new_manifest({"image": {"id": image_id}, "text": {"id": "txt@1"}}, {}, n)
+    store.write_generation(st, manifest, items, vecs, [("/p/bad.jpg", "corrupt")])
+
+
+def test_roundtrip_and_atomic_publish(tmp_path):
+    st = Store(tmp_path / "s")
+    _write(st, 3)
+    gen = st.require()
+    assert gen.count == 3 and gen.items[1].text == "text 1"
+    assert gen.vectors["image"].shape == (3, 4)
+    assert (gen.dir / "skipped.tsv").read_text() == "/p/bad.jpg\tcorrupt\n"
+    first = gen.dir
+    _write(st, 2)
+    _write(st, 4)
+    gens = sorted(p.name for p in (tmp_path / "s").glob("gen-*"))
+    assert len(gens) == 2  # the live one and the previous one, for readers in flight
+    assert first.name not in gens
+    assert st.require().count == 4
+    assert not list((tmp_path / "s").glob(".*tmp"))
+
+
+def test_stale_version_and_foreign_encoders_are_refused(tmp_path):
+    st = Store(tmp_path / "s")
+    _write(st, 2)
+    gen = st.require()
+    with pytest.raises(UserError, match="built with image encoder img@1, not img@2"):
+        store.check_encoders(gen.manifest, {"image": "img@2", "text": None}, st.root)
+    manifest = json.loads((gen.dir / "manifest.json").read_text())
+    manifest["version"] = 99
+    (gen.dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="format version 99"):
+        st.require()
+
+
+def test_mismatched_arrays_are_refused(tmp_path):
+    st = Store(tmp_path / "s")
+    _write(st, 3)
+    np.save(st.current_dir() / "image.npy", np.zeros((2, 4), np.float32))
+    with pytest.raises(UserError, match="does not match the manifest"):
+        st.require()
+
+
+def test_missing_store_says_how_to_make_one(tmp_path):
+    with pytest.raises(UserError, match="imgsearch index"):
+        Store(tmp_path / "nothing").require()
+
+
+def test_second_writer_is_refused(tmp_path):
+    st = Store(tmp_path / "s")
+    entered, release = threading.Event(), threading.Event()
+
+    def hold():
+        with st.lock():
+            entered.set()
+            release.wait(5)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    entered.wait(5)
+    try:
+        with pytest.raises(UserError, match="being written by imgsearch"), Store(tmp_path / "s").lock():
+            pass
+    finally:
+        release.set()
+        t.join()
+    with st.lock():  # free again
+        pass
+
+
+def test_chunks_roundtrip_and_ignore_other_encoders(tmp_path):
+    st = Store(tmp_path / "s")
+    items = [Item("a", "/a.jpg", 1, 1.0, None, {"colours": [["red", 0.9]]})]
+    store.save_chunk(st, 0, {"image": "x"}, items, {"image": np.ones((1, 2), np.float32)})
+    store.save_chunk(st, 1, {"image": "other"}, items, {"image": np.ones((1, 2), np.float32)})
+    (st.partial_dir / "chunk-000002.npz").write_bytes(b"cut short by a kill")
+    got, vecs = store.load_chunks(st, {"image": "x"})
+    assert [i.path for i in got] == ["/a.jpg"] and got[0].tags["colours"] == [["red", 0.9]]
+    assert len(vecs["image"]) == 1
