@@ -22,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @app.callback()
@@ -113,6 +113,134 @@ def embed(
         from imgsearch.render import print_embed_report
 
         print_embed_report(err, report)
+
+
+TreesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--trees",
+        help="Annoy trees (default 10). More trees: bigger index, slightly better recall; "
+        "query-time --search-k is the cheaper knob.",
+    ),
+]
+
+
+@app.command()
+def index(
+    target: Annotated[
+        Path, typer.Argument(help="Image folder (embedded incrementally), or an embeddings dir to index.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Where the index goes (default: TARGET/.imgsearch).")
+    ] = None,
+    image_encoder: ImageEncoderOpt = "efficientnet-lite0",
+    text_encoder: TextEncoderOpt = "minilm",
+    weights: WeightsOpt = None,
+    meta: MetaOpt = None,
+    text_columns: ColumnsOpt = None,
+    auto_tags: Annotated[
+        bool, typer.Option(help="Give images without metadata text their auto tags as text.")
+    ] = True,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Embed everything again.")] = False,
+    trees: TreesOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Embed what is new or changed in a folder and build its search index.
+
+    Only new or changed files (path, size, mtime) are embedded; deleted files drop out.
+    The index lives in TARGET/.imgsearch and is replaced atomically: queries running
+    meanwhile see the old index or the new one. Collections under 8,000 items are
+    searched exactly; larger ones through Annoy (recall@10 ≥ 0.98 measured at 100k).
+    """
+    from imgsearch.build import index_folder
+    from imgsearch.embed import EmbedOptions
+    from imgsearch.progress import make_progress
+
+    if meta and not text_columns:
+        raise _fail("--meta needs --text-columns (e.g. --text-columns productDisplayName)")
+    options = EmbedOptions(
+        image_encoder, text_encoder, weights, meta, _split_columns(text_columns), auto_tags, rebuild
+    )
+    progress = make_progress(err, quiet)
+    try:
+        report = index_folder(target, options, out=out, trees=trees, progress=progress)
+    finally:
+        if progress:
+            progress.stop()
+    if not quiet:
+        from imgsearch.render import print_embed_report
+
+        if report.embed:
+            print_embed_report(err, report.embed)
+        built = ", ".join(
+            f"{s}: {i['method']}" + (f" ({i['trees']} trees)" if i["trees"] else "")
+            for s, i in report.indexes.items()
+        )
+        err.print(
+            f"index {'built' if report.rebuilt else 'up to date'} at {report.store} ({built})",
+            highlight=False,
+        )
+
+
+@app.command()
+def query(
+    images: Annotated[
+        list[str] | None, typer.Argument(help="Query images (paths), or - for image bytes on stdin.")
+    ] = None,
+    text: Annotated[
+        list[str] | None,
+        typer.Option("--text", "-t", help='Query text; repeatable; "2:red bag" weighs it 2.'),
+    ] = None,
+    not_text: Annotated[
+        list[str] | None, typer.Option("--not", help="Text to move away from; repeatable.")
+    ] = None,
+    not_image: Annotated[
+        list[str] | None, typer.Option("--not-image", help="Image to move away from; repeatable.")
+    ] = None,
+    weight: Annotated[
+        str | None,
+        typer.Option("--weight", help="Space weights, e.g. image=0.3,text=0.7,colour=1 (default 1 each)."),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", "-k", help="Number of results.")] = 10,
+    index_path: Annotated[
+        Path | None, typer.Option("--index", help="Index dir (default: nearest .imgsearch upwards).")
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", help="table | paths | json | tsv (default: table on a terminal, else paths)."
+        ),
+    ] = None,
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            "--batch",
+            help='JSON-lines file of queries (or -): {"image": [...], "text": [...], '
+            '"not": [...], "not_image": [...], "k": 10, "weight": {...}}; answers as JSON lines.',
+        ),
+    ] = None,
+) -> None:
+    """Search by image, by text, or both; results ranked by fused, calibrated scores.
+
+    Each space (image, text, colour) is standardised per query, then summed with weights.
+    Exit status: 0 with results, 1 with none, 2 on error.
+    """
+    from imgsearch import render
+    from imgsearch.build import find_store
+    from imgsearch.search import Searcher, build_query
+
+    fmt = fmt or ("table" if sys.stdout.isatty() else "paths")
+    if fmt not in render.FORMATS:
+        raise _fail(f"--format must be one of {', '.join(render.FORMATS)}")
+    searcher = Searcher(find_store(index_path).require())
+    if batch is not None:
+        from imgsearch.batch import run_batch
+
+        raise typer.Exit(run_batch(searcher, batch, sys.stdout))
+    q = build_query(images or [], text or [], not_text or [], not_image or [], top, weight)
+    hits = searcher.search(q)
+    render.render_hits(hits, fmt, sys.stdout if fmt != "table" else None)
+    raise typer.Exit(0 if hits else 1)
 
 
 def main() -> None:

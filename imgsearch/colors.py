@@ -59,9 +59,9 @@ _CHROMATIC: dict[str, tuple[tuple[float, float, float], ...]] = {
     "blue": ((48, 40, 285), (70, 18, 250), (60, 30, 265), (78, 15, 280)),
     "green": ((70, 45, 137), (40, 20, 155), (75, 15, 170)),
     "olive": ((40, 20, 100),),
-    "yellow": ((85, 70, 95),),
-    "mustard": ((65, 55, 80),),
-    "orange": ((62, 65, 55),),
+    "yellow": ((85, 67, 93), (81, 41, 91)),
+    "mustard": ((62, 45, 82),),
+    "orange": ((62, 65, 50), (72, 53, 64)),
     "red": ((46, 63, 28), (54, 45, 20)),
     "maroon": ((26, 25, 15), (35, 40, 18)),
     "pink": ((57, 50, 3), (72, 26, 358)),
@@ -72,6 +72,27 @@ _CHROMATIC: dict[str, tuple[tuple[float, float, float], ...]] = {
     "tan": ((60, 30, 65),),
     "beige": ((73, 18, 80), (87, 12, 84)),
     "cream": ((93, 10, 95),),
+}
+
+#: Saturated "web colour" anchors (sRGB) per name.  Studio product colours above are
+#: muted, but flat graphics and very saturated products should still get the obvious
+#: name -- and Lab hue drifts with chroma (pure sRGB blue sits at hue ~306 degrees,
+#: next to purple; pure red at ~40, next to orange), so muted prototypes alone
+#: would misname them.
+_ANCHORS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "navy blue": ((0, 0, 128), (25, 25, 112)),
+    "blue": ((0, 0, 255), (30, 144, 255), (65, 105, 225)),
+    "green": ((0, 128, 0), (0, 255, 0), (34, 139, 34)),
+    "olive": ((128, 128, 0),),
+    "yellow": ((255, 255, 0),),
+    "orange": ((255, 165, 0), (255, 140, 0)),
+    "red": ((255, 0, 0), (220, 20, 60)),
+    "maroon": ((128, 0, 0),),
+    "pink": ((255, 192, 203), (255, 105, 180)),
+    "magenta": ((255, 0, 255),),
+    "purple": ((128, 0, 128),),
+    "brown": ((139, 69, 19), (165, 42, 42)),
+    "tan": ((210, 180, 140),),
 }
 
 #: Every name the namer can emit, in the fixed order used by histogram vectors.
@@ -130,9 +151,14 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
 
 def _proto_table() -> tuple[np.ndarray, np.ndarray]:
-    """Flatten _CHROMATIC into (palette index per prototype, Px3 LCh array)."""
+    """Flatten _CHROMATIC and _ANCHORS into (palette index per prototype, Px3 LCh array)."""
     idx = [PALETTE_NAMES.index(name) for name, protos in _CHROMATIC.items() for _ in protos]
     lch = [p for protos in _CHROMATIC.values() for p in protos]
+    for name, rgbs in _ANCHORS.items():
+        lab = rgb_to_lab(np.array(rgbs, dtype=np.float64))
+        hue = np.degrees(np.arctan2(lab[:, 2], lab[:, 1])) % 360.0
+        idx += [PALETTE_NAMES.index(name)] * len(rgbs)
+        lch += [(lab[i, 0], float(np.hypot(lab[i, 1], lab[i, 2])), hue[i]) for i in range(len(rgbs))]
     return np.array(idx), np.array(lch, dtype=np.float64)
 
 

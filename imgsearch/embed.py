@@ -104,6 +104,14 @@ def embed(
     inputs: list[str], target: Store, options: EmbedOptions, progress: Progress | None = None, stdin=None
 ) -> EmbedReport:
     """Embed ``inputs`` into the store at ``target`` and publish a new generation."""
+    with target.lock():
+        return embed_locked(inputs, target, options, progress, stdin)
+
+
+def embed_locked(
+    inputs: list[str], target: Store, options: EmbedOptions, progress: Progress | None = None, stdin=None
+) -> EmbedReport:
+    """``embed`` for a caller that already holds ``target.lock()``."""
     progress = progress or _NoProgress()
     started = time.perf_counter()
     entries, missing = scan(inputs, stdin)
@@ -112,17 +120,15 @@ def embed(
     meta = read_metadata(options.meta, options.text_columns) if options.meta else None
     texts = {e.path: meta.text(e.path, options.text_columns) if meta else None for e in entries}
     models = _Models(options)
-    with target.lock():
-        previous = None if options.rebuild else target.load(mmap=False)
-        if previous is not None:
-            store.check_encoders(previous.manifest, _expected_ids(options, models), target.root)
-        reuse = _reusable(previous, target, models if entries else None)
-        todo = [e for e in entries if not _can_reuse(reuse, e, texts[e.path], options)]
-        report = EmbedReport(target.root)
-        report.skipped = list(missing)
-        done = _embed_todo(todo, texts, models, target, options, progress, report)
-        reuse.update(done)
-        _publish(entries, texts, reuse, previous, models, target, options, report)
+    previous = None if options.rebuild else target.load(mmap=False)
+    if previous is not None:
+        store.check_encoders(previous.manifest, _expected_ids(options, models), target.root)
+    reuse = _reusable(previous, target, models if entries else None)
+    todo = [e for e in entries if not _can_reuse(reuse, e, texts[e.path], options)]
+    report = EmbedReport(target.root)
+    report.skipped = list(missing)
+    reuse.update(_embed_todo(todo, texts, models, target, options, progress, report))
+    _publish(entries, reuse, previous, models, target, options, report)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -258,7 +264,6 @@ def _embed_chunk(good, texts, image, text_encoder, options) -> tuple[list[Item],
 
 def _publish(
     entries,
-    texts,
     reuse: _Reuse,
     previous,
     models: _Models,

@@ -25,3 +25,64 @@ def print_embed_report(console: Console, report) -> None:
             console.print(f"  {path}: {reason}", highlight=False, markup=False)
         if len(report.skipped) > 5:
             console.print(f"  … and {len(report.skipped) - 5} more", highlight=False)
+
+
+FORMATS = ("table", "paths", "json", "tsv")
+
+
+def _display_path(path: str) -> str:
+    import os
+
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def hit_json(hit) -> dict:
+    return {
+        "rank": hit.rank,
+        "score": round(hit.score, 4),
+        "path": hit.item.path,
+        "id": hit.item.id,
+        "text": hit.item.text,
+        "scores": {s: round(v, 4) for s, v in hit.scores.items()},
+        "z": {s: round(v, 3) for s, v in hit.z.items()},
+        "tags": hit.item.tags,
+    }
+
+
+def render_hits(hits: list, fmt: str, out) -> None:
+    """Write ``hits`` to the text stream ``out`` in one of ``FORMATS``."""
+    import json
+
+    if fmt == "paths":
+        out.writelines(f"{h.item.path}\n" for h in hits)
+    elif fmt == "json":
+        out.writelines(json.dumps(hit_json(h), ensure_ascii=False) + "\n" for h in hits)
+    elif fmt == "tsv":
+        for h in hits:
+            text = (h.item.text or "").replace("\t", " ").replace("\n", " ")
+            out.write(f"{h.rank}\t{h.score:.4f}\t{h.item.path}\t{text}\n")
+    else:
+        print_table(hits, Console(file=out) if out is not None else Console())
+
+
+def print_table(hits: list, console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("path", overflow="fold")
+    spaces = list(hits[0].z) if hits else []
+    for space in spaces:
+        table.add_column(space, justify="right", style="dim")
+    table.add_column("text", overflow="ellipsis", max_width=60)
+    for h in hits:
+        table.add_row(
+            str(h.rank),
+            f"{h.score:.2f}",
+            _display_path(h.item.path),
+            *(f"{h.z[s]:.1f}" for s in spaces),
+            h.item.text or "",
+        )
+    console.print(table)

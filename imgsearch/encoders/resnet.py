@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,9 @@ class ResNet50Encoder:
 
         self.batch_size = batch_size
         try:
-            model = keras.applications.ResNet50(weights=str(weights) if weights else None)
+            # keras reports downloads on stdout, which belongs to our results
+            with contextlib.redirect_stdout(sys.stderr):
+                model = keras.applications.ResNet50(weights=str(weights) if weights else None)
         except Exception as exc:  # keras raises several types when the download fails
             if weights == "imagenet":
                 raise UserError(OFFLINE_HINT) from exc

@@ -1,0 +1,265 @@
+"""Nearest-neighbour search over one vector space.
+
+Rows are float32 and L2-normalised, so cosine similarity is a plain dot product.
+Small collections are searched exactly with numpy: below ``EXACT_BELOW`` rows that
+is faster than Annoy as well as exact, and there is no index file to build or keep
+in sync.  Larger collections go through an Annoy forest memory-mapped from disk;
+Annoy only proposes candidates, which are re-scored against the stored vectors, so
+every score this module returns is an exact cosine whichever path produced it.
+
+An all-zero row means "this item has no vector in this space": it is never added
+to the Annoy index and never returned by either path.
+
+Speed against recall: recall rises and latency grows with ``search_k`` (per query,
+no rebuild needed) and with ``trees`` (at build time; costs build time and disk).
+See the constants below and ``bench/query_latency.py`` for the measured trade-off.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import annoy
+import numpy as np
+
+from imgsearch.cache import atomic_path
+
+# All figures: bench/query_latency.py, 100k clustered synthetic unit vectors, k=10,
+# 200 held-out queries, 2-core x86_64 AMD EPYC (shared), annoy 1.17.3 (no AVX), numpy 2.4.
+
+# Trees: at search_k=4000 recall@10 was 0.984 / 0.977 / 0.985 with 10 / 25 / 50 trees
+# (dim 384) and 0.987 / 0.984 / 0.988 (dim 1280): more trees bought no recall at this
+# budget but cost build time (384: 6.8 / 11.2 / 22.0 s; 1280: 16.6 / 36.2 / 46.1 s) and
+# disk (384: 163 / 186 / 224 MB; 1280: 504 / 526 / 562 MB; the vectors alone are 147 / 488 MB).
+DEFAULT_TREES = 10
+
+# search_k = max(k, MIN_CANDIDATES) * this.  With 10 trees, per-result budgets
+# 50 / 100 / 200 / 400 / 800 / 1600 gave recall@10 0.861 / 0.911 / 0.945 / 0.984 / 1.000 / 1.000
+# at p50 0.32 / 0.42 / 0.59 / 1.10 / 2.28 / 4.34 ms (dim 384), and 0.922 / 0.935 / 0.963 /
+# 0.987 / 0.998 / 1.000 at p50 0.85 / 1.09 / 1.16 / 1.49 / 2.27 / 6.16 ms (dim 1280).
+# 400 is the smallest that clears the 0.97 target in both; p99 1.9 ms / 2.9 ms.
+# Trade speed for recall by passing search_k to VectorIndex.search (200 per result: ~0.95,
+# about half the time; 800: ~1.0, about twice the time), or more trees at build time.
+DEFAULT_SEARCH_K_PER_RESULT = 400
+
+# Exact numpy p50 vs Annoy (defaults above) p50, single-threaded BLAS, in ms:
+#   dim 384:  5k 0.27 vs 0.47, 8k 0.50 vs 0.74, 9k 0.79 vs 0.75, 10k 1.02 vs 0.80,
+#             20k 2.30 vs 0.72, 100k 14.6 vs 0.96;
+#   dim 1280: 5k 1.56 vs 1.74, 6k 1.92 vs 1.64, 8k 2.56 vs 2.22, 10k 3.33 vs 2.07,
+#             20k 9.1 vs 1.9, 100k 32.1 vs 2.1.
+# The crossover is ~9k rows at dim 384 and ~5.5k at dim 1280; 8k is between, and just
+# below it exact search costs at most ~0.4 ms more while needing no build or index file.
+# (With OpenBLAS's default 2 threads on this shared box, exact from ~20k rows got slower and
+# noisier still: 4-12 ms at 20k rows.)
+EXACT_BELOW = 8_000
+
+# Annoy is asked for at least this many candidates, so a k=1 query gets the search budget
+# that recall@10 was measured with.  Asking for more candidates than k gains nothing:
+# Annoy already ranks every item it inspects by exact distance (100k x 384, search_k=4000:
+# recall@10 0.984 with 10, 20 or 50 candidates re-scored).
+MIN_CANDIDATES = 10
+
+# Fixed so that rebuilding the same vectors gives the same file.
+_ANNOY_SEED = 1234
+
+
+def _as_matrix(vectors: np.ndarray) -> np.ndarray:
+    """The stored rows as a 2-D float32 array (no copy when already so)."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2:
+        raise ValueError(f"vectors must be 2-D (rows, dim), got shape {matrix.shape}")
+    return matrix
+
+
+def _valid_rows(vectors: np.ndarray) -> np.ndarray:
+    """Boolean mask of rows that hold a vector (all-zero rows are 'no vector')."""
+    return np.any(vectors != 0, axis=1)
+
+
+def _unit_query(query: np.ndarray, dim: int) -> np.ndarray | None:
+    """The query as a unit float32 vector, or None when it is all zeros.
+
+    Normalising here keeps the returned scores true cosines even if a caller
+    passes an unnormalised query; for a unit query it changes nothing.
+    """
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    if q.shape[0] != dim:
+        raise ValueError(f"query has dimension {q.shape[0]}, index has {dim}")
+    norm = float(np.linalg.norm(q))
+    return None if norm == 0.0 else q / np.float32(norm)
+
+
+def _empty() -> tuple[np.ndarray, np.ndarray]:
+    return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+
+
+def _best_first(rows: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best (rows, sims) pairs, highest score first, ties by row id."""
+    if k < len(rows):
+        keep = np.argpartition(-sims, k - 1)[:k]
+        rows, sims = rows[keep], sims[keep]
+    order = np.lexsort((rows, -sims))
+    return rows[order].astype(np.int64, copy=False), sims[order].astype(np.float32, copy=False)
+
+
+def _save_annoy(vectors: np.ndarray, rows: np.ndarray, path: Path, trees: int) -> None:
+    """Build an angular Annoy forest over ``rows`` and write it to ``path`` atomically.
+
+    Item ids are the row numbers, so skipped rows leave holes that Annoy never
+    returns.  Rows go in as lists: measurably faster than numpy rows in add_item.
+    """
+    index = annoy.AnnoyIndex(vectors.shape[1], "angular")
+    index.set_seed(_ANNOY_SEED)
+    for row in rows.tolist():
+        index.add_item(row, vectors[row].tolist())
+    index.build(trees, n_jobs=-1)
+    with atomic_path(path) as tmp:
+        if not index.save(str(tmp)):
+            raise OSError(f"annoy could not write {tmp}")
+        index.unload()  # release the mmap of tmp before it is renamed
+
+
+def build_index(
+    vectors: np.ndarray,
+    path: Path,
+    *,
+    trees: int | None = None,
+    exact_below: int = EXACT_BELOW,
+) -> dict[str, Any]:
+    """Build what ``VectorIndex.load`` needs for ``vectors``; return its JSON-able description.
+
+    With fewer than ``exact_below`` non-zero rows nothing is written: exact search
+    is faster there.  Otherwise an Annoy index with ``trees`` trees (default
+    ``DEFAULT_TREES``) replaces ``path`` atomically.  ``rows`` in the result is
+    ``len(vectors)``, so a later load can tell the index was built for other vectors.
+    """
+    matrix = _as_matrix(vectors)
+    rows = np.flatnonzero(_valid_rows(matrix))
+    info: dict[str, Any] = {
+        "method": "exact",
+        "trees": 0,
+        "count": len(rows),
+        "dim": int(matrix.shape[1]),
+        "rows": int(matrix.shape[0]),
+    }
+    if len(rows) < exact_below:
+        return info
+    n_trees = DEFAULT_TREES if trees is None else int(trees)
+    if n_trees < 1:
+        raise ValueError(f"trees must be >= 1, got {n_trees}")
+    _save_annoy(matrix, rows, Path(path), n_trees)
+    return {**info, "method": "annoy", "trees": n_trees}
+
+
+class VectorIndex:
+    """Top-k cosine search over the rows of one vector matrix.
+
+    Holds the vectors (needed for exact scores on both paths) and, for large
+    collections, a memory-mapped Annoy index that proposes candidates.
+    """
+
+    def __init__(self, vectors: np.ndarray, annoy_index: annoy.AnnoyIndex | None = None, trees: int = 0):
+        self._vectors = _as_matrix(vectors)
+        self._valid = _valid_rows(self._vectors)
+        self._all_valid = bool(self._valid.all())
+        self._count = int(self._valid.sum())
+        self._annoy = annoy_index
+        self._trees = trees
+
+    @classmethod
+    def load(cls, vectors: np.ndarray, path: Path | None, info: dict[str, Any]) -> VectorIndex:
+        """Open the index that ``build_index`` described with ``info`` for these ``vectors``.
+
+        The Annoy file is memory-mapped without prefaulting, so opening is instant
+        and only the pages a query touches are read.  Raises ValueError when
+        ``info`` does not match ``vectors`` (a stale index would miss new rows).
+        """
+        matrix = _as_matrix(vectors)
+        _check_info(matrix, info)
+        if info.get("method") != "annoy":
+            return cls(matrix)
+        if path is None:
+            raise ValueError("info says 'annoy' but no index path was given")
+        index = annoy.AnnoyIndex(matrix.shape[1], "angular")
+        if not index.load(str(path), prefault=False):
+            raise OSError(f"annoy could not load {path}")
+        loaded = cls(matrix, index, int(info.get("trees", DEFAULT_TREES)))
+        if info.get("count") is not None and int(info["count"]) != len(loaded):
+            loaded.close()
+            raise ValueError(f"index holds {info['count']} vectors, matrix has {len(loaded)}; rebuild it")
+        return loaded
+
+    @property
+    def method(self) -> str:
+        return "exact" if self._annoy is None else "annoy"
+
+    def __len__(self) -> int:
+        """Number of searchable (non-zero) rows."""
+        return self._count
+
+    def close(self) -> None:
+        """Release the Annoy memory map (searches fall back to exact afterwards)."""
+        if self._annoy is not None:
+            self._annoy.unload()
+            self._annoy = None
+
+    def search(
+        self, query: np.ndarray, k: int, *, search_k: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` rows most similar to ``query``: (row ids int64, cosines float32), best first.
+
+        ``search_k`` is Annoy's node budget (ignored on the exact path); None means
+        ``max(k, MIN_CANDIDATES) * DEFAULT_SEARCH_K_PER_RESULT``.  Raise it for
+        recall, lower it for speed.  Fewer than ``k`` results come back only when
+        fewer rows are searchable.
+        """
+        q = _unit_query(query, self._vectors.shape[1])
+        if q is None or k <= 0 or self._count == 0:
+            return _empty()
+        if self._annoy is None:
+            return self._search_exact(q, k)
+        return self._search_annoy(q, k, search_k)
+
+    def search_batch(
+        self, queries: np.ndarray, k: int, *, search_k: int | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``search`` for each row of a 2-D ``queries`` array."""
+        return [self.search(q, k, search_k=search_k) for q in np.atleast_2d(queries)]
+
+    def scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact cosine of ``query`` with each of ``rows`` (float32, same order).
+
+        Zero rows score 0.  Used to re-rank candidates coming from another space.
+        """
+        idx = np.asarray(rows, dtype=np.int64).reshape(-1)
+        q = _unit_query(query, self._vectors.shape[1])
+        if q is None:
+            return np.zeros(len(idx), dtype=np.float32)
+        return (self._vectors[idx] @ q).astype(np.float32, copy=False)
+
+    def _search_exact(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        sims = self._vectors @ q
+        if self._all_valid:
+            return _best_first(np.arange(len(sims)), sims, k)
+        rows = np.flatnonzero(self._valid)
+        return _best_first(rows, sims[rows], k)
+
+    def _search_annoy(self, q: np.ndarray, k: int, search_k: int | None) -> tuple[np.ndarray, np.ndarray]:
+        assert self._annoy is not None
+        n = max(k, MIN_CANDIDATES)
+        budget = n * DEFAULT_SEARCH_K_PER_RESULT if search_k is None else int(search_k)
+        found = self._annoy.get_nns_by_vector(q.tolist(), n, search_k=budget)
+        rows = np.asarray(found, dtype=np.int64)
+        rows = rows[self._valid[rows]]  # belt and braces: holes are never added
+        return _best_first(rows, self._vectors[rows] @ q, k)
+
+
+def _check_info(vectors: np.ndarray, info: dict[str, Any]) -> None:
+    """Refuse an ``info`` that was built for vectors of another shape."""
+    dim = info.get("dim")
+    if dim is not None and int(dim) != vectors.shape[1]:
+        raise ValueError(f"index was built for dimension {dim}, vectors have {vectors.shape[1]}")
+    rows = info.get("rows")
+    if rows is not None and int(rows) != vectors.shape[0]:
+        raise ValueError(f"index was built for {rows} rows, vectors have {vectors.shape[0]}; rebuild it")

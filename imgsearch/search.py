@@ -1,0 +1,262 @@
+"""Query parsing and fusion: image, text and colour evidence merged into one ranking.
+
+Each *space* (image vectors, text vectors, colour histograms) turns the
+query into one vector: weighted positives minus weighted negatives. Every
+active space proposes candidates from its index; the union is then re-scored
+exactly in every active space.
+
+Calibration: cosines of different encoders live on different scales (MiniLM
+title cosines spread over 0.0-0.7, Lite0 image cosines over 0.3-0.9), so each
+space's raw score is standardised per query: z = (s - mean) / std, with mean
+and std measured over a fixed random sample of the whole collection. A z of 3
+means "three standard deviations better than a typical item for this query"
+in any space, so weights compare like with like. The fused score is
+``sum(weight[space] * z[space])``.
+
+Colour is its own space on purpose: in a sentence embedding the word "red"
+is swamped by the rest of the query and matches red items of every kind, and
+an image query pulls towards its own colour. The colour space scores the
+foreground colour histogram of each image against the colour words of the
+text, so "handbag photo + red" finds red handbags. A trained image→text
+head (``imgsearch train``) drops in as one more space.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imgsearch import colors
+from imgsearch import index as ann
+from imgsearch.errors import UserError
+from imgsearch.images import ImageError, load_rgb_array
+from imgsearch.store import Generation, Item
+
+DEFAULT_WEIGHTS = {"image": 1.0, "text": 1.0, "colour": 1.0}
+CANDIDATES_PER_SPACE = 300  # the fused re-rank sees this many nearest items per space (≥ 10·k)
+CALIBRATION_SAMPLE = 2000
+_WEIGHTED = re.compile(r"^\s*([+-]?\d+(?:\.\d*)?)\s*:(.*)$")
+
+
+@dataclass
+class Query:
+    """What the user asked: positives and negatives per modality, each with a weight."""
+
+    images: list[tuple[str, float]] = field(default_factory=list)  # path, or "-" for stdin bytes
+    texts: list[tuple[str, float]] = field(default_factory=list)
+    not_texts: list[tuple[str, float]] = field(default_factory=list)
+    not_images: list[tuple[str, float]] = field(default_factory=list)
+    k: int = 10
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not (self.images or self.texts)
+
+
+def parse_weighted(value: str) -> tuple[str, float]:
+    """rclip-style ``"2:red bag"`` → ("red bag", 2.0); plain text has weight 1."""
+    match = _WEIGHTED.match(value)
+    if match and match[2].strip():
+        return match[2].strip(), float(match[1])
+    return value.strip(), 1.0
+
+
+def parse_space_weights(value: str | None) -> dict[str, float]:
+    """``"image=0.3,text=0.7"`` → {"image": 0.3, "text": 0.7}."""
+    weights: dict[str, float] = {}
+    for part in (value or "").split(","):
+        if not part.strip():
+            continue
+        name, _, number = part.partition("=")
+        name = name.strip()
+        if name not in DEFAULT_WEIGHTS:
+            raise UserError(f"--weight: unknown space {name!r}; use {', '.join(DEFAULT_WEIGHTS)}")
+        try:
+            weights[name] = float(number)
+        except ValueError:
+            raise UserError(f"--weight: {part.strip()!r} is not name=number") from None
+    return weights
+
+
+def build_query(images=(), texts=(), not_texts=(), not_images=(), k: int = 10, weights=None) -> Query:
+    if k < 1:
+        raise UserError("-k/--top must be at least 1")
+    q = Query(
+        images=[parse_weighted(x) for x in images],
+        texts=[parse_weighted(x) for x in texts],
+        not_texts=[parse_weighted(x) for x in not_texts],
+        not_images=[parse_weighted(x) for x in not_images],
+        k=k,
+        weights=weights if isinstance(weights, dict) else parse_space_weights(weights),
+    )
+    if q.is_empty():
+        raise UserError("empty query: give a query image and/or --text (see `imgsearch query --help`)")
+    return q
+
+
+@dataclass
+class Hit:
+    rank: int
+    score: float
+    item: Item
+    scores: dict[str, float]  # raw per-space scores (cosines, colour match)
+    z: dict[str, float]  # per-space standardised scores that were fused
+
+
+class QueryEncoder:
+    """Loads, on first use, the encoders the index was built with, and refuses others."""
+
+    def __init__(self, manifest: dict, *, stdin_bytes: bytes | None = None) -> None:
+        self.specs = manifest["encoders"]
+        self._image = None
+        self._text = None
+        self._stdin = stdin_bytes
+
+    def _check(self, encoder, role: str):
+        want = self.specs[role]["id"]
+        if encoder.spec.id != want:
+            raise UserError(
+                f"the index was built with {role} encoder {want}, but {encoder.spec.id} is "
+                "installed: rebuild it with `imgsearch index --rebuild`"
+            )
+        return encoder
+
+    def image(self):
+        if self._image is None:
+            from imgsearch.encoders import load_image_encoder
+
+            name = self.specs["image"]["name"]
+            self._image = self._check(load_image_encoder(name), "image")
+        return self._image
+
+    def text(self):
+        if self._text is None:
+            from imgsearch.encoders import load_text_encoder
+
+            self._text = self._check(load_text_encoder(self.specs["text"]["name"]), "text")
+        return self._text
+
+    def read_image(self, source: str) -> np.ndarray:
+        encoder = self.image()
+        try:
+            if source == "-":
+                if self._stdin is None:
+                    self._stdin = sys.stdin.buffer.read()
+                return load_rgb_array(self._stdin, encoder.image_size)
+            return load_rgb_array(Path(source), encoder.image_size)
+        except ImageError as exc:
+            raise UserError(f"query image {source}: {exc}") from None
+
+    def images(self, sources: list[str]) -> np.ndarray:
+        pixels = np.stack([self.read_image(s) for s in sources])
+        return self.image().encode(pixels).features
+
+    def texts(self, texts: list[str]) -> np.ndarray:
+        return self.text().encode(texts)
+
+
+class Searcher:
+    """Answers queries against one store generation; encoders load only if a query needs them."""
+
+    def __init__(self, gen: Generation, encoder: QueryEncoder | None = None) -> None:
+        self.gen = gen
+        self.encoder = encoder or QueryEncoder(gen.manifest)
+        self.indexes: dict[str, ann.VectorIndex] = {}
+        for space in ("image", "text"):
+            if space in gen.vectors:
+                info = gen.manifest["spaces"][space].get("index") or {"method": "exact"}
+                path = gen.dir / info["file"] if info.get("file") else None
+                try:
+                    self.indexes[space] = ann.VectorIndex.load(gen.vectors[space], path, info)
+                except (ValueError, OSError) as exc:
+                    raise UserError(f"{gen.dir}: {exc}; rebuild it with `imgsearch index`") from None
+        rng = np.random.default_rng(0)
+        n = gen.count
+        self._sample = np.sort(rng.choice(n, size=min(n, CALIBRATION_SAMPLE), replace=False))
+
+    def query_vectors(self, q: Query) -> dict[str, np.ndarray]:
+        """One vector per active space: weighted positives minus weighted negatives."""
+        out: dict[str, np.ndarray] = {}
+        if q.images or q.not_images:
+            sources = [s for s, _ in q.images + q.not_images]
+            signs = [w for _, w in q.images] + [-w for _, w in q.not_images]
+            vecs = self.encoder.images(sources)
+            if q.images:
+                out["image"] = np.asarray(signs, np.float32) @ vecs
+        if q.texts:
+            texts = [t for t, _ in q.texts + q.not_texts]
+            signs = [w for _, w in q.texts] + [-w for _, w in q.not_texts]
+            if "text" in self.gen.vectors:
+                out["text"] = np.asarray(signs, np.float32) @ self.encoder.texts(texts)
+            colour = _colour_target(q)
+            if colour is not None and "colour" in self.gen.vectors:
+                out["colour"] = colour
+        return out
+
+    def search(self, q: Query, *, exclude: set[int] | None = None) -> list[Hit]:
+        vectors = self.query_vectors(q)
+        weights = {s: q.weights.get(s, DEFAULT_WEIGHTS[s]) for s in vectors}
+        active = {s: v for s, v in vectors.items() if weights[s] != 0}
+        if not active:
+            return []
+        candidates = self._candidates(active, q.k + len(exclude or ()))
+        if exclude:
+            candidates = np.setdiff1d(candidates, np.fromiter(exclude, np.int64))
+        raw = {s: self._raw_scores(s, v, candidates) for s, v in active.items()}
+        z = {s: self._standardise(s, v, raw[s], candidates) for s, v in active.items()}
+        fused = sum(weights[s] * z[s] for s in active)
+        order = np.argsort(-fused, kind="stable")[: q.k]
+        return [
+            Hit(
+                rank + 1,
+                float(fused[i]),
+                self.gen.items[candidates[i]],
+                {s: float(raw[s][i]) for s in active},
+                {s: float(z[s][i]) for s in active},
+            )
+            for rank, i in enumerate(order)
+        ]
+
+    def _candidates(self, active: dict[str, np.ndarray], k: int) -> np.ndarray:
+        n = max(CANDIDATES_PER_SPACE, 10 * k)
+        found = []
+        for space, vec in active.items():
+            if space in self.indexes:
+                found.append(self.indexes[space].search(vec, n)[0])
+            else:
+                scores = self._raw_all(space, vec)
+                found.append(np.argsort(-scores)[:n])
+        return np.unique(np.concatenate(found)).astype(np.int64)
+
+    def _raw_all(self, space: str, vec: np.ndarray) -> np.ndarray:
+        return np.asarray(self.gen.vectors[space] @ vec, np.float32)
+
+    def _raw_scores(self, space: str, vec: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        if space in self.indexes:
+            return self.indexes[space].scores(vec, rows)
+        return np.asarray(self.gen.vectors[space][rows] @ vec, np.float32)
+
+    def _standardise(self, space: str, vec: np.ndarray, raw: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        sample = self._raw_scores(space, vec, self._sample)
+        if space == "text":
+            has_text = np.abs(self.gen.vectors["text"][self._sample]).sum(axis=1) > 0
+            sample = sample[has_text] if has_text.any() else sample
+        mean, std = float(sample.mean()), float(sample.std()) or 1.0
+        z = (raw - mean) / std
+        if space == "text":  # an item without text is neutral, neither boosted nor buried
+            missing = np.abs(self.gen.vectors["text"][rows]).sum(axis=1) == 0
+            z[missing] = 0.0
+        return z.astype(np.float32)
+
+
+def _colour_target(q: Query) -> np.ndarray | None:
+    total = None
+    for text, weight in q.texts + [(t, -w) for t, w in q.not_texts]:
+        target = colors.text_colour_query(text)
+        if target is not None:
+            total = weight * target if total is None else total + weight * target
+    return None if total is None else np.asarray(total, np.float32)
