@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: real sample photos shipped inside scikit-image's wheel, copied into a
-# git-ignored folder, then embedded. Run with `make demo` (needs imgsearch on PATH).
+# git-ignored folder, indexed, then searched by text, by image, and by both.
+# Run it with `make demo` (which puts .venv/bin on PATH).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 photos="$here/photos"
@@ -16,7 +17,12 @@ names = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle
 for name in names:
     if (src / name).exists():
         shutil.copy2(src / name, Path(sys.argv[1]) / name)
-print(f"copied {len(list(Path(sys.argv[1]).iterdir()))} sample photos into {sys.argv[1]}")
+print(f"copied {len(list(Path(sys.argv[1]).glob('*.*')))} sample photos into {sys.argv[1]}")
 PY
-set -x
-imgsearch embed "$photos" --out "$here/photos/.imgsearch"
+cd "$photos"
+show() { echo; echo "\$ $*"; "$@" || true; }
+show imgsearch index .
+show imgsearch query --text "cat" -k 3 --format table
+show imgsearch query motorcycle_left.png -k 3 --format table
+show imgsearch query coffee.png --text "2:a cup of coffee" -k 3 --format table
+show imgsearch query --text "a horse" --format json -k 1

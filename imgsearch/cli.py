@@ -243,6 +243,73 @@ def query(
     raise typer.Exit(0 if hits else 1)
 
 
+@app.command("eval")
+def evaluate_cmd(
+    meta: Annotated[Path, typer.Option("--meta", help="Catalog CSV/JSON lines with the labels.")],
+    label_column: Annotated[
+        str,
+        typer.Option("--label-column", help="Label column(s); relevant = same value(s), e.g. articleType."),
+    ] = "articleType",
+    queries: Annotated[
+        Path | None,
+        typer.Option(
+            "--queries",
+            help="Text→image: CSV/JSONL with query,relevant "
+            "(relevant = label filter like articleType=Handbags,baseColour=Red, or ids).",
+        ),
+    ] = None,
+    hide_text: Annotated[
+        bool, typer.Option("--hide-text", help="Ignore item texts; score images alone (auto tags).")
+    ] = False,
+    split: Annotated[str, typer.Option("--split", help="test (id mod 5 == 0), train or all.")] = "all",
+    sample: Annotated[
+        int, typer.Option("--sample", help="Image→image: query items sampled (0 = all).")
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    index_path: Annotated[Path | None, typer.Option("--index", help="Index dir (default: nearest).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+) -> None:
+    """Measure search quality on labelled data: precision, recall, mAP and F1 at k = 1, 5, 10, 50.
+
+    Without --queries: image→image, every sampled labelled item queries the rest.
+    With --queries: text→image through the same fused search as `query`.
+    """
+    from imgsearch import evaluate as ev
+    from imgsearch.build import find_store
+    from imgsearch.render import print_metrics
+
+    gen = find_store(index_path).require()
+    rows = ev.split_rows(gen, split)
+    if queries is None:
+        labels = ev.load_labels(gen, meta, _split_columns(label_column))
+        metrics = ev.image_to_image(gen.vectors["image"], labels, sample=sample or None, seed=seed, rows=rows)
+        title = f"image → image, relevant = same {label_column}, {split} split"
+    else:
+        metrics = _eval_text(gen, meta, queries, hide_text, rows)
+        title = f"text → image ({'images only' if hide_text else 'with item text'}), {split} split"
+    if fmt == "json":
+        import json
+
+        print(json.dumps({"eval": title, **metrics.to_json()}))
+    else:
+        print_metrics(Console(), title, metrics)
+
+
+def _eval_text(gen, meta: Path, queries: Path, hide_text: bool, rows):
+    from imgsearch import evaluate as ev
+    from imgsearch.catalog import read_metadata
+    from imgsearch.search import Searcher
+
+    text_queries = ev.read_text_queries(queries)
+    catalog = read_metadata(meta, [])
+    relevant = [ev.relevant_rows(gen, q, catalog) for q in text_queries]
+    searcher = Searcher(gen)
+    if hide_text:
+        gen.vectors["text"] = ev.autotag_text_vectors(gen, searcher.encoder.text())
+        searcher = Searcher(gen, searcher.encoder)
+    return ev.text_to_image(searcher, text_queries, relevant, rows=rows)
+
+
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
     try:

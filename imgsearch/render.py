@@ -86,3 +86,16 @@ def print_table(hits: list, console: Console) -> None:
             h.item.text or "",
         )
     console.print(table)
+
+
+def print_metrics(console: Console, title: str, metrics) -> None:
+    from rich.table import Table
+
+    ks = sorted(next(iter(metrics.values.values())))
+    table = Table(title=f"{title} ({metrics.queries} queries)", show_edge=False, header_style="bold")
+    table.add_column("metric")
+    for k in ks:
+        table.add_column(f"@{k}", justify="right")
+    for name, per_k in metrics.values.items():
+        table.add_row(name, *(f"{per_k[k]:.3f}" for k in ks))
+    console.print(table)

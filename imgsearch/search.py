@@ -103,6 +103,7 @@ class Hit:
     rank: int
     score: float
     item: Item
+    row: int
     scores: dict[str, float]  # raw per-space scores (cosines, colour match)
     z: dict[str, float]  # per-space standardised scores that were fused
 
@@ -197,13 +198,17 @@ class Searcher:
                 out["colour"] = colour
         return out
 
-    def search(self, q: Query, *, exclude: set[int] | None = None) -> list[Hit]:
+    def search(
+        self, q: Query, *, exclude: set[int] | None = None, within: np.ndarray | None = None
+    ) -> list[Hit]:
+        """Top ``q.k`` hits. ``exclude``: rows never returned (e.g. the query itself);
+        ``within``: search only these rows (an evaluation gallery), exactly."""
         vectors = self.query_vectors(q)
         weights = {s: q.weights.get(s, DEFAULT_WEIGHTS[s]) for s in vectors}
         active = {s: v for s, v in vectors.items() if weights[s] != 0}
         if not active:
             return []
-        candidates = self._candidates(active, q.k + len(exclude or ()))
+        candidates = self._candidates(active, q.k + len(exclude or ()), within)
         if exclude:
             candidates = np.setdiff1d(candidates, np.fromiter(exclude, np.int64))
         raw = {s: self._raw_scores(s, v, candidates) for s, v in active.items()}
@@ -215,21 +220,24 @@ class Searcher:
                 rank + 1,
                 float(fused[i]),
                 self.gen.items[candidates[i]],
+                int(candidates[i]),
                 {s: float(raw[s][i]) for s in active},
                 {s: float(z[s][i]) for s in active},
             )
             for rank, i in enumerate(order)
         ]
 
-    def _candidates(self, active: dict[str, np.ndarray], k: int) -> np.ndarray:
+    def _candidates(self, active: dict[str, np.ndarray], k: int, within: np.ndarray | None) -> np.ndarray:
         n = max(CANDIDATES_PER_SPACE, 10 * k)
         found = []
         for space, vec in active.items():
-            if space in self.indexes:
+            if within is not None:
+                scores = self._raw_scores(space, vec, within)
+                found.append(within[np.argsort(-scores)[:n]])
+            elif space in self.indexes:
                 found.append(self.indexes[space].search(vec, n)[0])
             else:
-                scores = self._raw_all(space, vec)
-                found.append(np.argsort(-scores)[:n])
+                found.append(np.argsort(-self._raw_all(space, vec))[:n])
         return np.unique(np.concatenate(found)).astype(np.int64)
 
     def _raw_all(self, space: str, vec: np.ndarray) -> np.ndarray:
