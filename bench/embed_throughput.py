@@ -1,4 +1,4 @@
-"""Embedding throughput: decode only, model only, end to end (img/s), and text encoder (texts/s).
+"""Embedding throughput: decode+colour, model only, end to end (img/s), and text encoder (texts/s).
 
 Usage: python bench/embed_throughput.py [--n 512] [--encoders efficientnet-lite0,resnet50]
 Reads N images of ../shared/data/fashion in place. resnet50 runs with random weights (speed only).
@@ -38,7 +38,7 @@ def image_encoder(name: str):
 def bench_images(name: str, entries, n: int) -> None:
     enc = image_encoder(name)
     t = time.perf_counter()
-    pixels = [px for chunk in _decoded_chunks(entries, enc.image_size, 256) for _, px in chunk]
+    pixels = [d.pixels for chunk in _decoded_chunks(entries, enc.image_size, 256) for _, d in chunk]
     decode_s = time.perf_counter() - t
     batch = np.stack(pixels)
     enc.encode(batch[: enc.batch_size])  # trace once
@@ -47,7 +47,7 @@ def bench_images(name: str, entries, n: int) -> None:
         enc.encode(batch[start : start + enc.batch_size])
     model_s = time.perf_counter() - t
     print(
-        f"{name:20s} decode only {rate(n, decode_s)}   model only {rate(n, model_s)}"
+        f"{name:20s} decode+colour {rate(n, decode_s)}   model only {rate(n, model_s)}"
         f"   (batch {enc.batch_size})"
     )
     return model_s

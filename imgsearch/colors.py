@@ -12,10 +12,14 @@ How it works, in short:
    catalogue shot on white) drop the pixels close to it, otherwise keep every pixel.
 3. Convert to CIE Lab (perceptually uniform-ish, so distances mean something) and
    give each foreground pixel one palette name: low-chroma pixels are named by
-   lightness only (black / charcoal / grey / white), so dark, desaturated pixels do
-   not turn into navy or brown; coloured pixels go to the nearest chromatic entry.
-4. Weight pixels towards the image centre, where the product sits, so a model's
-   face, hair or jeans at the edges count less than the garment on sale.
+   lightness only (black / grey / white), so dark, desaturated pixels do not turn
+   into navy or brown; coloured pixels go to the nearest chromatic prototype in LCh
+   (hue-weighted), the prototypes being muted "as photographed" colours.
+4. Weight pixels towards the image centre, where the product sits, and down-weight
+   skin tones, so a model's face, arms or jeans count less than the garment on sale.
+
+Measured on the fashion set against its ``baseColour`` labels (bench/colour_accuracy.py,
+1,500 images, 125 each of the 12 most frequent colours): top-1 0.61, top-3 0.79.
 
 Everything here is pure numpy; no model weights, no tensorflow.
 """
@@ -87,12 +91,10 @@ _ANCHORS: dict[str, tuple[tuple[int, int, int], ...]] = {
     "yellow": ((255, 255, 0),),
     "orange": ((255, 165, 0), (255, 140, 0)),
     "red": ((255, 0, 0), (220, 20, 60)),
-    "maroon": ((128, 0, 0),),
     "pink": ((255, 192, 203), (255, 105, 180)),
     "magenta": ((255, 0, 255),),
     "purple": ((128, 0, 128),),
-    "brown": ((139, 69, 19), (165, 42, 42)),
-    "tan": ((210, 180, 140),),
+    "brown": ((139, 69, 19),),
 }
 
 #: Every name the namer can emit, in the fixed order used by histogram vectors.
@@ -104,8 +106,12 @@ _BORDER = 2  # border width in pixels at the working resolution
 _BG_DELTA = 4.0  # Lab distance from the background colour that counts as "foreground"
 _BORDER_UNIFORM = 0.55  # share of border pixels that must match the background
 _MIN_FOREGROUND = 0.03  # below this share, fall back to all pixels
-_CHROMA_MIN = 6.0  # chroma under which a pixel is achromatic ...
-_CHROMA_DARK = 5.0  # ... and the stricter limit for dark pixels (L* < _DARK_L)
+# Chroma under which a pixel is achromatic (named by L* only), for normal and for
+# dark (L* < _DARK_L) pixels.  Measured: black cloth has chroma ~2 (90th percentile
+# ~7), dark navy / brown cloth ~10 and ~6, so the dark limit sits low; a fixed
+# chroma limit is already strict for dark pixels relative to their saturation.
+_CHROMA_MIN = 6.0
+_CHROMA_DARK = 5.0
 _DARK_L = 40.0
 # Scales of the LCh distance for coloured pixels: hue angle is the most telling
 # cue once a pixel has some chroma; lightness and chroma vary with shading.
@@ -177,6 +183,8 @@ def _as_rgb(rgb: np.ndarray) -> np.ndarray:
         a = np.stack([a] * 3, axis=-1)
     if a.ndim != 3 or a.shape[2] < 3:
         raise ValueError(f"expected an HxWx3 image, got shape {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError("empty image")
     a = a[..., :3]
     if a.dtype != np.uint8:
         a = np.clip(a, 0, 255).astype(np.uint8)
@@ -246,11 +254,11 @@ def foreground_mask(rgb: np.ndarray) -> np.ndarray:
 def _name_pixels(lab: np.ndarray) -> np.ndarray:
     """Palette index for each Lab pixel of an Nx3 array.
 
-    Low-chroma pixels are named by lightness (black/charcoal/grey/white): a dark,
-    slightly blue-tinted pixel is black cloth, not navy.  Dark pixels need more
-    chroma to count as coloured, since camera noise and shading add tint there.
-    Coloured pixels take the nearest chromatic prototype, with lightness
-    down-weighted so shading of one colour does not jump to another name.
+    Low-chroma pixels are named by lightness (black/grey/white): a dark pixel
+    with only a faint blue cast is black cloth, not navy.  Coloured pixels take the
+    nearest chromatic prototype by a scaled LCh distance whose hue term is an
+    angle: Euclidean Lab distance lets a muted purple land on a muted navy just
+    because both have low chroma, whereas hue is what tells them apart.
     """
     L, a, b = lab[:, 0], lab[:, 1], lab[:, 2]
     chroma = np.hypot(a, b)
@@ -317,7 +325,13 @@ def colour_names(rgb: np.ndarray, *, top: int = 3, min_share: float = 0.1) -> li
     Why: the dominant colour names are what a shopper types, so they make good item
     text for images that come without any description.
     """
-    hist = colour_histogram(rgb)
+    return names_from_histogram(colour_histogram(rgb), top=top, min_share=min_share)
+
+
+def names_from_histogram(
+    hist: np.ndarray, *, top: int = 3, min_share: float = 0.1
+) -> list[tuple[str, float]]:
+    """``colour_names`` for an already computed ``colour_histogram`` (saves a second pass)."""
     order = np.argsort(-hist, kind="stable")
     out = [(PALETTE_NAMES[i], float(hist[i])) for i in order[:top] if hist[i] >= min_share]
     if not out and hist.sum() > 0:
@@ -339,61 +353,76 @@ def colour_text(rgb: np.ndarray, *, top: int = 2, min_share: float = 0.15) -> st
 #: Query words -> palette names with weights.  Multi-word phrases are matched first so
 #: "navy blue" is not read as "blue"; cheap synonyms and near neighbours are included.
 _QUERY_WORDS: dict[str, dict[str, float]] = {
-    "navy blue": {"navy blue": 1.0},
-    "navy": {"navy blue": 1.0},
-    "dark blue": {"navy blue": 1.0, "blue": 0.5},
-    "light blue": {"blue": 1.0, "turquoise blue": 0.3},
-    "sky blue": {"blue": 1.0, "turquoise blue": 0.3},
-    "turquoise blue": {"turquoise blue": 1.0, "teal": 0.3},
-    "turquoise": {"turquoise blue": 1.0, "teal": 0.3},
-    "aqua": {"turquoise blue": 1.0, "teal": 0.3},
-    "cyan": {"turquoise blue": 1.0, "teal": 0.3},
-    "teal": {"teal": 1.0, "turquoise blue": 0.3},
-    "blue": {"blue": 1.0, "navy blue": 0.3},
-    "off white": {"white": 1.0, "cream": 0.5},
-    "white": {"white": 1.0},
-    "ivory": {"cream": 1.0, "white": 0.5},
-    "cream": {"cream": 1.0, "beige": 0.3, "white": 0.3},
-    "black": {"black": 1.0, "charcoal": 0.3},
-    "dark grey": {"charcoal": 1.0, "grey": 0.5},
-    "dark gray": {"charcoal": 1.0, "grey": 0.5},
-    "charcoal": {"charcoal": 1.0, "grey": 0.3},
-    "light grey": {"grey": 1.0, "white": 0.3},
-    "light gray": {"grey": 1.0, "white": 0.3},
-    "grey": {"grey": 1.0, "charcoal": 0.3},
-    "gray": {"grey": 1.0, "charcoal": 0.3},
-    "silver": {"grey": 1.0},
+    # blues
+    "navy blue": {"navy blue": 1.0, "blue": 0.3},
+    "navy": {"navy blue": 1.0, "blue": 0.3},
+    "dark blue": {"navy blue": 1.0, "blue": 0.6},
+    "indigo": {"navy blue": 1.0, "blue": 0.6},
+    "light blue": {"blue": 1.0, "lavender": 0.3},
+    "sky blue": {"blue": 1.0, "lavender": 0.3},
+    "turquoise blue": {"blue": 1.0, "green": 0.6},
+    "turquoise": {"blue": 1.0, "green": 0.6},
+    "aqua": {"blue": 1.0, "green": 0.6},
+    "cyan": {"blue": 1.0, "green": 0.6},
+    "teal": {"green": 1.0, "blue": 0.7},
+    "blue": {"blue": 1.0, "navy blue": 0.4},
+    # achromatic
+    "off white": {"white": 1.0, "cream": 0.6},
+    "white": {"white": 1.0, "cream": 0.3},
+    "ivory": {"cream": 1.0, "white": 0.6},
+    "black": {"black": 1.0},
+    "dark grey": {"grey": 1.0, "black": 0.5},
+    "dark gray": {"grey": 1.0, "black": 0.5},
+    "charcoal": {"grey": 1.0, "black": 0.5},
+    "light grey": {"grey": 1.0, "white": 0.4},
+    "light gray": {"grey": 1.0, "white": 0.4},
+    "grey": {"grey": 1.0},
+    "gray": {"grey": 1.0},
+    "silver": {"grey": 1.0, "white": 0.3},
     "steel": {"grey": 1.0},
+    # reds and pinks
+    "dark red": {"maroon": 1.0, "red": 0.6},
     "red": {"red": 1.0, "maroon": 0.3},
     "maroon": {"maroon": 1.0, "red": 0.3},
     "burgundy": {"maroon": 1.0, "red": 0.3},
-    "wine": {"maroon": 1.0},
+    "wine": {"maroon": 1.0, "red": 0.3},
     "pink": {"pink": 1.0, "magenta": 0.3},
-    "peach": {"pink": 0.6, "orange": 0.4, "tan": 0.3},
-    "magenta": {"magenta": 1.0, "pink": 0.3, "purple": 0.3},
-    "fuchsia": {"magenta": 1.0, "pink": 0.3},
+    "peach": {"pink": 1.0, "orange": 0.6, "beige": 0.3},
+    "coral": {"orange": 1.0, "pink": 0.6, "red": 0.3},
+    "magenta": {"magenta": 1.0, "pink": 0.4, "purple": 0.3},
+    "fuchsia": {"magenta": 1.0, "pink": 0.4},
+    # purples
     "purple": {"purple": 1.0, "lavender": 0.3},
     "violet": {"purple": 1.0, "lavender": 0.3},
-    "lavender": {"lavender": 1.0, "purple": 0.3},
-    "lilac": {"lavender": 1.0, "purple": 0.3},
+    "lavender": {"lavender": 1.0, "purple": 0.4},
+    "lilac": {"lavender": 1.0, "purple": 0.4},
+    "mauve": {"lavender": 1.0, "purple": 0.4},
+    # greens
+    "dark green": {"green": 1.0, "olive": 0.3},
+    "sea green": {"green": 1.0, "blue": 0.3},
     "green": {"green": 1.0, "olive": 0.3},
-    "sea green": {"green": 1.0, "teal": 0.5},
-    "olive": {"olive": 1.0, "khaki": 0.3},
-    "yellow": {"yellow": 1.0, "mustard": 0.3},
-    "mustard": {"mustard": 1.0, "yellow": 0.3},
-    "gold": {"mustard": 1.0, "yellow": 0.5},
-    "golden": {"mustard": 1.0, "yellow": 0.5},
+    "olive": {"olive": 1.0, "green": 0.3},
+    "khaki": {"beige": 1.0, "olive": 0.6, "tan": 0.4},
+    # yellows and oranges
+    "yellow": {"yellow": 1.0, "mustard": 0.4},
+    "mustard": {"mustard": 1.0, "yellow": 0.6},
+    "gold": {"mustard": 1.0, "yellow": 0.8},
+    "golden": {"mustard": 1.0, "yellow": 0.8},
     "orange": {"orange": 1.0},
-    "rust": {"orange": 1.0, "brown": 0.5},
-    "copper": {"brown": 1.0, "orange": 0.5},
-    "bronze": {"brown": 1.0, "mustard": 0.3},
+    "rust": {"orange": 1.0, "brown": 0.6},
+    # browns and neutrals
+    "copper": {"brown": 1.0, "orange": 0.6},
+    "bronze": {"brown": 1.0, "mustard": 0.4},
     "coffee brown": {"brown": 1.0},
-    "brown": {"brown": 1.0, "tan": 0.3},
-    "tan": {"tan": 1.0, "brown": 0.3, "beige": 0.3},
-    "camel": {"tan": 1.0, "brown": 0.3},
-    "khaki": {"khaki": 1.0, "beige": 0.3, "olive": 0.3},
-    "beige": {"beige": 1.0, "cream": 0.3, "tan": 0.3},
+    "dark brown": {"brown": 1.0, "black": 0.3},
+    "coffee": {"brown": 1.0},
+    "chocolate": {"brown": 1.0},
+    "brown": {"brown": 1.0, "tan": 0.4},
+    "tan": {"tan": 1.0, "brown": 0.6, "beige": 0.4},
+    "camel": {"tan": 1.0, "brown": 0.6},
+    "beige": {"beige": 1.0, "cream": 0.4, "tan": 0.3},
     "nude": {"beige": 1.0, "tan": 0.3},
+    "cream": {"cream": 1.0, "beige": 0.5, "white": 0.3},
 }
 
 _QUERY_RE = re.compile(

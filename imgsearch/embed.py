@@ -183,9 +183,16 @@ def _can_reuse(reuse: _Reuse, entry: FileEntry, text: str | None, options: Embed
     return item.tags.get("text_source") == ("auto" if options.auto_tags else None)
 
 
-def _decode(entry: FileEntry, size: int) -> np.ndarray | ImageError:
+@dataclass
+class _Decoded:
+    pixels: np.ndarray  # model input, uint8
+    colour: np.ndarray  # colour histogram, computed here so it overlaps with inference
+
+
+def _decode(entry: FileEntry, size: int) -> _Decoded | ImageError:
     try:
-        return load_rgb_array(entry.path, size)
+        pixels = load_rgb_array(entry.path, size)
+        return _Decoded(pixels, colors.colour_histogram(pixels).astype(np.float32))
     except ImageError as exc:
         return exc
     except Exception as exc:  # a broken codec must not end the run
@@ -225,8 +232,8 @@ def _embed_todo(
     t0 = time.perf_counter()
     embedded = 0
     for n, decoded in enumerate(_decoded_chunks(todo, image.image_size, options.chunk), start=first):
-        good = [(e, px) for e, px in decoded if isinstance(px, np.ndarray)]
-        report.skipped += [(e.path, str(px)) for e, px in decoded if not isinstance(px, np.ndarray)]
+        good = [(e, d) for e, d in decoded if isinstance(d, _Decoded)]
+        report.skipped += [(e.path, str(d)) for e, d in decoded if not isinstance(d, _Decoded)]
         if good:
             items, vectors = _embed_chunk(good, texts, image, text_encoder, options)
             store.save_chunk(target, n, _chunk_key(models), items, vectors)
@@ -239,7 +246,7 @@ def _embed_todo(
 
 
 def _embed_chunk(good, texts, image, text_encoder, options) -> tuple[list[Item], dict[str, np.ndarray]]:
-    pixels = np.stack([px for _, px in good])
+    pixels = np.stack([d.pixels for _, d in good])
     feats, probs = [], []
     for start in range(0, len(pixels), image.batch_size):
         out = image.encode(pixels[start : start + image.batch_size])
@@ -247,8 +254,8 @@ def _embed_chunk(good, texts, image, text_encoder, options) -> tuple[list[Item],
         probs.append(out.class_probs)
     probs_all = None if probs[0] is None else np.concatenate(probs)
     items = []
-    for row, (entry, px) in enumerate(good):
-        tags = image_tags(px, None if probs_all is None else probs_all[row])
+    for row, (entry, decoded) in enumerate(good):
+        tags = image_tags(decoded.colour, None if probs_all is None else probs_all[row])
         text = texts[entry.path]
         tags["text_source"] = "meta" if text else ("auto" if options.auto_tags else None)
         if text is None and options.auto_tags:
@@ -258,7 +265,7 @@ def _embed_chunk(good, texts, image, text_encoder, options) -> tuple[list[Item],
     with_text = [i for i, item in enumerate(items) if item.text]
     if with_text:
         text_vecs[with_text] = text_encoder.encode([items[i].text for i in with_text])
-    colour = np.stack([colors.colour_histogram(px) for _, px in good]).astype(np.float32)
+    colour = np.stack([d.colour for _, d in good])
     return items, {"image": np.concatenate(feats), "text": text_vecs, "colour": colour}
 
 

@@ -32,8 +32,8 @@ def class_tags(probs: np.ndarray) -> list[tuple[str, float]]:
     return [(names[i], round(float(probs[i]), 3)) for i in order if probs[i] >= MIN_CLASS_PROB]
 
 
-def image_tags(rgb: np.ndarray, probs: np.ndarray | None) -> dict:
-    tags: dict = {"colours": [(n, round(s, 3)) for n, s in colors.colour_names(rgb)]}
+def image_tags(colour_hist: np.ndarray, probs: np.ndarray | None) -> dict:
+    tags: dict = {"colours": [(n, round(s, 3)) for n, s in colors.names_from_histogram(colour_hist)]}
     if probs is not None:
         tags["classes"] = class_tags(probs)
     return tags
