@@ -14,13 +14,16 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from imgsearch import index as ann
 from imgsearch.embed import EmbedOptions, EmbedReport, Progress, embed_locked
 from imgsearch.errors import UserError
+from imgsearch.heads import Head, load_heads
 from imgsearch.store import Generation, Store, read_generation
 
 STORE_DIRNAME = ".imgsearch"
-ANN_SPACES = ("image", "text")  # colour vectors are tiny: always searched exactly
+ANN_SPACES = ("image", "text", "aligned", "metric")  # colour vectors are tiny: always searched exactly
 
 
 @dataclass
@@ -59,23 +62,35 @@ def index_folder(
     *,
     out: Path | None = None,
     trees: int | None = None,
+    model: Path | None = None,
     progress: Progress | None = None,
     stdin=None,
 ) -> IndexReport:
-    """Embed ``target`` incrementally (unless it already is a store) and build its indexes."""
+    """Embed ``target`` incrementally (unless it already is a store) and build its indexes.
+
+    ``model``: a directory from ``imgsearch train`` whose heads are applied to every item
+    and stored with the index; heads already in the index are kept across re-indexing.
+    """
+    explicit_heads = load_heads(model) if model else None
     if Store.is_store(target) and out is None:
         st = Store(target)
         with st.lock():
-            return IndexReport(None, st.root, *_ensure_indexes(st, trees, force=True))
+            return IndexReport(None, st.root, *_ensure_indexes(st, trees, explicit_heads, force=True))
     if not target.exists():
         raise UserError(f"{target}: no such file or directory")
     st = Store(out or default_store(target if target.is_dir() else target.parent))
     with st.lock():
+        live = st.current_dir()
+        heads = explicit_heads if explicit_heads is not None else (load_heads(live) if live else {})
         report = embed_locked([str(target)], st, options, progress, stdin)
-        return IndexReport(report, st.root, *_ensure_indexes(st, trees, force=False))
+        return IndexReport(
+            report, st.root, *_ensure_indexes(st, trees, heads, force=explicit_heads is not None)
+        )
 
 
-def _ensure_indexes(st: Store, trees: int | None, *, force: bool) -> tuple[dict[str, dict], bool]:
+def _ensure_indexes(
+    st: Store, trees: int | None, heads: dict[str, Head] | None, *, force: bool
+) -> tuple[dict[str, dict], bool]:
     gen = st.require()
     current = {s: gen.manifest["spaces"][s].get("index") for s in ANN_SPACES if s in gen.manifest["spaces"]}
     wanted_trees = trees or ann.DEFAULT_TREES
@@ -83,23 +98,49 @@ def _ensure_indexes(st: Store, trees: int | None, *, force: bool) -> tuple[dict[
         info and info.get("rows") == gen.count and info.get("trees") in (0, wanted_trees)
         for info in current.values()
     )
-    if fresh and not force:
+    if heads is None or (not heads and not force):
+        heads = load_heads(gen.dir)
+    missing_heads = any(name not in gen.vectors for name in heads)
+    if fresh and not force and not missing_heads:
         return current, False
-    return _build_generation(st, gen, trees), True
+    return _build_generation(st, gen, trees, heads), True
 
 
-def _build_generation(st: Store, gen: Generation, trees: int | None) -> dict[str, dict]:
+def _apply_heads(
+    gen: Generation, heads: dict[str, Head], new_dir: Path, manifest: dict
+) -> dict[str, np.ndarray]:
+    """Project every item through each head; store the head beside its vectors."""
+    image_id = gen.manifest["encoders"]["image"]["id"]
+    vectors = {}
+    for name, head in heads.items():
+        trained_for = (head.info.get("encoders") or {}).get("image")
+        if trained_for != image_id:
+            raise UserError(
+                f"head {name!r} was trained on image encoder {trained_for}, this index uses {image_id}"
+            )
+        vectors[name] = head(gen.vectors[head.source_space])
+        np.save(new_dir / f"{name}.npy", vectors[name])
+        head.save(new_dir)
+        manifest["spaces"][name] = {"file": f"{name}.npy", "dim": head.dim, "head": f"{name}.json"}
+    return vectors
+
+
+def _build_generation(
+    st: Store, gen: Generation, trees: int | None, heads: dict[str, Head]
+) -> dict[str, dict]:
     new_dir = st.new_generation_dir()
     try:
+        head_files = {f"{n}{ext}" for n in heads for ext in (".npy", ".npz", ".json")}
         for f in gen.dir.iterdir():
-            if f.suffix != ".ann" and f.name != "manifest.json":
+            if f.suffix != ".ann" and f.name != "manifest.json" and f.name not in head_files:
                 _link_or_copy(f, new_dir / f.name)
         manifest = json.loads(json.dumps(gen.manifest))
+        vectors = {**gen.vectors, **_apply_heads(gen, heads, new_dir, manifest)}
         built = {}
         for space in ANN_SPACES:
-            if space not in gen.vectors:
+            if space not in vectors:
                 continue
-            info = ann.build_index(gen.vectors[space], new_dir / f"{space}.ann", trees=trees)
+            info = ann.build_index(vectors[space], new_dir / f"{space}.ann", trees=trees)
             manifest["spaces"][space]["index"] = {
                 **info,
                 "file": f"{space}.ann" if info["method"] == "annoy" else None,

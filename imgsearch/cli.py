@@ -143,6 +143,10 @@ def index(
     ] = True,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Embed everything again.")] = False,
     trees: TreesOpt = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="Model dir from `imgsearch train`: its heads go into the index."),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Embed what is new or changed in a folder and build its search index.
@@ -163,7 +167,7 @@ def index(
     )
     progress = make_progress(err, quiet)
     try:
-        report = index_folder(target, options, out=out, trees=trees, progress=progress)
+        report = index_folder(target, options, out=out, trees=trees, model=model, progress=progress)
     finally:
         if progress:
             progress.stop()
@@ -241,6 +245,70 @@ def query(
     hits = searcher.search(q)
     render.render_hits(hits, fmt, sys.stdout if fmt != "table" else None)
     raise typer.Exit(0 if hits else 1)
+
+
+@app.command()
+def train(
+    meta: Annotated[Path, typer.Option("--meta", help="Catalog CSV/JSON lines with the labels.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    heads: Annotated[
+        str, typer.Option("--heads", help="aligned (image→text, needs titles) and/or metric (needs labels).")
+    ] = "aligned,metric",
+    label_column: Annotated[
+        str, typer.Option("--label-column", help="Label column(s) for the metric head.")
+    ] = "articleType",
+    epochs: Annotated[
+        int, typer.Option("--epochs", help="Most epochs; early stopping usually ends sooner.")
+    ] = 40,
+    hidden: Annotated[int, typer.Option("--hidden", help="Hidden layer width (0 = linear head).")] = 0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    finetune_blocks: Annotated[
+        int,
+        typer.Option("--finetune-blocks", help="Fine-tune the top N backbone blocks (not yet supported)."),
+    ] = 0,
+    index_path: Annotated[Path | None, typer.Option("--index", help="Index dir (default: nearest).")] = None,
+) -> None:
+    """Train heads on the frozen vectors of an index (seconds to minutes on a CPU).
+
+    Split by product id: id mod 5 == 0 is the test split and is never trained on; a
+    seeded 10% of the rest drives early stopping. Then `imgsearch index DIR --model OUT`.
+    """
+    from imgsearch import evaluate as ev
+    from imgsearch import train as tr
+    from imgsearch.build import find_store
+    from imgsearch.encoders import quiet_tensorflow
+
+    if finetune_blocks:
+        raise _fail("--finetune-blocks is not supported yet: heads train on frozen features")
+    wanted = _split_columns(heads)
+    if not wanted or set(wanted) - {"aligned", "metric"}:
+        raise _fail("--heads takes aligned and/or metric")
+    gen = find_store(index_path).require()
+    quiet_tensorflow()
+    cfg = tr.TrainConfig(epochs=epochs, hidden=hidden, seed=seed)
+
+    def report(name: str, log) -> None:
+        err.print(
+            f"{name} epoch {log.epoch:2d}: loss {log.loss:.4f}, val recall@10 {log.val_recall10:.3f} "
+            f"({log.seconds:.1f} s)",
+            highlight=False,
+        )
+
+    trained = {}
+    if "aligned" in wanted:
+        trained["aligned"] = tr.train_aligned(gen, cfg, report)
+    if "metric" in wanted:
+        labels = ev.load_labels(gen, meta, _split_columns(label_column))
+        trained["metric"] = tr.train_metric(gen, labels, cfg, report)
+    tr.save_model(out, trained)
+    for name, (head, _) in trained.items():
+        v = head.info["validation"]
+        err.print(
+            f"{name}: best validation {v['metric']} {v['best']:.3f} after {v['epochs']} epochs, "
+            f"{head.info['seconds']:.1f} s",
+            highlight=False,
+        )
+    err.print(f"wrote {out}; use it with `imgsearch index {gen.dir.parent} --model {out}`", highlight=False)
 
 
 @app.command("eval")

@@ -33,10 +33,12 @@ import numpy as np
 from imgsearch import colors
 from imgsearch import index as ann
 from imgsearch.errors import UserError
+from imgsearch.heads import load_heads
 from imgsearch.images import ImageError, load_rgb_array
 from imgsearch.store import Generation, Item
 
-DEFAULT_WEIGHTS = {"image": 1.0, "text": 1.0, "colour": 1.0}
+DEFAULT_WEIGHTS = {"image": 1.0, "text": 1.0, "colour": 1.0, "aligned": 1.0, "metric": 1.0}
+VECTOR_SPACES = ("image", "text", "aligned", "metric")  # searched through an index; colour exactly
 CANDIDATES_PER_SPACE = 300  # the fused re-rank sees this many nearest items per space (≥ 10·k)
 CALIBRATION_SAMPLE = 2000
 _WEIGHTED = re.compile(r"^\s*([+-]?\d+(?:\.\d*)?)\s*:(.*)$")
@@ -166,8 +168,9 @@ class Searcher:
     def __init__(self, gen: Generation, encoder: QueryEncoder | None = None) -> None:
         self.gen = gen
         self.encoder = encoder or QueryEncoder(gen.manifest)
+        self.heads = load_heads(gen.dir) if any(s in gen.vectors for s in ("aligned", "metric")) else {}
         self.indexes: dict[str, ann.VectorIndex] = {}
-        for space in ("image", "text"):
+        for space in VECTOR_SPACES:
             if space in gen.vectors:
                 info = gen.manifest["spaces"][space].get("index") or {"method": "exact"}
                 path = gen.dir / info["file"] if info.get("file") else None
@@ -188,11 +191,16 @@ class Searcher:
             vecs = self.encoder.images(sources)
             if q.images:
                 out["image"] = np.asarray(signs, np.float32) @ vecs
+                if "metric" in self.heads:
+                    out["metric"] = np.asarray(signs, np.float32) @ self.heads["metric"](vecs)
         if q.texts:
             texts = [t for t, _ in q.texts + q.not_texts]
             signs = [w for _, w in q.texts] + [-w for _, w in q.not_texts]
+            text_vec = np.asarray(signs, np.float32) @ self.encoder.texts(texts)
             if "text" in self.gen.vectors:
-                out["text"] = np.asarray(signs, np.float32) @ self.encoder.texts(texts)
+                out["text"] = text_vec
+            if "aligned" in self.gen.vectors:
+                out["aligned"] = text_vec  # the aligned head maps images into the text space
             colour = _colour_target(q)
             if colour is not None and "colour" in self.gen.vectors:
                 out["colour"] = colour
@@ -204,7 +212,7 @@ class Searcher:
         """Top ``q.k`` hits. ``exclude``: rows never returned (e.g. the query itself);
         ``within``: search only these rows (an evaluation gallery), exactly."""
         vectors = self.query_vectors(q)
-        weights = {s: q.weights.get(s, DEFAULT_WEIGHTS[s]) for s in vectors}
+        weights = {s: q.weights.get(s, self.default_weight(s)) for s in vectors}
         active = {s: v for s, v in vectors.items() if weights[s] != 0}
         if not active:
             return []
@@ -226,6 +234,12 @@ class Searcher:
             )
             for rank, i in enumerate(order)
         ]
+
+    def default_weight(self, space: str) -> float:
+        """A trained metric head replaces raw image similarity unless the user weighs it in."""
+        if space == "image" and "metric" in self.heads:
+            return 0.0
+        return DEFAULT_WEIGHTS[space]
 
     def _candidates(self, active: dict[str, np.ndarray], k: int, within: np.ndarray | None) -> np.ndarray:
         n = max(CANDIDATES_PER_SPACE, 10 * k)

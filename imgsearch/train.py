@@ -1,0 +1,318 @@
+"""Transfer learning on frozen encoder features: an image→text alignment head and a metric head.
+
+Both heads train on the vectors a store already holds (no image is decoded
+again), so a whole catalog trains in seconds to minutes on a CPU.
+
+- **aligned** (locked-image tuning, with the text tower locked instead): a
+  projection of image features into the text encoder's sentence space, trained
+  with a symmetric InfoNCE loss and a learned temperature against the item
+  titles' vectors. Text queries then score images directly, also images that
+  have no title.
+- **metric** (supervised contrastive, SupCon): a projection where items with the
+  same label (e.g. articleType) are close. Used for image→image search.
+
+Splits are by product id (``evaluate.is_test_item``): the test split is never
+seen; a validation split carved from the rest drives early stopping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from imgsearch.errors import UserError
+from imgsearch.evaluate import is_test_item
+from imgsearch.heads import Head
+from imgsearch.store import Generation
+
+MIN_TRAIN_ITEMS = 50
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    hidden: int = 0  # 0 = linear head; else one hidden layer of this width
+    dropout: float = 0.1
+    patience: int = 4
+    seed: int = 0
+    metric_dim: int = 256
+    temperature: float = 0.07  # initial (aligned: learned) temperature
+    val_every: int = 1
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    val_recall10: float
+    seconds: float
+
+
+Reporter = Callable[[str, EpochLog], None]
+
+
+def split_train_val(gen: Generation, rows: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validation = a seeded 10% of the non-test rows."""
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(rows)
+    n_val = max(1, len(rows) // 10)
+    return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
+
+
+def train_rows(gen: Generation) -> np.ndarray:
+    return np.array([r for r, item in enumerate(gen.items) if not is_test_item(item.path)], np.int64)
+
+
+def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0).astype(np.float32)
+    std = (x.std(axis=0) + 1e-6).astype(np.float32)
+    return mean, std
+
+
+def _keras_head(in_dim: int, out_dim: int, cfg: TrainConfig):
+    import keras
+
+    model = keras.Sequential(name="head")
+    model.add(keras.Input((in_dim,)))
+    if cfg.dropout:
+        model.add(keras.layers.Dropout(cfg.dropout))
+    if cfg.hidden:
+        model.add(keras.layers.Dense(cfg.hidden, activation="gelu"))
+        if cfg.dropout:
+            model.add(keras.layers.Dropout(cfg.dropout))
+    model.add(keras.layers.Dense(out_dim))
+    return model
+
+
+def _to_head(model, name: str, target: str, mean, std, info: dict) -> Head:
+    import keras
+
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    layers = [
+        (d.kernel.numpy(), d.bias.numpy(), "gelu" if d.activation.__name__ == "gelu" else "linear")
+        for d in dense
+    ]
+    return Head(name, "image", target, mean, std, layers, info)
+
+
+def _recall_at_10(queries: np.ndarray, gallery: np.ndarray, truth: list[set[int]]) -> float:
+    sims = queries @ gallery.T
+    top = np.argsort(-sims, axis=1)[:, :10]
+    return float(
+        np.mean(
+            [
+                len(set(row) & rel) / min(len(rel), 10) if rel else 0
+                for row, rel in zip(top, truth, strict=True)
+            ]
+        )
+    )
+
+
+def _fit(
+    model,
+    loss_fn,
+    batches: Callable[[np.random.Generator], list],
+    validate: Callable[[], float],
+    cfg: TrainConfig,
+    extra_vars: list,
+    name: str,
+    report: Reporter | None,
+):
+    """Adam(W) loop with early stopping on validation recall@10; restores the best weights."""
+    import keras
+    import tensorflow as tf
+
+    optimizer = keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
+    variables = model.trainable_variables + extra_vars
+
+    @tf.function
+    def step(*tensors):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(*tensors, training=True)
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return loss
+
+    rng = np.random.default_rng(cfg.seed)
+    best, best_weights, waited, history = -1.0, None, 0, []
+    for epoch in range(1, cfg.epochs + 1):
+        t = time.perf_counter()
+        losses = [float(step(*b)) for b in batches(rng)]
+        score = validate()
+        log = EpochLog(epoch, float(np.mean(losses)), score, time.perf_counter() - t)
+        history.append(log)
+        if report:
+            report(name, log)
+        if score > best:
+            best, waited = score, 0
+            best_weights = [v.numpy() for v in variables]
+        else:
+            waited += 1
+            if waited >= cfg.patience:
+                break
+    for var, value in zip(variables, best_weights or [], strict=False):
+        var.assign(value)
+    return best, history
+
+
+def train_aligned(gen: Generation, cfg: TrainConfig, report: Reporter | None = None) -> tuple[Head, dict]:
+    """Image features → text space, contrastive against each item's own text vector."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(cfg.seed)
+    titled = np.array(
+        [r for r in train_rows(gen) if gen.items[r].tags.get("text_source") == "meta"], np.int64
+    )
+    if len(titled) < MIN_TRAIN_ITEMS:
+        raise UserError(
+            f"alignment needs at least {MIN_TRAIN_ITEMS} training items with catalog text "
+            f"(found {len(titled)}): index the catalog with --meta and --text-columns"
+        )
+    rows, val = split_train_val(gen, titled, cfg.seed)
+    images = np.asarray(gen.vectors["image"], np.float32)
+    texts = np.asarray(gen.vectors["text"], np.float32)
+    mean, std = _standardiser(images[rows])
+    x = (images - mean) / std
+    model = _keras_head(x.shape[1], texts.shape[1], cfg)
+    log_scale = tf.Variable(np.log(1 / cfg.temperature), dtype=tf.float32, name="logit_scale")
+
+    def loss_fn(xb, tb, training=False):
+        z = tf.math.l2_normalize(model(xb, training=training), axis=1)
+        logits = tf.exp(tf.minimum(log_scale, 4.6052)) * tf.matmul(z, tb, transpose_b=True)
+        labels = tf.range(tf.shape(logits)[0])
+        ce = keras.losses.sparse_categorical_crossentropy
+        return (
+            tf.reduce_mean(ce(labels, logits, from_logits=True))
+            + tf.reduce_mean(ce(labels, tf.transpose(logits), from_logits=True))
+        ) / 2
+
+    def batches(rng):
+        order = rng.permutation(rows)
+        return [
+            (tf.constant(x[order[i : i + cfg.batch_size]]), tf.constant(texts[order[i : i + cfg.batch_size]]))
+            for i in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size)
+        ] or [(x[order], texts[order])]
+
+    val_truth = _same_text_truth(gen, val)
+
+    def validate() -> float:
+        z = tf.math.l2_normalize(model(x[val], training=False), axis=1).numpy()
+        return _recall_at_10(texts[val], z, val_truth)
+
+    best, history = _fit(model, loss_fn, batches, validate, cfg, [log_scale], "aligned", report)
+    info = _info(gen, cfg, len(rows), len(val), best, history, "text→image recall@10 (own title)")
+    info["temperature"] = float(1 / np.exp(min(float(log_scale.numpy()), 4.6052)))
+    return _to_head(model, "aligned", "text", mean, std, info), {"keras": model}
+
+
+def _same_text_truth(gen: Generation, rows: np.ndarray) -> list[set[int]]:
+    """For a title query, every validation item with the identical title is a hit."""
+    by_text: dict[str | None, set[int]] = {}
+    for i, r in enumerate(rows):
+        by_text.setdefault(gen.items[r].text, set()).add(i)
+    return [by_text[gen.items[r].text] for r in rows]
+
+
+def train_metric(
+    gen: Generation, labels: list[str | None], cfg: TrainConfig, report: Reporter | None = None
+) -> tuple[Head, dict]:
+    """Supervised contrastive head: same label ⇒ close."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(cfg.seed)
+    labelled = np.array([r for r in train_rows(gen) if labels[r] is not None], np.int64)
+    classes = sorted({labels[r] for r in labelled})
+    if len(labelled) < MIN_TRAIN_ITEMS or len(classes) < 2:
+        raise UserError(
+            f"metric learning needs at least {MIN_TRAIN_ITEMS} labelled training items in two or "
+            f"more classes (found {len(labelled)} in {len(classes)})"
+        )
+    rows, val = split_train_val(gen, labelled, cfg.seed)
+    class_id = {c: i for i, c in enumerate(classes)}
+    y = np.array([class_id.get(label, -1) for label in labels], np.int32)
+    images = np.asarray(gen.vectors["image"], np.float32)
+    mean, std = _standardiser(images[rows])
+    x = (images - mean) / std
+    model = _keras_head(x.shape[1], cfg.metric_dim, cfg)
+
+    def loss_fn(xb, yb, training=False):
+        z = tf.math.l2_normalize(model(xb, training=training), axis=1)
+        logits = tf.matmul(z, z, transpose_b=True) / 0.1
+        n = tf.shape(z)[0]
+        not_self = 1.0 - tf.eye(n)
+        positives = tf.cast(tf.equal(yb[:, None], yb[None, :]), tf.float32) * not_self
+        logits = logits - 1e9 * tf.eye(n)
+        log_prob = logits - tf.reduce_logsumexp(logits, axis=1, keepdims=True)
+        count = tf.reduce_sum(positives, axis=1)
+        per_anchor = -tf.reduce_sum(positives * log_prob, axis=1) / tf.maximum(count, 1.0)
+        has = tf.cast(count > 0, tf.float32)
+        return tf.reduce_sum(per_anchor * has) / tf.maximum(tf.reduce_sum(has), 1.0)
+
+    def batches(rng):
+        order = rng.permutation(rows)
+        return [
+            (tf.constant(x[order[i : i + cfg.batch_size]]), tf.constant(y[order[i : i + cfg.batch_size]]))
+            for i in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size)
+        ] or [(x[order], y[order])]
+
+    val_truth = [{j for j, r2 in enumerate(val) if y[r2] == y[r] and r2 != r} for r in val]
+
+    def validate() -> float:
+        z = tf.math.l2_normalize(model(x[val], training=False), axis=1).numpy()
+        sims = z @ z.T
+        np.fill_diagonal(sims, -np.inf)
+        top = np.argsort(-sims, axis=1)[:, :10]
+        return float(
+            np.mean(
+                [
+                    len(set(t) & rel) / min(len(rel), 10) if rel else 0
+                    for t, rel in zip(top, val_truth, strict=True)
+                ]
+            )
+        )
+
+    best, history = _fit(model, loss_fn, batches, validate, cfg, [], "metric", report)
+    info = _info(gen, cfg, len(rows), len(val), best, history, "image→image recall@10 (same label)")
+    info["classes"] = len(classes)
+    return _to_head(model, "metric", "metric", mean, std, info), {"keras": model}
+
+
+def _info(
+    gen: Generation,
+    cfg: TrainConfig,
+    n_train: int,
+    n_val: int,
+    best: float,
+    history: list[EpochLog],
+    val_metric: str,
+) -> dict:
+    return {
+        "encoders": {k: (v or {}).get("id") for k, v in gen.manifest["encoders"].items()},
+        "trained_on": {
+            "store": str(gen.dir),
+            "train_items": n_train,
+            "val_items": n_val,
+            "split": "test = product id mod 5 == 0 (never trained on); val = seeded 10% of the rest",
+        },
+        "config": asdict(cfg),
+        "validation": {"metric": val_metric, "best": round(best, 4), "epochs": len(history)},
+        "seconds": round(sum(h.seconds for h in history), 1),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def save_model(out: Path, heads: dict[str, tuple[Head, dict]]) -> None:
+    """A model dir: one ``.keras`` + ``.npz`` + ``.json`` per head."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, (head, extra) in heads.items():
+        head.save(out)
+        extra["keras"].save(out / f"{name}.keras")
