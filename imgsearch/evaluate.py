@@ -8,6 +8,8 @@ Metrics follow the usual IR definitions, for one query with ranked results
 - AP@k        = sum over ranks i ≤ k where result i is relevant of precision@i,
                 divided by min(k, number of relevant)  (mAP@k is its mean)
 - F1@k        = harmonic mean of precision@k and recall@k
+- hit@k       = 1 if any relevant item is in the top k (what caption→image papers call R@k,
+                where each caption has exactly one relevant image)
 
 Queries with no relevant item are skipped (they have no defined recall).
 """
@@ -54,6 +56,10 @@ def f1_at(ranked: Sequence[int], relevant: set[int], k: int) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
 
+def hit_at(ranked: Sequence[int], relevant: set[int], k: int) -> float:
+    return float(any(r in relevant for r in ranked[:k]))
+
+
 @dataclass
 class Metrics:
     """Mean metrics over queries, per k."""
@@ -68,7 +74,13 @@ class Metrics:
         }
 
 
-METRICS = {"precision": precision_at, "recall": recall_at, "mAP": average_precision_at, "F1": f1_at}
+METRICS = {
+    "precision": precision_at,
+    "recall": recall_at,
+    "mAP": average_precision_at,
+    "F1": f1_at,
+    "hit": hit_at,
+}
 
 
 def mean_metrics(runs: Iterable[tuple[Sequence[int], set[int]]], ks: Sequence[int] = KS) -> Metrics:

@@ -165,14 +165,18 @@ class QueryEncoder:
 class Searcher:
     """Answers queries against one store generation; encoders load only if a query needs them."""
 
-    def __init__(self, gen: Generation, encoder: QueryEncoder | None = None) -> None:
+    def __init__(
+        self, gen: Generation, encoder: QueryEncoder | None = None, heads: dict | None = None
+    ) -> None:
         self.gen = gen
         self.encoder = encoder or QueryEncoder(gen.manifest)
-        self.heads = load_heads(gen.dir) if any(s in gen.vectors for s in ("aligned", "metric")) else {}
+        if heads is None:
+            heads = load_heads(gen.dir) if any(s in gen.vectors for s in ("aligned", "metric")) else {}
+        self.heads = heads
         self.indexes: dict[str, ann.VectorIndex] = {}
         for space in VECTOR_SPACES:
             if space in gen.vectors:
-                info = gen.manifest["spaces"][space].get("index") or {"method": "exact"}
+                info = gen.manifest["spaces"].get(space, {}).get("index") or {"method": "exact"}
                 path = gen.dir / info["file"] if info.get("file") else None
                 try:
                     self.indexes[space] = ann.VectorIndex.load(gen.vectors[space], path, info)

@@ -76,3 +76,10 @@ def test_queries_file_formats(tmp_path):
     jl = tmp_path / "q.jsonl"
     jl.write_text('{"query": "dog", "relevant": ["a", "b"]}\n')
     assert read_text_queries(jl)[0].ids == {"a", "b"}
+
+
+def test_hit_rate():
+    from imgsearch.evaluate import hit_at
+
+    assert hit_at(RANKED, RELEVANT, 1) == 0.0
+    assert hit_at(RANKED, RELEVANT, 2) == 1.0

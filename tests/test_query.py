@@ -83,14 +83,21 @@ def test_text_query_finds_the_cat(catalog, capsys, monkeypatch):
 
 
 def test_image_query_finds_the_twin(catalog, capsys, monkeypatch):
-    code, out, _ = run(["query", catalog / "motorcycle_left.png", "--index", catalog, "-k", "2"], capsys, monkeypatch)
+    code, out, _ = run(
+        ["query", catalog / "motorcycle_left.png", "--index", catalog, "-k", "2"], capsys, monkeypatch
+    )
+    assert code == 0
     assert names(out) == ["motorcycle_left.png", "motorcycle_right.png"]
 
 
 def test_colour_words_rank_the_right_product(catalog, capsys, monkeypatch):
     for colour, expected in (("red", "red_bag.png"), ("blue", "blue_bag.png")):
-        code, out, _ = run(["query", catalog / "blue_bag.png", "--text", colour, "--index", catalog, "-k", "1"],
-                           capsys, monkeypatch)
+        code, out, _ = run(
+            ["query", catalog / "blue_bag.png", "--text", colour, "--index", catalog, "-k", "1"],
+            capsys,
+            monkeypatch,
+        )
+        assert code == 0
         assert names(out) == [expected], colour
 
 
@@ -139,8 +146,9 @@ def test_batch_mode(catalog, capsys, monkeypatch, tmp_path):
         json.dumps({"txt": "typo"}),
         "",
     ]
-    code, out, _ = run(["query", "--batch", "-", "--index", catalog], capsys, monkeypatch,
-                       stdin="\n".join(lines).encode())
+    code, out, _ = run(
+        ["query", "--batch", "-", "--index", catalog], capsys, monkeypatch, stdin="\n".join(lines).encode()
+    )
     answers = [json.loads(x) for x in out.splitlines()]
     assert [a["query"] for a in answers] == [1, 2, 3]
     assert answers[0]["results"][0]["path"].endswith("chelsea.png")
@@ -182,8 +190,9 @@ def test_stale_index_is_refused(catalog, tmp_path, capsys, monkeypatch):
 
 
 def test_no_results_is_exit_1(catalog, capsys, monkeypatch):
-    code, out, _ = run(["query", "--text", "a cat", "--weight", "text=0,colour=0", "--index", catalog],
-                       capsys, monkeypatch)
+    code, out, _ = run(
+        ["query", "--text", "a cat", "--weight", "text=0,colour=0", "--index", catalog], capsys, monkeypatch
+    )
     assert code == 1 and out == ""
 
 
