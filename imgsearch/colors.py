@@ -425,6 +425,39 @@ _QUERY_WORDS: dict[str, dict[str, float]] = {
     "cream": {"cream": 1.0, "beige": 0.5, "white": 0.3},
 }
 
+# Words that also name things ("a cup of coffee", "an orange", "gold"): they are taken as
+# colours only in modifier position (followed by another word, "gold watch"), or alone.
+_AMBIGUOUS = frozenset(
+    {
+        "coffee",
+        "chocolate",
+        "wine",
+        "gold",
+        "silver",
+        "copper",
+        "bronze",
+        "steel",
+        "rust",
+        "cream",
+        "camel",
+        "peach",
+        "orange",
+        "olive",
+        "coral",
+        "nude",
+        "tan",
+        "lavender",
+        "mustard",
+        "khaki",
+        "navy",
+        "ivory",
+        "charcoal",
+        "aqua",
+        "lilac",
+        "violet",
+    }
+)
+
 _QUERY_RE = re.compile(
     r"\b(" + "|".join(re.escape(k) for k in sorted(_QUERY_WORDS, key=len, reverse=True)) + r")\b"
 )
@@ -438,8 +471,13 @@ def text_colour_query(text: str) -> np.ndarray | None:
     win over their single words; related names get a small weight so near misses
     (maroon for "red") still rank above unrelated colours.  The vector peaks at 1.
     """
-    norm = re.sub(r"[^a-z]+", " ", text.lower().replace("-", " "))
-    hits = _QUERY_RE.findall(norm)
+    norm = re.sub(r"[^a-z]+", " ", text.lower().replace("-", " ")).strip()
+    words = norm.split()
+    hits = [
+        m.group(1)
+        for m in _QUERY_RE.finditer(norm)
+        if m.group(1) not in _AMBIGUOUS or len(words) == 1 or m.end() < len(norm)
+    ]
     if not hits:
         return None
     vec = np.zeros(len(PALETTE_NAMES))

@@ -75,8 +75,8 @@ def print_table(hits: list, console: Console) -> None:
     table.add_column("path", overflow="fold")
     spaces = list(hits[0].z) if hits else []
     for space in spaces:
-        table.add_column(space, justify="right", style="dim")
-    table.add_column("text", overflow="ellipsis", max_width=60)
+        table.add_column(f"{space} z", justify="right", style="dim")
+    table.add_column("item text", overflow="ellipsis", max_width=60)
     for h in hits:
         table.add_row(
             str(h.rank),

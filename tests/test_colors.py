@@ -253,3 +253,13 @@ def test_real_fashion_images_top3_floor() -> None:
     assert top3 / n >= 0.65, f"top-3 hit rate {top3 / n:.2f}"
     assert top1 / n >= 0.45, f"top-1 accuracy {top1 / n:.2f}"
     assert white_top_on_coloured / coloured <= 0.1, "background is not being removed"
+
+
+def test_words_that_also_name_things_are_colours_only_as_modifiers():
+    from imgsearch.colors import PALETTE_NAMES, text_colour_query
+
+    assert text_colour_query("a cup of coffee") is None
+    assert text_colour_query("an orange") is None
+    gold = text_colour_query("gold watch")
+    assert gold is not None and PALETTE_NAMES[int(gold.argmax())] == "mustard"
+    assert text_colour_query("gold") is not None
