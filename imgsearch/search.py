@@ -1,6 +1,7 @@
 """Query parsing and fusion: image, text and colour evidence merged into one ranking.
 
-Each *space* (image vectors, text vectors, colour histograms) turns the
+Each *space* (image vectors, ImageNet class distributions, text vectors,
+colour histograms, and trained heads) turns the
 query into one vector: weighted positives minus weighted negatives. Every
 active space proposes candidates from its index; the union is then re-scored
 exactly in every active space.
@@ -36,8 +37,13 @@ from imgsearch.errors import UserError
 from imgsearch.heads import load_heads
 from imgsearch.images import ImageError, load_rgb_array
 from imgsearch.store import Generation, Item
+from imgsearch.tags import class_arrays
 
-DEFAULT_WEIGHTS = {"image": 1.0, "text": 1.0, "colour": 1.0, "aligned": 1.0, "metric": 1.0}
+DEFAULT_WEIGHTS = {"image": 1.0, "classes": 1.0, "text": 1.0, "colour": 1.0, "aligned": 1.0, "metric": 1.0}
+# With a query image, these spaces propose candidates; text-derived spaces then only re-rank them
+# ("this photo, but red"): measured on the fashion set, letting "red" propose red items of every
+# kind dropped the share of red handbags for a handbag photo + "red" from 0.70 to 0.66.
+IMAGE_SPACES = ("image", "classes", "metric")
 VECTOR_SPACES = ("image", "text", "aligned", "metric")  # searched through an index; colour exactly
 CANDIDATES_PER_SPACE = 300  # the fused re-rank sees this many nearest items per space (≥ 10·k)
 CALIBRATION_SAMPLE = 2000
@@ -154,9 +160,10 @@ class QueryEncoder:
         except ImageError as exc:
             raise UserError(f"query image {source}: {exc}") from None
 
-    def images(self, sources: list[str]) -> np.ndarray:
+    def images(self, sources: list[str]):
+        """``ImageBatchOutput`` (features, class probabilities) for the query images."""
         pixels = np.stack([self.read_image(s) for s in sources])
-        return self.image().encode(pixels).features
+        return self.image().encode(pixels)
 
     def texts(self, texts: list[str]) -> np.ndarray:
         return self.text().encode(texts)
@@ -173,6 +180,7 @@ class Searcher:
         if heads is None:
             heads = load_heads(gen.dir) if any(s in gen.vectors for s in ("aligned", "metric")) else {}
         self.heads = heads
+        self._classes: tuple[np.ndarray, np.ndarray] | None = None
         self.indexes: dict[str, ann.VectorIndex] = {}
         for space in VECTOR_SPACES:
             if space in gen.vectors:
@@ -192,11 +200,14 @@ class Searcher:
         if q.images or q.not_images:
             sources = [s for s, _ in q.images + q.not_images]
             signs = [w for _, w in q.images] + [-w for _, w in q.not_images]
-            vecs = self.encoder.images(sources)
+            encoded = self.encoder.images(sources)
+            vecs, w = encoded.features, np.asarray(signs, np.float32)
             if q.images:
-                out["image"] = np.asarray(signs, np.float32) @ vecs
+                out["image"] = w @ vecs
                 if "metric" in self.heads:
-                    out["metric"] = np.asarray(signs, np.float32) @ self.heads["metric"](vecs)
+                    out["metric"] = w @ self.heads["metric"](vecs)
+                if encoded.class_probs is not None:
+                    out["classes"] = w @ np.sqrt(np.maximum(encoded.class_probs, 0))
         if q.texts:
             texts = [t for t, _ in q.texts + q.not_texts]
             signs = [w for _, w in q.texts] + [-w for _, w in q.not_texts]
@@ -216,7 +227,7 @@ class Searcher:
         """Top ``q.k`` hits. ``exclude``: rows never returned (e.g. the query itself);
         ``within``: search only these rows (an evaluation gallery), exactly."""
         vectors = self.query_vectors(q)
-        weights = {s: q.weights.get(s, self.default_weight(s)) for s in vectors}
+        weights = {s: q.weights.get(s, self.default_weight(s, vectors)) for s in vectors}
         active = {s: v for s, v in vectors.items() if weights[s] != 0}
         if not active:
             return []
@@ -239,16 +250,29 @@ class Searcher:
             for rank, i in enumerate(order)
         ]
 
-    def default_weight(self, space: str) -> float:
-        """A trained metric head replaces raw image similarity unless the user weighs it in."""
+    def default_weight(self, space: str, active: dict | None = None) -> float:
+        """Weights unless the user gives them.
+
+        A trained metric head replaces raw image similarity. A colour named in the text
+        overrides the photo's own colour, which image features mix with shape: image
+        similarity then counts half, class similarity (colour-blind) in full; class similarity
+        only joins when there is text to refine the photo. Measured on
+        the fashion set, handbag photo + "red": 0.695 → 0.73 red handbags in the top 10.
+        """
         if space == "image" and "metric" in self.heads:
             return 0.0
+        if space == "image" and active and "colour" in active:
+            return 0.5
+        if space == "classes" and not (active and "text" in active):
+            return 0.0  # image alone: P@10 0.788 without classes, 0.767 with (fashion, 200 queries)
         return DEFAULT_WEIGHTS[space]
 
     def _candidates(self, active: dict[str, np.ndarray], k: int, within: np.ndarray | None) -> np.ndarray:
         n = max(CANDIDATES_PER_SPACE, 10 * k)
         found = []
-        for space, vec in active.items():
+        proposers = [s for s in active if s in IMAGE_SPACES] or list(active)
+        for space in proposers:
+            vec = active[space]
             if within is not None:
                 scores = self._raw_scores(space, vec, within)
                 found.append(within[np.argsort(-scores)[:n]])
@@ -259,12 +283,22 @@ class Searcher:
         return np.unique(np.concatenate(found)).astype(np.int64)
 
     def _raw_all(self, space: str, vec: np.ndarray) -> np.ndarray:
+        if space == "classes":
+            return self._raw_scores(space, vec, np.arange(self.gen.count))
         return np.asarray(self.gen.vectors[space] @ vec, np.float32)
 
     def _raw_scores(self, space: str, vec: np.ndarray, rows: np.ndarray) -> np.ndarray:
         if space in self.indexes:
             return self.indexes[space].scores(vec, rows)
+        if space == "classes":
+            ids, vals = self._class_arrays()
+            return (vec[ids[rows]] * vals[rows]).sum(axis=1).astype(np.float32)
         return np.asarray(self.gen.vectors[space][rows] @ vec, np.float32)
+
+    def _class_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._classes is None:
+            self._classes = class_arrays(self.gen.items)
+        return self._classes
 
     def _standardise(self, space: str, vec: np.ndarray, raw: np.ndarray, rows: np.ndarray) -> np.ndarray:
         sample = self._raw_scores(space, vec, self._sample)

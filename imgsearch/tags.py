@@ -8,6 +8,7 @@ confidences) and the dominant colour names of the foreground.
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -21,9 +22,33 @@ TEXT_MIN_PROB = 0.05
 
 @cache
 def imagenet_names() -> tuple[str, ...]:
-    from keras_hub.src.utils.imagenet.imagenet_utils import imagenet_id_to_name
+    """The 1000 ImageNet class names (keras-hub's, underscores as spaces), shipped as a text
+    file so that queries never import keras-hub for them."""
+    path = Path(__file__).parent / "data" / "imagenet_classes.txt"
+    return tuple(path.read_text(encoding="utf-8").splitlines())
 
-    return tuple(imagenet_id_to_name(i).replace("_", " ") for i in range(1000))
+
+@cache
+def imagenet_ids() -> dict[str, int]:
+    return {name: i for i, name in enumerate(imagenet_names())}
+
+
+def class_arrays(items: list) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse top-k class vectors of items: (ids (n, TOP_CLASSES) int32, sqrt-probs float32).
+
+    sqrt of probabilities (the Hellinger embedding) makes the dot product of two class
+    distributions their Bhattacharyya coefficient: "do they show the same kind of thing",
+    largely independent of colour, which image features are not.
+    """
+    ids = np.zeros((len(items), TOP_CLASSES), np.int32)
+    vals = np.zeros((len(items), TOP_CLASSES), np.float32)
+    lookup = imagenet_ids()
+    for row, item in enumerate(items):
+        for j, (name, prob) in enumerate(item.tags.get("classes", [])[:TOP_CLASSES]):
+            ids[row, j] = lookup.get(name, 0)
+            vals[row, j] = np.sqrt(prob)
+    norms = np.linalg.norm(vals, axis=1, keepdims=True)
+    return ids, vals / np.maximum(norms, 1e-9)
 
 
 def class_tags(probs: np.ndarray) -> list[tuple[str, float]]:

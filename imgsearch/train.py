@@ -164,10 +164,6 @@ def _fit(
 
 def train_aligned(gen: Generation, cfg: TrainConfig, report: Reporter | None = None) -> tuple[Head, dict]:
     """Image features → text space, contrastive against each item's own text vector."""
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(cfg.seed)
     titled = np.array(
         [r for r in train_rows(gen) if gen.items[r].tags.get("text_source") == "meta"], np.int64
     )
@@ -178,10 +174,47 @@ def train_aligned(gen: Generation, cfg: TrainConfig, report: Reporter | None = N
         )
     rows, val = split_train_val(gen, titled, cfg.seed)
     images = np.asarray(gen.vectors["image"], np.float32)
-    texts = np.asarray(gen.vectors["text"], np.float32)
+    texts = np.asarray(gen.vectors["text"], np.float32)[:, None, :]
+    fit = fit_aligned(images, texts, rows, val, texts[val, 0], _same_text_truth(gen, val), cfg, report)
+    info = _info(gen, cfg, len(rows), len(val), fit.best, fit.history, "text→image recall@10 (own title)")
+    info["temperature"] = fit.temperature
+    return _to_head(fit.model, "aligned", "text", fit.mean, fit.std, info), {"keras": fit.model}
+
+
+@dataclass
+class AlignedFit:
+    model: object
+    mean: np.ndarray
+    std: np.ndarray
+    best: float
+    history: list[EpochLog]
+    temperature: float
+
+
+def fit_aligned(
+    images: np.ndarray,
+    texts: np.ndarray,
+    rows: np.ndarray,
+    val: np.ndarray,
+    val_queries: np.ndarray,
+    val_truth: list[set[int]],
+    cfg: TrainConfig,
+    report: Reporter | None = None,
+) -> AlignedFit:
+    """Symmetric InfoNCE with a learned temperature between projected images and their texts.
+
+    ``texts``: (n, c, d), c texts per image (1 title, or 5 captions); each epoch sees every
+    image once per text slot, each time with a random one of its texts. Validation: recall@10
+    of ``val_queries`` (text vectors) over the validation images, ``val_truth[i]`` = the
+    positions in ``val`` that are right for query i.
+    """
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(cfg.seed)
     mean, std = _standardiser(images[rows])
     x = (images - mean) / std
-    model = _keras_head(x.shape[1], texts.shape[1], cfg)
+    model = _keras_head(x.shape[1], texts.shape[2], cfg)
     log_scale = tf.Variable(np.log(1 / cfg.temperature), dtype=tf.float32, name="logit_scale")
 
     def loss_fn(xb, tb, training=False):
@@ -195,22 +228,23 @@ def train_aligned(gen: Generation, cfg: TrainConfig, report: Reporter | None = N
         ) / 2
 
     def batches(rng):
-        order = rng.permutation(rows)
-        return [
-            (tf.constant(x[order[i : i + cfg.batch_size]]), tf.constant(texts[order[i : i + cfg.batch_size]]))
-            for i in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size)
-        ] or [(x[order], texts[order])]
-
-    val_truth = _same_text_truth(gen, val)
+        out = []
+        for _ in range(texts.shape[1]):
+            order = rng.permutation(rows)
+            pick = texts[order, rng.integers(0, texts.shape[1], len(order))]
+            out += [
+                (tf.constant(x[order[i : i + cfg.batch_size]]), tf.constant(pick[i : i + cfg.batch_size]))
+                for i in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size)
+            ]
+        return out or [(x[rows], texts[rows, 0])]
 
     def validate() -> float:
         z = tf.math.l2_normalize(model(x[val], training=False), axis=1).numpy()
-        return _recall_at_10(texts[val], z, val_truth)
+        return _recall_at_10(val_queries, z, val_truth)
 
     best, history = _fit(model, loss_fn, batches, validate, cfg, [log_scale], "aligned", report)
-    info = _info(gen, cfg, len(rows), len(val), best, history, "text→image recall@10 (own title)")
-    info["temperature"] = float(1 / np.exp(min(float(log_scale.numpy()), 4.6052)))
-    return _to_head(model, "aligned", "text", mean, std, info), {"keras": model}
+    temperature = float(1 / np.exp(min(float(log_scale.numpy()), 4.6052)))
+    return AlignedFit(model, mean, std, best, history, temperature)
 
 
 def _same_text_truth(gen: Generation, rows: np.ndarray) -> list[set[int]]:

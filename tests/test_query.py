@@ -120,7 +120,9 @@ def test_negatives_and_weights_change_the_ranking(catalog):
     pushed = searcher.search(build_query(texts=["a cat"], not_texts=["3:cat"], k=8))
     assert not pushed[0].item.path.endswith("chelsea.png")
     # weight 0 on the image space: an image + text query ranks by the text alone
-    both = searcher.search(build_query([str(catalog / "rocket.jpg")], ["a cat"], k=3, weights="image=0"))
+    both = searcher.search(
+        build_query([str(catalog / "rocket.jpg")], ["a cat"], k=3, weights="image=0,classes=0")
+    )
     assert [h.item.path for h in both] == [h.item.path for h in plain]
     assert set(both[0].z) == {"text"}
 

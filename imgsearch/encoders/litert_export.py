@@ -1,8 +1,8 @@
 """Export the Keras encoders to LiteRT ``.tflite`` files (imports TensorFlow: index time only).
 
-Route: a ``tf.Module`` that tracks the Keras model and wraps the encoder's own
-``tf.function`` (so preprocessing is exactly the Keras encoder's) →
-``tf.saved_model.save`` with dynamic batch/sequence dims →
+Route: keras' ``ExportArchive`` tracking the Keras model, with one endpoint that
+calls the encoder's own ``tf.function`` (so preprocessing is exactly the Keras
+encoder's) and has dynamic batch/sequence dims → SavedModel →
 ``TFLiteConverter.from_saved_model``. Converting straight from a concrete
 function has silently dropped the weights before (tiny file, NaN outputs), so
 ``_check`` runs every new file once on a probe input before it is cached.
@@ -66,18 +66,16 @@ def export_image(
     import tensorflow as tf
 
     size = encoder.image_size
-    module = _tracking_module(encoder)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name=IMAGE_INPUT)])
     def serve(pixels):
         out = encoder._run(pixels)
         if isinstance(out, list | tuple):
             return {FEATURES: out[0], CLASS_PROBS: out[1]}
         return {FEATURES: out}
 
-    module.serve = serve
+    spec = [tf.TensorSpec([None, size, size, 3], tf.uint8, name=IMAGE_INPUT)]
     calibration = _image_calibration(representative) if precision == "int8-full" else None
-    flat = _convert(module, serve, precision, calibration)
+    flat = _convert(_tracked(encoder), serve, spec, precision, calibration)
     _write(target, flat, _meta(encoder.spec, precision), _check_image(encoder))
     return target
 
@@ -97,16 +95,21 @@ def export_text(encoder, precision: str = "fp32", tokenizer_json: Path | None = 
     quiet_tensorflow()
     import tensorflow as tf
 
-    module = _tracking_module(encoder)
-    ids = tf.TensorSpec([None, None], tf.int32, name=TOKEN_IDS)
-    mask = tf.TensorSpec([None, None], tf.int32, name=PADDING_MASK)
-
-    @tf.function(input_signature=[ids, mask])
     def serve(token_ids, padding_mask):
-        return {EMBEDDING: encoder._run(token_ids, padding_mask)}
+        # bert.py's pooling, with expand_dims: its ``mask[:, :, None]`` is a StridedSlice with
+        # new_axis_mask, which the TF-Lite builtins reject (it would need the Flex delegate)
+        out = encoder.backbone(
+            {"token_ids": token_ids, "padding_mask": padding_mask, "segment_ids": tf.zeros_like(token_ids)}
+        )["sequence_output"]
+        mask = tf.expand_dims(tf.cast(padding_mask, out.dtype), -1)
+        pooled = tf.reduce_sum(out * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1e-9)
+        return {EMBEDDING: pooled}
 
-    module.serve = serve
-    flat = _convert(module, serve, precision, None)
+    spec = [
+        tf.TensorSpec([None, None], tf.int32, name=TOKEN_IDS),
+        tf.TensorSpec([None, None], tf.int32, name=PADDING_MASK),
+    ]
+    flat = _convert(_tracked(encoder), serve, spec, precision, None)
     tokenizer = tokenizer_path(encoder.spec.id)
     _write_tokenizer(encoder, tokenizer, tokenizer_json)
     meta = _meta(encoder.spec, precision) | {
@@ -137,26 +140,33 @@ def ensure_exported(
 # --- conversion --------------------------------------------------------------------------------------------
 
 
-def _tracking_module(encoder):
-    """A ``tf.Module`` owning the encoder's Keras model, so the SavedModel holds its variables."""
-    import tensorflow as tf
-
-    module = tf.Module()
+def _tracked(encoder):
+    """The Keras model whose variables the export must carry."""
     for name in ("model", "backbone"):
         if getattr(encoder, name, None) is not None:
-            setattr(module, name, getattr(encoder, name))
-    return module
+            return getattr(encoder, name)
+    raise TypeError(f"{type(encoder).__name__} has no Keras model to export")
 
 
-def _convert(module, serve, precision: str, calibration: Callable | None) -> bytes:
+def _convert(model, serve: Callable, input_signature: list, precision: str, calibration) -> bytes:
+    """SavedModel via keras' ExportArchive, then the TF-Lite converter.
+
+    ``ExportArchive.track`` saves the tf.Variables behind the Keras variables
+    in a form the converter freezes into constants; a plain ``tf.Module``
+    holding the model converted to a 0.2 MB file of unresolved variable reads
+    that gave NaN.
+    """
+    import keras
     import tensorflow as tf
 
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     with tempfile.TemporaryDirectory(prefix="imgsearch-litert-") as tmp:
-        saved = Path(tmp) / "saved_model"
-        tf.saved_model.save(module, str(saved), signatures={SIGNATURE: serve.get_concrete_function()})
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=[SIGNATURE])
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(SIGNATURE, serve, input_signature=input_signature)
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[SIGNATURE])
         if precision != "fp32":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if precision == "fp16":
