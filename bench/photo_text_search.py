@@ -9,7 +9,10 @@
 4. reports on the held-out images of bench/flickr8k_holdout.txt (never trained on):
    caption → image R@1/5/10 and median rank, image → caption R@10, against auto tags alone
    and fused with them;
-5. --ship writes the head into imgsearch/pretrained/ with its manifest.
+5. --ship writes the head into imgsearch/pretrained/ (photo.npz + photo.json manifest).
+
+Hyper-parameters (hidden 1024, dropout 0.5, AdamW 3e-4, weight decay 0.1) were chosen by the
+validation R@10, never by the held-out figures.
 """
 
 from __future__ import annotations
@@ -83,11 +86,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--work", type=Path, default=Path("/tmp/imgsearch-flickr"))
+    # defaults chosen by measurement on the validation split (see the README table)
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--hidden", type=int, default=0)
-    parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--hidden", type=int, default=1024)
+    parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument("--weight-decay", type=float, default=0.1)
+    parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--ship", action="store_true")
     args = parser.parse_args()
     require(FLICKR)
@@ -145,6 +149,9 @@ def main() -> None:
         "auto tags": report("auto tags (tag text)", q @ tags.T, truth),
         "head": report("aligned head", q @ projected.T, truth),
         "head + tags": report("head + tags (z-sum)", zscore(q @ projected.T) + zscore(q @ tags.T), truth),
+        "head + 0.25 tags": report(
+            "head + 0.25·tags (z-sum)", zscore(q @ projected.T) + 0.25 * zscore(q @ tags.T), truth
+        ),
     }
     i2c = projected @ q.T
     top = np.argsort(-i2c, axis=1)[:, :10]
@@ -160,7 +167,7 @@ def ship(
 ) -> None:
     from dataclasses import asdict
 
-    head.name = "photo_aligned"
+    head.name = "photo"
     head.info = {
         "encoders": {k: (v or {}).get("id") for k, v in gen.manifest["encoders"].items()},
         "trained_on": {
@@ -178,7 +185,7 @@ def ship(
     }
     SHIP_DIR.mkdir(exist_ok=True)
     head.save(SHIP_DIR)
-    print(f"shipped {SHIP_DIR / 'photo_aligned.npz'}")
+    print(f"shipped {SHIP_DIR / 'photo.npz'}")
 
 
 if __name__ == "__main__":

@@ -53,10 +53,10 @@ def load_rows() -> dict[str, dict[str, str]]:
         return {Path(r["filename"]).stem: r for r in csv.DictReader(f)}
 
 
-def text_precision(searcher: Searcher, attrs: list[dict]) -> list[tuple[str, float, int]]:
+def text_precision(searcher: Searcher, attrs: list[dict], weights: str = "") -> list[tuple[str, float, int]]:
     out = []
     for text, article, colour in TEXT_QUERIES:
-        hits = searcher.search(build_query(texts=[text], k=10))
+        hits = searcher.search(build_query(texts=[text], k=10, weights=weights))
         good = sum(
             1 for h in hits if attrs[h.row]["articleType"] == article and attrs[h.row]["baseColour"] == colour
         )
@@ -105,6 +105,10 @@ def report(index: Path, rows: dict[str, dict[str, str]]) -> None:
         print(f"  text  P@10 {p:4.2f}  {text!r} ({total} relevant)")
     mean_text = sum(p for _, p, _ in per_query) / len(per_query)
     print(f"  text-only mean P@10 over {len(per_query)} queries: {mean_text:.3f}")
+    if "photo" in gen.vectors:
+        for weights in ("photo=0", "photo=1,text=1"):
+            alt = text_precision(searcher, attrs, weights)
+            print(f"    with --weight {weights}: {sum(p for _, p, _ in alt) / len(alt):.3f}")
     labels = [a["articleType"] or None for a in attrs]
     m = image_to_image(gen.vectors["image"], labels, sample=200, seed=0, ks=(10,))
     print(

@@ -23,7 +23,14 @@ from imgsearch.heads import Head, load_heads
 from imgsearch.store import Generation, Store, read_generation
 
 STORE_DIRNAME = ".imgsearch"
-ANN_SPACES = ("image", "text", "aligned", "metric")  # colour vectors are tiny: always searched exactly
+PRETRAINED = Path(__file__).parent / "pretrained"
+ANN_SPACES = (
+    "image",
+    "text",
+    "aligned",
+    "metric",
+    "photo",
+)  # colour vectors are tiny: always searched exactly
 
 
 @dataclass
@@ -100,10 +107,26 @@ def _ensure_indexes(
     )
     if heads is None or (not heads and not force):
         heads = load_heads(gen.dir)
+    heads = {**shipped_heads(gen.manifest), **heads}
     missing_heads = any(name not in gen.vectors for name in heads)
     if fresh and not force and not missing_heads:
         return current, False
     return _build_generation(st, gen, trees, heads), True
+
+
+def shipped_heads(manifest: dict) -> dict[str, Head]:
+    """Heads that ship inside the package, for indexes built with the encoders they were trained on.
+
+    ``photo``: an image → sentence-space head trained on everyday captioned photos, so text
+    queries work on photo folders that have no titles (see bench/photo_text_search.py).
+    """
+    encoders = {role: (spec or {}).get("id") for role, spec in manifest["encoders"].items()}
+    found = {}
+    for name, head in load_heads(PRETRAINED).items():
+        trained = head.info.get("encoders") or {}
+        if all(trained.get(role) == encoders.get(role) for role in ("image", "text")):
+            found[name] = head
+    return found
 
 
 def _apply_heads(

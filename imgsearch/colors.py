@@ -211,12 +211,29 @@ def _border(a: np.ndarray, width: int) -> np.ndarray:
     return a[ring]
 
 
-def _foreground_from_lab(lab: np.ndarray) -> np.ndarray:
-    """Foreground mask computed on an already converted Lab image."""
-    h, w = lab.shape[:2]
+def _backdrop(lab: np.ndarray) -> np.ndarray | None:
+    """The backdrop colour when the border is near-uniform (a studio/product shot), else None."""
     border = _border(lab, _BORDER)
     bg = np.median(border, axis=0)
     if np.mean(np.linalg.norm(border - bg, axis=1) < _BG_DELTA) < _BORDER_UNIFORM:
+        return None
+    return bg
+
+
+def has_backdrop(rgb: np.ndarray) -> bool:
+    """True for product shots on a plain backdrop, False for ordinary photos.
+
+    Why: search treats the two differently (an everyday-photo text head is out of its
+    domain on catalog shots, where auto tags work better).
+    """
+    return _backdrop(rgb_to_lab(_downsample(_as_rgb(rgb)))) is not None
+
+
+def _foreground_from_lab(lab: np.ndarray) -> np.ndarray:
+    """Foreground mask computed on an already converted Lab image."""
+    h, w = lab.shape[:2]
+    bg = _backdrop(lab)
+    if bg is None:
         # A busy border means a normal photo, not a studio shot: keep everything.
         return np.ones((h, w), dtype=bool)
     mask = np.linalg.norm(lab - bg, axis=-1) >= _BG_DELTA

@@ -187,12 +187,15 @@ def _can_reuse(reuse: _Reuse, entry: FileEntry, text: str | None, options: Embed
 class _Decoded:
     pixels: np.ndarray  # model input, uint8
     colour: np.ndarray  # colour histogram, computed here so it overlaps with inference
+    backdrop: bool  # a product shot on a plain backdrop
 
 
 def _decode(entry: FileEntry, size: int) -> _Decoded | ImageError:
     try:
         pixels = load_rgb_array(entry.path, size)
-        return _Decoded(pixels, colors.colour_histogram(pixels).astype(np.float32))
+        return _Decoded(
+            pixels, colors.colour_histogram(pixels).astype(np.float32), colors.has_backdrop(pixels)
+        )
     except ImageError as exc:
         return exc
     except Exception as exc:  # a broken codec must not end the run
@@ -256,6 +259,7 @@ def _embed_chunk(good, texts, image, text_encoder, options) -> tuple[list[Item],
     items = []
     for row, (entry, decoded) in enumerate(good):
         tags = image_tags(decoded.colour, None if probs_all is None else probs_all[row])
+        tags["backdrop"] = decoded.backdrop
         text = texts[entry.path]
         tags["text_source"] = "meta" if text else ("auto" if options.auto_tags else None)
         if text is None and options.auto_tags:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgsearch.encoders import quiet_tensorflow
 from imgsearch.errors import UserError
 from imgsearch.evaluate import is_test_item
 from imgsearch.heads import Head
@@ -208,6 +209,7 @@ def fit_aligned(
     of ``val_queries`` (text vectors) over the validation images, ``val_truth[i]`` = the
     positions in ``val`` that are right for query i.
     """
+    quiet_tensorflow()
     import keras
     import tensorflow as tf
 
@@ -259,6 +261,7 @@ def train_metric(
     gen: Generation, labels: list[str | None], cfg: TrainConfig, report: Reporter | None = None
 ) -> tuple[Head, dict]:
     """Supervised contrastive head: same label ⇒ close."""
+    quiet_tensorflow()
     import keras
     import tensorflow as tf
 

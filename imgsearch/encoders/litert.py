@@ -13,6 +13,7 @@ from either runtime live in the same index under the same spec id.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
@@ -30,8 +31,9 @@ MAX_TOKENS = 256  # == bert.MAX_TOKENS; all-MiniLM-L6-v2's max_seq_length
 SIGNATURE = "serving_default"
 IMAGE_INPUT, FEATURES, CLASS_PROBS = "pixels", "features", "class_probs"
 TOKEN_IDS, PADDING_MASK, EMBEDDING = "token_ids", "padding_mask", "embedding"
-# Measured on 2 cores (bench/litert_speed.py): per-image invocation is as fast as batches with
-# XNNPACK, and a fixed shape never re-plans the graph. Text pads per batch, so batches pay off.
+# bench/litert_speed.py, 2 shared cores: Lite0 fp32 runs as fast one image per invoke as in batches of
+# 4-32 (within noise), and a query image is a batch of 1, so the shape never changes and never costs a
+# re-plan (~5 ms). MiniLM titles: batch 32 ≈ 64 and 2-3× batch 1 (padding is per batch).
 IMAGE_BATCH = 1
 TEXT_BATCH = 32
 
@@ -41,8 +43,11 @@ def litert_dir() -> Path:
 
 
 def _safe(spec_id: str) -> str:
-    """Spec ids may hold ``/`` or ``:`` (hub handles); file names may not."""
-    return re.sub(r"[^A-Za-z0-9@._+-]", "_", spec_id)
+    """Spec ids may hold ``/`` or ``:`` (hub handles); file names may not. A hash keeps them distinct."""
+    safe = re.sub(r"[^A-Za-z0-9@._+-]", "_", spec_id)
+    if safe == spec_id:
+        return safe
+    return f"{safe}-{hashlib.sha256(spec_id.encode()).hexdigest()[:8]}"
 
 
 def cached_path(spec_id: str, precision: str = "fp32") -> Path:
