@@ -22,8 +22,11 @@ from imgsearch.catalog import FileEntry, read_metadata, scan
 from imgsearch.encoders import (
     DEFAULT_IMAGE_ENCODER,
     DEFAULT_TEXT_ENCODER,
+    fast_image_encoder,
+    fast_text_encoder,
     load_image_encoder,
     load_text_encoder,
+    runtime_of,
 )
 from imgsearch.errors import UserError
 from imgsearch.images import ImageError, load_rgb_array
@@ -57,6 +60,8 @@ class EmbedOptions:
     auto_tags: bool = True  # untitled items get their auto tags as text
     rebuild: bool = False
     chunk: int = CHUNK
+    runtime: str = "litert"  # or "keras"
+    precision: str = "fp32"  # image encoder on LiteRT: fp32, fp16, int8, int8-full
 
 
 @dataclass
@@ -84,20 +89,35 @@ class _Models:
     @property
     def image(self):
         if self._image is None:
-            self._image = load_image_encoder(self.options.image_encoder, self.options.weights)
+            o = self.options
+            if o.runtime == "keras":
+                self._image = load_image_encoder(o.image_encoder, o.weights)
+            else:
+                self._image = fast_image_encoder(o.image_encoder, o.weights, o.precision)
         return self._image
 
     @property
     def text(self):
         if self._text is None:
-            self._text = load_text_encoder(self.options.text_encoder)
+            o = self.options
+            self._text = (
+                load_text_encoder(o.text_encoder)
+                if o.runtime == "keras"
+                else fast_text_encoder(o.text_encoder)
+            )
         return self._text
 
     def ids(self) -> dict[str, str]:
         return {"image": self.image.spec.id, "text": self.text.spec.id}
 
     def specs(self) -> dict[str, dict]:
-        return {"image": self.image.spec.to_json(), "text": self.text.spec.to_json()}
+        """Encoder specs plus the runtime that produced the vectors (vectors of one encoder id
+        agree across runtimes to cosine ≥ 0.99999 in fp32; reduced precisions are recorded)."""
+        image = {**self.image.spec.to_json(), "runtime": runtime_of(self.image)}
+        if image["runtime"] == "litert":
+            image["precision"] = self.options.precision
+        text = {**self.text.spec.to_json(), "runtime": runtime_of(self.text)}
+        return {"image": image, "text": text}
 
 
 def embed(
@@ -123,7 +143,9 @@ def embed_locked(
     previous = None if options.rebuild else target.load(mmap=False)
     if previous is not None:
         store.check_encoders(previous.manifest, _expected_ids(options, models), target.root)
-    reuse = _reusable(previous, target, models if entries else None)
+    reuse = _reusable(
+        previous if _same_precision(previous, options) else None, target, models if entries else None
+    )
     todo = [e for e in entries if not _can_reuse(reuse, e, texts[e.path], options)]
     report = EmbedReport(target.root)
     report.skipped = list(missing)
@@ -131,6 +153,16 @@ def embed_locked(
     _publish(entries, reuse, previous, models, target, options, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _same_precision(previous: store.Generation | None, options: EmbedOptions) -> bool:
+    """Vectors made at another precision are embedded again rather than mixed in."""
+    if previous is None:
+        return False
+    image = previous.manifest["encoders"].get("image") or {}
+    have = image.get("precision", "fp32") if image.get("runtime") == "litert" else "fp32"
+    want = options.precision if options.runtime == "litert" else "fp32"
+    return have == want
 
 
 def _expected_ids(options: EmbedOptions, models: _Models) -> dict[str, str | None]:
@@ -168,7 +200,11 @@ def _reusable(previous: store.Generation | None, target: Store, models: _Models 
 
 
 def _chunk_key(models: _Models) -> dict:
-    return {"image": models.image.spec.id, "text": models.text.spec.id}
+    """Chunks resume only under the same encoders, runtime and precision."""
+    return {
+        role: f"{spec['id']}/{spec['runtime']}/{spec.get('precision', '')}"
+        for role, spec in models.specs().items()
+    }
 
 
 def _can_reuse(reuse: _Reuse, entry: FileEntry, text: str | None, options: EmbedOptions) -> bool:

@@ -136,29 +136,44 @@ class QueryEncoder:
         self._text = None
         self._stdin = stdin_bytes
 
-    def _check(self, encoder, role: str):
-        want = self.specs[role]["id"]
-        if encoder.spec.id != want:
-            raise UserError(
-                f"the index was built with {role} encoder {want}, but {encoder.spec.id} is "
-                "installed: rebuild it with `imgsearch index --rebuild`"
-            )
-        return encoder
-
     def image(self):
         if self._image is None:
-            from imgsearch.encoders import load_image_encoder
-
-            name = self.specs["image"]["name"]
-            self._image = self._check(load_image_encoder(name), "image")
+            self._image = self._load("image")
         return self._image
 
     def text(self):
         if self._text is None:
-            from imgsearch.encoders import load_text_encoder
-
-            self._text = self._check(load_text_encoder(self.specs["text"]["name"]), "text")
+            self._text = self._load("text")
         return self._text
+
+    def _load(self, role: str):
+        """LiteRT from the export cache when it is there (no TensorFlow import), else Keras."""
+        from imgsearch import encoders
+        from imgsearch.encoders import litert
+
+        spec = self.specs[role]
+        installed = (
+            encoders.installed_image_id(spec["name"])
+            if role == "image"
+            else encoders.installed_text_id(spec["name"])
+        )
+        if installed is not None and installed != spec["id"]:
+            self._stale(role, installed)
+        precision = spec.get("precision", "fp32")
+        loader = litert.load_litert_image if role == "image" else litert.load_litert_text
+        encoder = loader(spec["id"], precision)
+        if encoder is None:
+            keras_loader = encoders.load_image_encoder if role == "image" else encoders.load_text_encoder
+            encoder = keras_loader(spec["name"])
+        if encoder.spec.id != spec["id"]:
+            self._stale(role, encoder.spec.id)
+        return encoder
+
+    def _stale(self, role: str, installed: str):
+        raise UserError(
+            f"the index was built with {role} encoder {self.specs[role]['id']}, but {installed} is "
+            "installed: rebuild it with `imgsearch index --rebuild`"
+        )
 
     def read_image(self, source: str) -> np.ndarray:
         encoder = self.image()

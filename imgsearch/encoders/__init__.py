@@ -85,3 +85,68 @@ def load_text_encoder(name: str = DEFAULT_TEXT_ENCODER) -> TextEncoder:
     if name.startswith("hf://") or Path(name).is_dir():
         return bert.load_preset(name)
     raise UserError(f"unknown text encoder {name!r}; choose one of: {', '.join(TEXT_ENCODERS)}")
+
+
+# Fast runtime. LiteRT (TF Lite) runs the same networks 3-5× faster on a CPU and imports in
+# 0.2 s instead of TensorFlow's 6 s. Each Keras encoder is exported once (cached beside the
+# converted weights, keyed by its spec id); vectors match Keras at cosine ≥ 0.99999 in fp32.
+RUNTIMES = ("litert", "keras")
+
+
+def installed_image_id(name: str, weights: str | None = None) -> str | None:
+    """The spec id of an image encoder when it can be known without loading a model."""
+    if name == DEFAULT_IMAGE_ENCODER:
+        from imgsearch.encoders import efficientnet
+
+        return efficientnet.spec(Path(weights) if weights else None).id
+    return None
+
+
+def installed_text_id(name: str) -> str | None:
+    if name == DEFAULT_TEXT_ENCODER:
+        from imgsearch.encoders.bert import minilm_spec
+
+        return minilm_spec().id
+    return None
+
+
+@cache
+def fast_image_encoder(
+    name: str = DEFAULT_IMAGE_ENCODER,
+    weights: str | None = None,
+    precision: str = "fp32",
+    representative: tuple | None = None,
+) -> ImageEncoder:
+    """The LiteRT encoder for ``name`` (exported from Keras on first use), else the Keras one."""
+    from imgsearch.encoders.litert import load_litert_image
+
+    known = installed_image_id(name, weights)
+    found = load_litert_image(known, precision) if known else None
+    if found is not None:
+        return found
+    keras_encoder = load_image_encoder(name, weights)
+    if not hasattr(keras_encoder, "_run"):
+        return keras_encoder  # TF Hub models keep their own runtime
+    from imgsearch.encoders.litert_export import export_image
+
+    export_image(keras_encoder, precision)
+    return load_litert_image(keras_encoder.spec.id, precision) or keras_encoder
+
+
+@cache
+def fast_text_encoder(name: str = DEFAULT_TEXT_ENCODER, precision: str = "fp32") -> TextEncoder:
+    from imgsearch.encoders.litert import load_litert_text
+
+    known = installed_text_id(name)
+    found = load_litert_text(known, precision) if known else None
+    if found is not None:
+        return found
+    keras_encoder = load_text_encoder(name)
+    from imgsearch.encoders.litert_export import export_text
+
+    export_text(keras_encoder, precision)
+    return load_litert_text(keras_encoder.spec.id, precision) or keras_encoder
+
+
+def runtime_of(encoder) -> str:
+    return "litert" if type(encoder).__name__.startswith("LiteRT") else "keras"

@@ -13,8 +13,10 @@ from either runtime live in the same index under the same spec id.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
 import unicodedata
 from functools import lru_cache
@@ -71,10 +73,26 @@ def tokenizer_path(spec_id: str) -> Path:
     return litert_dir() / f"{_safe(spec_id)}.{CONVERTER_TAG}.tokenizer.json"
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """LiteRT's C++ logs ("Created TensorFlow Lite XNNPACK delegate") bypass Python: silence fd 2."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _interpreter(path: Path, num_threads: int):
     from ai_edge_litert.interpreter import Interpreter
 
-    return Interpreter(model_path=str(path), num_threads=num_threads)
+    with _quiet_stderr():
+        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 class _Runner:
