@@ -1,7 +1,10 @@
-"""Embedding throughput: decode+colour, model only, end to end (img/s), and text encoder (texts/s).
+"""Embedding throughput: decode only, model only and end to end (img/s), and texts/s.
 
-Usage: python bench/embed_throughput.py [--n 512] [--encoders efficientnet-lite0,resnet50]
-Reads N images of ../shared/data/fashion in place. resnet50 runs with random weights (speed only).
+    python bench/embed_throughput.py [--n 512]
+
+Reads N images of ../shared/data/fashion in place. Image encoders: EfficientNet-Lite0 on LiteRT
+(the default runtime) and on Keras, ResNet50 on Keras with random weights (speed only). End to
+end = the whole `embed` job (decode, colour, model, tags, text, writes) into a temporary store.
 """
 
 from __future__ import annotations
@@ -28,73 +31,73 @@ def rate(n: int, seconds: float) -> str:
     return f"{n / seconds:7.1f}/s"
 
 
-def image_encoder(name: str):
-    from imgsearch.encoders import load_image_encoder
-    from imgsearch.encoders.resnet import ResNet50Encoder
-
-    return ResNet50Encoder(weights=None) if name == "resnet50" else load_image_encoder(name)
-
-
-def bench_images(name: str, entries, n: int) -> None:
-    enc = image_encoder(name)
+def model_only(enc, pixels: np.ndarray) -> float:
+    enc.encode(pixels[: enc.batch_size])  # trace / allocate once
     t = time.perf_counter()
-    pixels = [d.pixels for chunk in _decoded_chunks(entries, enc.image_size, 256) for _, d in chunk]
-    decode_s = time.perf_counter() - t
-    batch = np.stack(pixels)
-    enc.encode(batch[: enc.batch_size])  # trace once
-    t = time.perf_counter()
-    for start in range(0, n, enc.batch_size):
-        enc.encode(batch[start : start + enc.batch_size])
-    model_s = time.perf_counter() - t
-    print(
-        f"{name:20s} decode+colour {rate(n, decode_s)}   model only {rate(n, model_s)}"
-        f"   (batch {enc.batch_size})"
-    )
-    return model_s
+    for start in range(0, len(pixels), enc.batch_size):
+        enc.encode(pixels[start : start + enc.batch_size])
+    return len(pixels) / (time.perf_counter() - t)
 
 
-def bench_end_to_end(entries, n: int, model_s: float) -> None:
+def end_to_end(entries, runtime: str) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         st = Store(Path(tmp) / "v")
         t = time.perf_counter()
-        report = embed([e.path for e in entries], st, EmbedOptions())
+        report = embed([e.path for e in entries], st, EmbedOptions(runtime=runtime))
         total = time.perf_counter() - t
         shutil.rmtree(st.root)
-    print(
-        f"{'embed end to end':20s} {rate(n, total)} (whole job incl. tags, colours, text, writes; "
-        f"{report.embedded_per_second:.1f} img/s while embedding) = "
-        f"{(n / total) / (n / model_s):.0%} of model-only"
-    )
-
-
-def bench_text(n: int) -> None:
-    from imgsearch.encoders import load_text_encoder
-
-    with open(FASHION / "products.csv", encoding="utf-8") as f:
-        titles = [r["productDisplayName"] for r in csv.DictReader(f)][:n]
-    enc = load_text_encoder("minilm")
-    enc.encode(titles[:64])
-    t = time.perf_counter()
-    enc.encode(titles)
-    print(
-        f"{'minilm titles':20s} {rate(len(titles), time.perf_counter() - t)} "
-        f"(batch {enc.batch_size}, padded per batch)"
-    )
+    return len(entries) / total, report.embedded_per_second
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=512)
-    parser.add_argument("--encoders", default="efficientnet-lite0,resnet50")
     args = parser.parse_args()
     require(FASHION)
-    entries, _ = scan([str(FASHION / "images")])
-    entries = entries[: args.n]
-    print(f"machine: {machine()}; {len(entries)} fashion images")
-    model_s = {name: bench_images(name, entries, len(entries)) for name in args.encoders.split(",")}
-    if "efficientnet-lite0" in model_s:
-        bench_end_to_end(entries, len(entries), model_s["efficientnet-lite0"])
-    bench_text(4 * args.n)
+    entries = scan([str(FASHION / "images")])[0][: args.n]
+    print(f"machine: {machine()}; {len(entries)} fashion images (224×224 JPEG)")
+    t = time.perf_counter()
+    pixels = np.stack([d.pixels for chunk in _decoded_chunks(entries, 224, 256) for _, d in chunk])
+    print(f"decode + resize + colour (2 threads)     {rate(len(entries), time.perf_counter() - t)}")
+
+    from imgsearch.encoders import (
+        fast_image_encoder,
+        fast_text_encoder,
+        load_image_encoder,
+        load_text_encoder,
+    )
+    from imgsearch.encoders.resnet import ResNet50Encoder
+
+    lite_rt, lite_keras = fast_image_encoder(), load_image_encoder()
+    figures = {
+        "efficientnet-lite0 LiteRT": model_only(lite_rt, pixels),
+        "efficientnet-lite0 Keras": model_only(lite_keras, pixels),
+        "resnet50 Keras (random weights)": model_only(ResNet50Encoder(weights=None), pixels[:128]),
+    }
+    for name, value in figures.items():
+        print(f"model only, {name:32s} {value:7.1f}/s")
+    for runtime, model_key in (
+        ("litert", "efficientnet-lite0 LiteRT"),
+        ("keras", "efficientnet-lite0 Keras"),
+    ):
+        total, embedding = end_to_end(entries, runtime)
+        share = total / figures[model_key]
+        print(
+            f"embed end to end, {runtime:6s}               {total:7.1f}/s  (while embedding {embedding:.1f}/s)"
+        )
+        print(f"  = {share:.0%} of model-only, job start-up included")
+    with open(FASHION / "products.csv", encoding="utf-8") as f:
+        titles = [r["productDisplayName"] for r in csv.DictReader(f)][: 4 * args.n]
+    for name, enc in (("minilm LiteRT", fast_text_encoder()), ("minilm Keras", load_text_encoder())):
+        enc.encode(titles[:64])
+        t = time.perf_counter()
+        enc.encode(titles)
+        print(
+            f"text {name:14s} {rate(len(titles), time.perf_counter() - t)} (batch {enc.batch_size}, "
+            "padded per batch)"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ that ``imgsearch --help`` answers instantly.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,8 @@ import typer
 from rich.console import Console
 
 from imgsearch.errors import UserError
+
+_STARTED = time.perf_counter()
 
 app = typer.Typer(
     help="Search a folder of images by example, by words, or both — from the shell, offline.",
@@ -64,6 +67,44 @@ ColumnsOpt = Annotated[
     typer.Option("--text-columns", help="Comma-separated metadata columns that form the item text."),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="Image encoder precision on LiteRT: fp32 (default), fp16, int8 (dynamic range) or "
+        "int8-full (calibrated on your images). See README for measured speed and quality.",
+    ),
+]
+RuntimeOpt = Annotated[
+    str, typer.Option("--runtime", help="litert (default: 3-5x faster on a CPU) or keras (TensorFlow).")
+]
+
+
+def _embed_options(
+    image_encoder, text_encoder, weights, meta, text_columns, auto_tags, rebuild, runtime, precision
+):
+    from imgsearch.embed import EmbedOptions
+    from imgsearch.encoders.litert import PRECISIONS
+
+    if meta and not text_columns:
+        raise _fail("--meta needs --text-columns (e.g. --text-columns productDisplayName)")
+    if runtime not in ("litert", "keras"):
+        raise _fail("--runtime must be litert or keras")
+    if precision not in PRECISIONS:
+        raise _fail(f"--precision must be one of {', '.join(PRECISIONS)}")
+    if precision != "fp32" and runtime != "litert":
+        raise _fail("--precision needs --runtime litert")
+    return EmbedOptions(
+        image_encoder,
+        text_encoder,
+        weights,
+        meta,
+        _split_columns(text_columns),
+        auto_tags,
+        rebuild,
+        runtime=runtime,
+        precision=precision,
+    )
 
 
 @app.command()
@@ -86,6 +127,8 @@ def embed(
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Ignore existing vectors and embed everything.")
     ] = False,
+    runtime: RuntimeOpt = "litert",
+    precision: PrecisionOpt = "fp32",
     quiet: QuietOpt = False,
 ) -> None:
     """Turn images (and their titles) into vectors in an embeddings directory.
@@ -93,15 +136,12 @@ def embed(
     Incremental: unchanged files (same path, size, mtime) keep their vectors, and an
     interrupted run resumes. Unreadable files are skipped and listed in skipped.tsv.
     """
-    from imgsearch.embed import EmbedOptions
     from imgsearch.embed import embed as run_embed
     from imgsearch.progress import make_progress
     from imgsearch.store import Store
 
-    if meta and not text_columns:
-        raise _fail("--meta needs --text-columns (e.g. --text-columns productDisplayName)")
-    options = EmbedOptions(
-        image_encoder, text_encoder, weights, meta, _split_columns(text_columns), auto_tags, rebuild
+    options = _embed_options(
+        image_encoder, text_encoder, weights, meta, text_columns, auto_tags, rebuild, runtime, precision
     )
     progress = make_progress(err, quiet)
     try:
@@ -142,6 +182,8 @@ def index(
         bool, typer.Option(help="Give images without metadata text their auto tags as text.")
     ] = True,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Embed everything again.")] = False,
+    runtime: RuntimeOpt = "litert",
+    precision: PrecisionOpt = "fp32",
     trees: TreesOpt = None,
     model: Annotated[
         Path | None,
@@ -157,13 +199,10 @@ def index(
     searched exactly; larger ones through Annoy (recall@10 ≥ 0.98 measured at 100k).
     """
     from imgsearch.build import index_folder
-    from imgsearch.embed import EmbedOptions
     from imgsearch.progress import make_progress
 
-    if meta and not text_columns:
-        raise _fail("--meta needs --text-columns (e.g. --text-columns productDisplayName)")
-    options = EmbedOptions(
-        image_encoder, text_encoder, weights, meta, _split_columns(text_columns), auto_tags, rebuild
+    options = _embed_options(
+        image_encoder, text_encoder, weights, meta, text_columns, auto_tags, rebuild, runtime, precision
     )
     progress = make_progress(err, quiet)
     try:
@@ -215,6 +254,9 @@ def query(
             "--format", "-f", help="table | paths | json | tsv (default: table on a terminal, else paths)."
         ),
     ] = None,
+    timings: Annotated[
+        bool, typer.Option("--timings", help="Print wall time per step (start-up, models, encode, search).")
+    ] = False,
     batch: Annotated[
         str | None,
         typer.Option(
@@ -236,15 +278,63 @@ def query(
     fmt = fmt or ("table" if sys.stdout.isatty() else "paths")
     if fmt not in render.FORMATS:
         raise _fail(f"--format must be one of {', '.join(render.FORMATS)}")
+    clock = _Clock()
     searcher = Searcher(find_store(index_path).require())
+    clock.lap("index")
     if batch is not None:
         from imgsearch.batch import run_batch
 
         raise typer.Exit(run_batch(searcher, batch, sys.stdout))
     q = build_query(images or [], text or [], not_text or [], not_image or [], top, weight)
+    if timings:  # load models apart from encoding, so the two can be told apart
+        _ = (
+            searcher.encoder.image() if q.images or q.not_images else None,
+            q.texts and searcher.encoder.text(),
+        )
+        clock.lap("models")
+        vectors = searcher.query_vectors(q)
+        clock.lap("encode")
+        searcher.query_vectors = lambda _q: vectors
     hits = searcher.search(q)
+    clock.lap("search")
     render.render_hits(hits, fmt, sys.stdout if fmt != "table" else None)
+    if timings:
+        clock.lap("output")
+        err.print(clock.report(), highlight=False)
     raise typer.Exit(0 if hits else 1)
+
+
+class _Clock:
+    """Wall time per step of a query, for --timings; start-up = Python + imports before the command."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self.laps = [("start-up", self._now() - _STARTED + _startup_before_import())]
+        self._last = self._now()
+
+    def lap(self, name: str) -> None:
+        now = self._now()
+        self.laps.append((name, now - self._last))
+        self._last = now
+
+    def report(self) -> str:
+        return "timings: " + ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in self.laps)
+
+
+def _startup_before_import() -> float:
+    """Seconds from process start to this module's import (Linux /proc; 0 elsewhere)."""
+    import os
+    import time
+
+    try:
+        ticks = int(Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = float(Path("/proc/uptime").read_text().split()[0])
+        started_ago = boot - ticks / os.sysconf("SC_CLK_TCK")
+        return max(0.0, started_ago - (time.perf_counter() - _STARTED))
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 @app.command()

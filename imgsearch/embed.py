@@ -85,6 +85,7 @@ class _Models:
         self.options = options
         self._image = None
         self._text = None
+        self.calibration: list[FileEntry] = []  # images to calibrate int8-full on
 
     @property
     def image(self):
@@ -93,6 +94,8 @@ class _Models:
             if o.runtime == "keras":
                 self._image = load_image_encoder(o.image_encoder, o.weights)
             else:
+                if o.precision == "int8-full":
+                    self._calibrate()
                 self._image = fast_image_encoder(o.image_encoder, o.weights, o.precision)
         return self._image
 
@@ -106,6 +109,18 @@ class _Models:
                 else fast_text_encoder(o.text_encoder)
             )
         return self._text
+
+    def _calibrate(self) -> None:
+        """Full-integer quantisation is calibrated on (up to 200) images of the catalog itself."""
+        from imgsearch.encoders.litert_export import REPRESENTATIVE_IMAGES, export_image
+
+        keras_encoder = load_image_encoder(self.options.image_encoder, self.options.weights)
+        step = max(1, len(self.calibration) // REPRESENTATIVE_IMAGES)
+        decoded = [_decode(e, keras_encoder.image_size) for e in self.calibration[::step]]
+        batches = [d.pixels[None] for d in decoded if isinstance(d, _Decoded)][:REPRESENTATIVE_IMAGES]
+        if not batches:
+            raise UserError("--precision int8-full needs images to calibrate on")
+        export_image(keras_encoder, "int8-full", batches)
 
     def ids(self) -> dict[str, str]:
         return {"image": self.image.spec.id, "text": self.text.spec.id}
@@ -147,6 +162,7 @@ def embed_locked(
         previous if _same_precision(previous, options) else None, target, models if entries else None
     )
     todo = [e for e in entries if not _can_reuse(reuse, e, texts[e.path], options)]
+    models.calibration = todo
     report = EmbedReport(target.root)
     report.skipped = list(missing)
     reuse.update(_embed_todo(todo, texts, models, target, options, progress, report))
