@@ -84,9 +84,7 @@ def main() -> None:
     ):
         total, embedding = end_to_end(entries, runtime)
         share = total / figures[model_key]
-        print(
-            f"embed end to end, {runtime:6s}               {total:7.1f}/s  (while embedding {embedding:.1f}/s)"
-        )
+        print(f"embed end to end, {runtime:6s} {total:7.1f}/s  (while embedding {embedding:.1f}/s)")
         print(f"  = {share:.0%} of model-only, job start-up included")
     with open(FASHION / "products.csv", encoding="utf-8") as f:
         titles = [r["productDisplayName"] for r in csv.DictReader(f)][: 4 * args.n]
