@@ -41,25 +41,11 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from imgsearch.colors import PALETTE_NAMES, colour_names  # noqa: E402
+from imgsearch.colors import CATALOG_COLOURS, PALETTE_NAMES, colour_names  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "fashion"
 
-#: The 12 most frequent baseColour values and the palette name each should produce.
-TARGETS: dict[str, str] = {
-    "Black": "black",
-    "Blue": "blue",
-    "White": "white",
-    "Grey": "grey",
-    "Brown": "brown",
-    "Red": "red",
-    "Green": "green",
-    "Navy Blue": "navy blue",
-    "Purple": "purple",
-    "Pink": "pink",
-    "Beige": "beige",
-    "Maroon": "maroon",
-}
+TARGETS = CATALOG_COLOURS
 
 
 #: Less frequent base colours that have a palette name of their own; reported separately

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine
 
 from imgsearch.index import (
     DEFAULT_SEARCH_K_PER_RESULT,
@@ -33,19 +36,6 @@ K = 10
 TREES_GRID = (10, 25, 50)
 SEARCH_K_PER_RESULT_GRID = (50, 100, 200, 400, 800, 1600)
 EXACT_SIZES = (1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 50_000, 100_000)
-
-
-def machine() -> str:
-    """One line naming the machine, so figures can be compared across runs."""
-    model = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.platform()} | {platform.machine()} | {os.cpu_count()} cpus | {model}"
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -22,7 +22,11 @@ PY
 cd "$photos"
 show() { echo; echo "\$ $*"; "$@" || true; }
 show imgsearch index .
-show imgsearch query --text "cat" -k 3 --format table
+# text search on photos without any titles: answered by the shipped photo head
+show imgsearch query --text "a cat" -k 3 --format table
+show imgsearch query --text "stars in the night sky" -k 3 --format table
+show imgsearch query --text "a man with a camera" -k 1 --format json
+# query by example: the twin photo comes first after the photo itself
 show imgsearch query motorcycle_left.png -k 3 --format table
-show imgsearch query coffee.png --text "2:a cup of coffee" -k 3 --format table
-show imgsearch query --text "a horse" --format json -k 1
+# image + text, fused
+show imgsearch query coffee.png --text "2:brown" -k 3 --format table --timings

@@ -100,6 +100,23 @@ _ANCHORS: dict[str, tuple[tuple[int, int, int], ...]] = {
 #: Every name the namer can emit, in the fixed order used by histogram vectors.
 PALETTE_NAMES: tuple[str, ...] = tuple(n for n, _ in _ACHROMATIC) + tuple(_CHROMATIC)
 
+#: The shop vocabulary: the 12 most frequent catalog ``baseColour`` values (fashion set) and the
+#: palette name each should be named; used to measure colour naming against catalogs.
+CATALOG_COLOURS: dict[str, str] = {
+    "Black": "black",
+    "Blue": "blue",
+    "White": "white",
+    "Grey": "grey",
+    "Brown": "brown",
+    "Red": "red",
+    "Green": "green",
+    "Navy Blue": "navy blue",
+    "Purple": "purple",
+    "Pink": "pink",
+    "Beige": "beige",
+    "Maroon": "maroon",
+}
+
 # Tunables (chosen by measurement with bench/colour_accuracy.py).
 _SIZE = 64  # working resolution
 _BORDER = 2  # border width in pixels at the working resolution

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from imgsearch.colors import (
+    CATALOG_COLOURS,
     PALETTE_NAMES,
     colour_histogram,
     colour_names,
@@ -207,20 +208,7 @@ def test_query_ranks_matching_image_first() -> None:
 # Real data (skipped when the shared fashion set is absent)
 # ---------------------------------------------------------------------------
 
-_REAL_TARGETS = {
-    "Black": "black",
-    "Blue": "blue",
-    "White": "white",
-    "Grey": "grey",
-    "Brown": "brown",
-    "Red": "red",
-    "Green": "green",
-    "Navy Blue": "navy blue",
-    "Purple": "purple",
-    "Pink": "pink",
-    "Beige": "beige",
-    "Maroon": "maroon",
-}
+_REAL_TARGETS = CATALOG_COLOURS
 
 
 def test_real_fashion_images_top3_floor() -> None:

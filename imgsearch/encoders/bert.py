@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsearch.encoders.base import EncoderSpec, l2_normalise
+from imgsearch.encoders.base import EncoderSpec, encode_by_length
 from imgsearch.errors import UserError
 
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
@@ -85,24 +85,12 @@ class BertSentenceEncoder:
         return [[cls, *p[: MAX_TOKENS - 2], sep] for p in pieces]
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.spec.dim), np.float32)
-        ids = self.token_ids(texts)
-        order = np.argsort([len(x) for x in ids], kind="stable")
-        out = np.zeros((len(texts), self.spec.dim), np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            out[rows] = self._encode_padded([ids[i] for i in rows])
-        return l2_normalise(out)
-
-    def _encode_padded(self, ids: list[list[int]]) -> np.ndarray:
-        width = max(len(x) for x in ids)
-        tokens = np.zeros((len(ids), width), np.int32)
-        mask = np.zeros((len(ids), width), np.int32)
-        for i, row in enumerate(ids):
-            tokens[i, : len(row)] = row
-            mask[i, : len(row)] = 1
-        return self._run(tokens, mask).numpy()
+        return encode_by_length(
+            self.token_ids(texts) if texts else [],
+            self.spec.dim,
+            self.batch_size,
+            lambda tokens, mask: self._run(tokens, mask).numpy(),
+        )
 
 
 def load_minilm(batch_size: int = 64) -> BertSentenceEncoder:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsearch.cache import cache_dir
-from imgsearch.encoders.base import EncoderSpec, ImageBatchOutput, l2_normalise
+from imgsearch.encoders.base import EncoderSpec, ImageBatchOutput, encode_by_length, l2_normalise
 
 CONVERTER_TAG = "c1"  # bump when the export recipe changes: old files are then never loaded
 PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
@@ -175,27 +175,11 @@ class LiteRTTextEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Sorted by length and padded per batch like ``BertSentenceEncoder``: short titles pad little."""
-        if not texts:
-            return np.zeros((0, self.spec.dim), np.float32)
-        ids = self.token_ids(list(texts))
-        order = np.argsort([len(x) for x in ids], kind="stable")
-        out = np.zeros((len(ids), self.spec.dim), np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            tokens, mask = pad([ids[i] for i in rows])
-            out[rows] = self._run(**{TOKEN_IDS: tokens, PADDING_MASK: mask})[EMBEDDING]
-        return l2_normalise(out)
+        ids = self.token_ids(list(texts)) if texts else []
+        return encode_by_length(ids, self.spec.dim, self.batch_size, self._pooled)
 
-
-def pad(ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad with 0 to the longest row; the mask marks real tokens."""
-    width = max(len(x) for x in ids)
-    tokens = np.zeros((len(ids), width), np.int32)
-    mask = np.zeros((len(ids), width), np.int32)
-    for i, row in enumerate(ids):
-        tokens[i, : len(row)] = row
-        mask[i, : len(row)] = 1
-    return tokens, mask
+    def _pooled(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self._run(**{TOKEN_IDS: tokens, PADDING_MASK: mask})[EMBEDDING]
 
 
 # --- tokenizer -------------------------------------------------------------------------------------------
