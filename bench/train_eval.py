@@ -108,12 +108,13 @@ def main() -> None:
     searcher = Searcher(gen)
     gen.vectors["text"] = ev.autotag_text_vectors(gen, searcher.encoder.text())
     gen.vectors["aligned"] = aligned(image)
-    hidden = Searcher(gen, searcher.encoder, heads={"aligned": aligned})
+    hidden = Searcher(gen, searcher.encoder, heads={**searcher.heads, "aligned": aligned})
     title = f"text → image, item text hidden, {len(queries)} '<colour> <type>' queries"
     print(f"\n| {title} | R@10 | mAP@10 | P@10 | hit@10 |")
     print("|---|---|---|---|---|")
     for name, weights in (
         ("auto tags (tag text + colour)", {"aligned": 0}),
+        ("shipped photo head (no training)", {"text": 0, "colour": 0, "aligned": 0, "photo": 1}),
         ("aligned head alone", {"text": 0, "colour": 0}),
         ("aligned head + colour", {"text": 0}),
         ("aligned head + auto tags", {}),

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from imgsearch.errors import UserError
 from imgsearch.render import hit_json
-from imgsearch.search import Searcher, build_query
+from imgsearch.search import Searcher, build_query, parse_weighted
 
 KEYS = {"image", "text", "not", "not_image", "k", "weight"}
 
@@ -44,17 +44,44 @@ def run_batch(searcher: Searcher, source: str, out: TextIO) -> int:
     """
     stream = sys.stdin if source == "-" else _open(source)
     status = 0
-    for n, line in enumerate(stream, 1):
-        if not line.strip():
-            continue
-        try:
-            result = {"query": n, **answer(searcher, line)}
-        except (UserError, ValueError, TypeError) as exc:
-            result = {"query": n, "error": str(exc)}
-            status = 2
-        out.write(json.dumps(result, ensure_ascii=False) + "\n")
+    for block in _blocks(enumerate(stream, 1), BLOCK):
+        _prefetch_texts(searcher, [line for _, line in block])
+        for n, line in block:
+            try:
+                result = {"query": n, **answer(searcher, line)}
+            except (UserError, ValueError, TypeError) as exc:
+                result = {"query": n, "error": str(exc)}
+                status = 2
+            out.write(json.dumps(result, ensure_ascii=False) + "\n")
         out.flush()
     return status
+
+
+BLOCK = 32  # queries read ahead so their texts encode in one batch (~2× faster than one by one)
+
+
+def _blocks(lines, size: int):
+    block = []
+    for n, line in lines:
+        if line.strip():
+            block.append((n, line))
+        if len(block) == size:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _prefetch_texts(searcher: Searcher, lines: list[str]) -> None:
+    texts = []
+    for line in lines:
+        try:
+            spec = json.loads(line)
+            texts += [parse_weighted(t)[0] for t in _as_list(spec.get("text")) + _as_list(spec.get("not"))]
+        except (ValueError, AttributeError):
+            continue  # reported when the line itself is answered
+    if texts:
+        searcher.encoder.texts(texts)
 
 
 def _open(source: str) -> TextIO:
