@@ -342,15 +342,19 @@ def colour_histogram(rgb: np.ndarray) -> np.ndarray:
     Why: a small fixed-length vector (sums to 1) that a search engine can store per
     image and dot with :func:`text_colour_query` to re-rank results by colour.
     """
-    small = _downsample(_as_rgb(rgb))
-    lab = rgb_to_lab(small)
+    return colour_analysis(rgb)[0]
+
+
+def colour_analysis(rgb: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(``colour_histogram``, ``has_backdrop``) from one Lab conversion: the embed job needs both."""
+    lab = rgb_to_lab(_downsample(_as_rgb(rgb)))
     mask = _foreground_from_lab(lab)
     fg = lab[mask]
     weights = _centre_weights(*mask.shape)[mask] * _skin_weights(fg)
     idx = _name_pixels(fg)
     hist = np.bincount(idx, weights=weights, minlength=len(PALETTE_NAMES))
     total = hist.sum()
-    return hist / total if total > 0 else hist
+    return (hist / total if total > 0 else hist), _backdrop(lab) is not None
 
 
 def colour_names(rgb: np.ndarray, *, top: int = 3, min_share: float = 0.1) -> list[tuple[str, float]]:

@@ -245,9 +245,8 @@ class _Decoded:
 def _decode(entry: FileEntry, size: int) -> _Decoded | ImageError:
     try:
         pixels = load_rgb_array(entry.path, size)
-        return _Decoded(
-            pixels, colors.colour_histogram(pixels).astype(np.float32), colors.has_backdrop(pixels)
-        )
+        hist, backdrop = colors.colour_analysis(pixels)
+        return _Decoded(pixels, hist.astype(np.float32), backdrop)
     except ImageError as exc:
         return exc
     except Exception as exc:  # a broken codec must not end the run
