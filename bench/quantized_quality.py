@@ -45,8 +45,8 @@ def main() -> None:
     keras_encoder = load_image_encoder()
     calibration = [load_rgb_array(FASHION / r["filename"], 224)[None] for r in calib]
     base = None
-    print("| precision | img/s (model only) | speed vs fp32 | mAP@10 | P@10 | cosine to fp32 |")
-    print("|---|---|---|---|---|---|")
+    print("| precision | img/s (model only) | speed vs fp32 | mAP@10 | P@10 | R@10 | cosine to fp32 |")
+    print("|---|---|---|---|---|---|---|")
     for precision in ("fp32", "fp16", "int8", "int8-full"):
         export_image(keras_encoder, precision, calibration if precision == "int8-full" else None)
         enc = load_litert_image(keras_encoder.spec.id, precision)

@@ -266,3 +266,24 @@ def test_export_is_cached_and_described(lite0, minilm, in_export_cache):
     assert in_export_cache.image.stat().st_size > 10_000_000  # weights are in the file, not variables
     assert isinstance(load_litert_image(lite0.spec.id), LiteRTImageEncoder)
     assert isinstance(load_litert_text(minilm.spec.id), LiteRTTextEncoder)
+
+
+@pytest.mark.slow
+def test_token_ids_match_keras_hub_on_every_title_and_caption(minilm, in_export_cache):
+    """The whole promise, on real data: every fashion title and every Flickr8k caption."""
+    texts = []
+    if (FASHION / "products.csv").exists():
+        with open(FASHION / "products.csv", encoding="utf-8") as f:
+            texts += [r["productDisplayName"] for r in csv.DictReader(f)]
+    captions = FASHION.parent / "flickr8k" / "captions.csv"
+    if captions.exists():
+        with open(captions, encoding="utf-8") as f:
+            texts += [r["caption"] for r in csv.DictReader(f)]
+    if not texts:
+        pytest.skip("../shared/data (fashion titles, flickr8k captions) is not present")
+    encoder = load_litert_text(minilm.spec.id)
+    mismatches = [
+        t for t, a, b in zip(texts, minilm.token_ids(texts), encoder.token_ids(texts), strict=True) if a != b
+    ]
+    assert not mismatches, (len(mismatches), mismatches[:3])
+    print(f"{len(texts)} texts, identical token ids")
