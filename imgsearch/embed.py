@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -152,10 +152,11 @@ def embed_locked(
     entries, missing = scan(inputs, stdin)
     if not entries and missing:
         raise UserError(f"{missing[0][0]}: {missing[0][1]}")
+    previous = None if options.rebuild else target.load(mmap=False)
+    options = _sticky_metadata(options, previous)
     meta = read_metadata(options.meta, options.text_columns) if options.meta else None
     texts = {e.path: meta.text(e.path, options.text_columns) if meta else None for e in entries}
     models = _Models(options)
-    previous = None if options.rebuild else target.load(mmap=False)
     if previous is not None:
         store.check_encoders(previous.manifest, _expected_ids(options, models), target.root)
     reuse = _reusable(
@@ -169,6 +170,17 @@ def embed_locked(
     _publish(entries, reuse, previous, models, target, options, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _sticky_metadata(options: EmbedOptions, previous: store.Generation | None) -> EmbedOptions:
+    """Re-indexing without --meta keeps the catalog the index was built with (if it still exists),
+    so a plain `imgsearch index DIR` never silently drops the titles."""
+    if options.meta is not None or previous is None:
+        return options
+    source = previous.manifest.get("text_source") or {}
+    if source.get("meta") and Path(source["meta"]).is_file():
+        return replace(options, meta=Path(source["meta"]), text_columns=list(source.get("columns") or []))
+    return options
 
 
 def _same_precision(previous: store.Generation | None, options: EmbedOptions) -> bool:
