@@ -351,10 +351,17 @@ def train(
         int, typer.Option("--epochs", help="Most epochs; early stopping usually ends sooner.")
     ] = 40,
     hidden: Annotated[int, typer.Option("--hidden", help="Hidden layer width (0 = linear head).")] = 0,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Items per step (contrastive losses like large batches).")
+    ] = 256,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     finetune_blocks: Annotated[
         int,
-        typer.Option("--finetune-blocks", help="Fine-tune the top N backbone blocks (not yet supported)."),
+        typer.Option(
+            "--finetune-blocks",
+            help="Also fine-tune the top N blocks of the image backbone (with --heads metric; "
+            "augmented images; slow on a CPU, meant for GPUs). Makes a new image encoder.",
+        ),
     ] = 0,
     index_path: Annotated[Path | None, typer.Option("--index", help="Index dir (default: nearest).")] = None,
 ) -> None:
@@ -368,14 +375,14 @@ def train(
     from imgsearch.build import find_store
     from imgsearch.encoders import quiet_tensorflow
 
-    if finetune_blocks:
-        raise _fail("--finetune-blocks is not supported yet: heads train on frozen features")
     wanted = _split_columns(heads)
     if not wanted or set(wanted) - {"aligned", "metric"}:
         raise _fail("--heads takes aligned and/or metric")
+    if finetune_blocks and wanted != ["metric"]:
+        raise _fail("--finetune-blocks trains a new image encoder with a metric head: use --heads metric")
     gen = find_store(index_path).require()
     quiet_tensorflow()
-    cfg = tr.TrainConfig(epochs=epochs, hidden=hidden, seed=seed)
+    cfg = tr.TrainConfig(epochs=epochs, hidden=hidden, seed=seed, batch_size=batch_size)
 
     def report(name: str, log) -> None:
         err.print(
@@ -384,6 +391,23 @@ def train(
             highlight=False,
         )
 
+    if finetune_blocks:
+        from imgsearch.finetune import finetune_metric
+
+        labels = ev.load_labels(gen, meta, _split_columns(label_column))
+        head = finetune_metric(gen, labels, finetune_blocks, out, cfg, report)
+        v = head.info["validation"]
+        err.print(
+            f"metric (top {finetune_blocks} blocks fine-tuned): best validation {v['metric']} "
+            f"{v['best']:.3f} after {v['epochs']} epochs, {head.info['seconds']:.1f} s",
+            highlight=False,
+        )
+        err.print(
+            f"wrote {out}; re-embed with `imgsearch index DIR --image-encoder finetuned:{out} "
+            f"--model {out} --rebuild`",
+            highlight=False,
+        )
+        return
     trained = {}
     if "aligned" in wanted:
         trained["aligned"] = tr.train_aligned(gen, cfg, report)
@@ -440,7 +464,8 @@ def evaluate_cmd(
     rows = ev.split_rows(gen, split)
     if queries is None:
         labels = ev.load_labels(gen, meta, _split_columns(label_column))
-        metrics = ev.image_to_image(gen.vectors["image"], labels, sample=sample or None, seed=seed, rows=rows)
+        space = "metric" if "metric" in gen.vectors else "image"  # what `query IMAGE` ranks by
+        metrics = ev.image_to_image(gen.vectors[space], labels, sample=sample or None, seed=seed, rows=rows)
         title = f"image → image, relevant = same {label_column}, {split} split"
     else:
         metrics = _eval_text(gen, meta, queries, hide_text, rows)

@@ -249,6 +249,35 @@ def fit_aligned(
     return AlignedFit(model, mean, std, best, history, temperature)
 
 
+def supcon_loss(z, labels, temperature: float = 0.1):
+    """Supervised contrastive loss (Khosla et al. 2020) over a batch of L2-normalised ``z``."""
+    import tensorflow as tf
+
+    logits = tf.matmul(z, z, transpose_b=True) / temperature
+    n = tf.shape(z)[0]
+    eye = tf.eye(n)
+    positives = tf.cast(tf.equal(labels[:, None], labels[None, :]), tf.float32) * (1.0 - eye)
+    logits = logits - 1e9 * eye
+    log_prob = logits - tf.reduce_logsumexp(logits, axis=1, keepdims=True)
+    count = tf.reduce_sum(positives, axis=1)
+    per_anchor = -tf.reduce_sum(positives * log_prob, axis=1) / tf.maximum(count, 1.0)
+    has = tf.cast(count > 0, tf.float32)
+    return tf.reduce_sum(per_anchor * has) / tf.maximum(tf.reduce_sum(has), 1.0)
+
+
+def recall10_same_label(z: np.ndarray, y: np.ndarray) -> float:
+    """Validation metric of metric heads: recall@10 of same-label items, each item querying the rest."""
+    sims = z @ z.T
+    np.fill_diagonal(sims, -np.inf)
+    top = np.argsort(-sims, axis=1)[:, :10]
+    scores = []
+    for i, row in enumerate(top):
+        rel = int((y == y[i]).sum()) - 1
+        if rel:
+            scores.append(int((y[row] == y[i]).sum()) / min(rel, 10))
+    return float(np.mean(scores)) if scores else 0.0
+
+
 def _same_text_truth(gen: Generation, rows: np.ndarray) -> list[set[int]]:
     """For a title query, every validation item with the identical title is a hit."""
     by_text: dict[str | None, set[int]] = {}
@@ -282,17 +311,7 @@ def train_metric(
     model = _keras_head(x.shape[1], cfg.metric_dim, cfg)
 
     def loss_fn(xb, yb, training=False):
-        z = tf.math.l2_normalize(model(xb, training=training), axis=1)
-        logits = tf.matmul(z, z, transpose_b=True) / 0.1
-        n = tf.shape(z)[0]
-        not_self = 1.0 - tf.eye(n)
-        positives = tf.cast(tf.equal(yb[:, None], yb[None, :]), tf.float32) * not_self
-        logits = logits - 1e9 * tf.eye(n)
-        log_prob = logits - tf.reduce_logsumexp(logits, axis=1, keepdims=True)
-        count = tf.reduce_sum(positives, axis=1)
-        per_anchor = -tf.reduce_sum(positives * log_prob, axis=1) / tf.maximum(count, 1.0)
-        has = tf.cast(count > 0, tf.float32)
-        return tf.reduce_sum(per_anchor * has) / tf.maximum(tf.reduce_sum(has), 1.0)
+        return supcon_loss(tf.math.l2_normalize(model(xb, training=training), axis=1), yb)
 
     def batches(rng):
         order = rng.permutation(rows)
@@ -301,20 +320,9 @@ def train_metric(
             for i in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size)
         ] or [(x[order], y[order])]
 
-    val_truth = [{j for j, r2 in enumerate(val) if y[r2] == y[r] and r2 != r} for r in val]
-
     def validate() -> float:
-        z = tf.math.l2_normalize(model(x[val], training=False), axis=1).numpy()
-        sims = z @ z.T
-        np.fill_diagonal(sims, -np.inf)
-        top = np.argsort(-sims, axis=1)[:, :10]
-        return float(
-            np.mean(
-                [
-                    len(set(t) & rel) / min(len(rel), 10) if rel else 0
-                    for t, rel in zip(top, val_truth, strict=True)
-                ]
-            )
+        return recall10_same_label(
+            tf.math.l2_normalize(model(x[val], training=False), axis=1).numpy(), y[val]
         )
 
     best, history = _fit(model, loss_fn, batches, validate, cfg, [], "metric", report)

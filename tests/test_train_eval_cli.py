@@ -3,6 +3,7 @@
 import json
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
@@ -129,23 +130,62 @@ def test_text_eval_with_label_filters_and_hidden_text(catalog, capsys, monkeypat
     assert 0.0 <= hidden["mAP"]["10"] <= with_text["mAP"]["10"]
 
 
-def test_train_errors_are_one_line(catalog, capsys, monkeypatch, tmp_path):
+def test_finetune_makes_a_new_encoder_that_indexes_and_answers(catalog, capsys, monkeypatch, tmp_path):
+    meta, model = catalog / "catalog.csv", tmp_path / "ft"
+    run(["index", catalog, "--meta", meta, "--text-columns", "title", "-q"], capsys, monkeypatch)
+    args = [
+        "train",
+        "--meta",
+        meta,
+        "--label-column",
+        "shape",
+        "--out",
+        model,
+        "--index",
+        catalog,
+        "--heads",
+        "metric",
+        "--finetune-blocks",
+        "1",
+        "--epochs",
+        "1",
+    ]
+    code, _, err = run(args, capsys, monkeypatch)
+    assert code == 0, err
+    assert "finetune epoch  1" in err and "--image-encoder finetuned:" in err
+    encoder_id = json.loads((model / "encoder.json").read_text())["id"]
+    assert encoder_id.startswith("efficientnet-lite0-ft@")
+    from imgsearch.encoders import load_image_encoder
+
+    tuned, base = load_image_encoder(f"finetuned:{model}"), load_image_encoder()
+    assert tuned.spec.id == encoder_id != base.spec.id
+    px = np.asarray(Image.open(catalog / "1000.png").convert("RGB").resize((224, 224)))[None]
+    assert float((tuned.encode(px).features @ base.encode(px).features.T)[0, 0]) < 0.9999  # weights changed
+    out_index = tmp_path / "ft-index"
     code, _, err = run(
         [
-            "train",
-            "--meta",
-            catalog / "catalog.csv",
-            "--out",
-            tmp_path / "m",
-            "--index",
+            "index",
             catalog,
-            "--finetune-blocks",
-            "2",
+            "--out",
+            out_index,
+            "--image-encoder",
+            f"finetuned:{model}",
+            "--model",
+            model,
+            "-q",
         ],
         capsys,
         monkeypatch,
     )
-    assert code == 2 and "not supported yet" in err
+    assert code == 0, err
+    code, out, _ = run(["query", catalog / "1000.png", "--index", out_index, "-k", "1"], capsys, monkeypatch)
+    assert code == 0 and out.strip().endswith("1000.png")
+    wrong = [a if a != "metric" else "aligned" for a in args]
+    code, _, err = run(wrong, capsys, monkeypatch)
+    assert code == 2 and "use --heads metric" in err
+
+
+def test_train_errors_are_one_line(catalog, capsys, monkeypatch, tmp_path):
     code, _, err = run(
         [
             "train",

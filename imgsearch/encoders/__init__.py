@@ -16,7 +16,7 @@ from imgsearch.errors import UserError
 
 DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
 DEFAULT_TEXT_ENCODER = "minilm"
-IMAGE_ENCODERS = ("efficientnet-lite0", "resnet50", "hub:<url-or-dir>")
+IMAGE_ENCODERS = ("efficientnet-lite0", "resnet50", "hub:<url-or-dir>", "finetuned:<model dir>")
 TEXT_ENCODERS = ("minilm", "bert-base", "hf://<owner/name>", "<keras-hub preset dir>")
 
 __all__ = [
@@ -65,6 +65,10 @@ def load_image_encoder(name: str = DEFAULT_IMAGE_ENCODER, weights: str | None = 
         from imgsearch.encoders.resnet import ResNet50Encoder
 
         return ResNet50Encoder(weights=weights or "imagenet")
+    if name.startswith("finetuned:"):
+        from imgsearch.finetune import FineTunedLite0Encoder
+
+        return FineTunedLite0Encoder(Path(name[len("finetuned:") :]))
     if name.startswith("hub:"):
         from imgsearch.encoders.tfhub import TFHubImageEncoder
 
@@ -99,6 +103,10 @@ def installed_image_id(name: str, weights: str | None = None) -> str | None:
         from imgsearch.encoders import efficientnet
 
         return efficientnet.spec(Path(weights) if weights else None).id
+    if name.startswith("finetuned:"):
+        from imgsearch.finetune import read_encoder_meta
+
+        return read_encoder_meta(Path(name[len("finetuned:") :]))["id"]
     return None
 
 

@@ -1,0 +1,187 @@
+"""Fine-tune the top blocks of the EfficientNet-Lite0 backbone together with a metric head.
+
+Slow on a CPU (every step runs the whole network forward and the top blocks backward),
+meant for GPUs; heads on frozen features (``imgsearch.train``) are the CPU path. The result
+is a new image encoder, ``finetuned:<model dir>``, with its own spec id, so its vectors are
+never mixed with the base encoder's: re-index with
+``imgsearch index DIR --image-encoder finetuned:MODEL --model MODEL --rebuild``.
+
+Batch-norm layers stay in inference mode (their statistics are frozen) and the images are
+augmented (flip, zoom, shift) while training; the rest follows ``train.train_metric``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from imgsearch.cache import atomic_write_text, file_sha256
+from imgsearch.encoders import quiet_tensorflow
+from imgsearch.encoders.efficientnet import EfficientNetLite0Encoder
+from imgsearch.errors import UserError
+from imgsearch.heads import Head
+from imgsearch.images import ImageError, load_rgb_array
+from imgsearch.store import Generation
+from imgsearch.train import (
+    MIN_TRAIN_ITEMS,
+    Reporter,
+    TrainConfig,
+    _fit,
+    _info,
+    _keras_head,
+    _to_head,
+    recall10_same_label,
+    split_train_val,
+    supcon_loss,
+    train_rows,
+)
+
+PREFIX = "finetuned:"
+ENCODER_FILE = "encoder.json"
+WEIGHTS_FILE = "encoder.weights.h5"
+_BLOCK = re.compile(r"^(block\d+[a-z])_")
+
+
+def trainable_layer_names(model, blocks: int) -> set[str]:
+    """Layers of the last ``blocks`` backbone blocks, plus the top conv and its batch norm."""
+    order = list(dict.fromkeys(m[1] for layer in model.layers if (m := _BLOCK.match(layer.name))))
+    if not 1 <= blocks <= len(order):
+        raise UserError(f"--finetune-blocks must be between 1 and {len(order)}")
+    chosen = set(order[-blocks:])
+    return {layer.name for layer in model.layers if (m := _BLOCK.match(layer.name)) and m[1] in chosen} | {
+        "top_conv",
+        "top_bn",
+    }
+
+
+class FineTunedLite0Encoder(EfficientNetLite0Encoder):
+    """EfficientNet-Lite0 with the fine-tuned weights of a model dir."""
+
+    def __init__(self, model_dir: Path, batch_size: int = 32) -> None:
+        meta = read_encoder_meta(model_dir)
+        super().__init__(batch_size=batch_size)
+        self.model.load_weights(str(Path(model_dir) / WEIGHTS_FILE))
+        self.spec = replace(self.spec, name=f"{PREFIX}{model_dir}", id=meta["id"])
+
+
+def read_encoder_meta(model_dir: Path) -> dict:
+    try:
+        meta = json.loads((Path(model_dir) / ENCODER_FILE).read_text())
+    except (OSError, ValueError):
+        raise UserError(f"{model_dir}: no fine-tuned encoder here (train with --finetune-blocks)") from None
+    if not (Path(model_dir) / WEIGHTS_FILE).is_file():
+        raise UserError(f"{model_dir}: {WEIGHTS_FILE} is missing")
+    return meta
+
+
+def _decode_rows(gen: Generation, rows: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    kept, pixels = [], []
+    for r in rows:
+        try:
+            pixels.append(load_rgb_array(gen.items[r].path, size))
+            kept.append(r)
+        except ImageError:
+            continue  # a file that vanished or broke since indexing is left out
+    return np.asarray(kept, np.int64), np.stack(pixels)
+
+
+def finetune_metric(
+    gen: Generation,
+    labels: list[str | None],
+    blocks: int,
+    out: Path,
+    cfg: TrainConfig,
+    report: Reporter | None = None,
+) -> Head:
+    """Train the top ``blocks`` blocks + a metric head; save encoder weights, its meta and the head."""
+    quiet_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    if gen.manifest["encoders"]["image"]["name"] != "efficientnet-lite0":
+        raise UserError("--finetune-blocks works on indexes built with efficientnet-lite0")
+    keras.utils.set_random_seed(cfg.seed)
+    labelled = np.array([r for r in train_rows(gen) if labels[r] is not None], np.int64)
+    classes = sorted({labels[r] for r in labelled})
+    if len(labelled) < MIN_TRAIN_ITEMS or len(classes) < 2:
+        raise UserError(
+            f"fine-tuning needs at least {MIN_TRAIN_ITEMS} labelled training items in two or more "
+            f"classes (found {len(labelled)} in {len(classes)})"
+        )
+    encoder = EfficientNetLite0Encoder()  # a fresh model: the shared cached one must stay pretrained
+    backbone = encoder.model
+    names = trainable_layer_names(backbone, blocks)
+    for layer in backbone.layers:
+        layer.trainable = layer.name in names
+    rows, val = split_train_val(gen, labelled, cfg.seed)
+    rows, train_px = _decode_rows(gen, rows, encoder.image_size)
+    val, val_px = _decode_rows(gen, val, encoder.image_size)
+    class_id = {c: i for i, c in enumerate(classes)}
+    y_train = np.array([class_id[labels[r]] for r in rows], np.int32)
+    y_val = np.array([class_id[labels[r]] for r in val], np.int32)
+    head = _keras_head(1280, cfg.metric_dim, cfg)
+    augment = keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal"),
+            keras.layers.RandomZoom(0.1),
+            keras.layers.RandomTranslation(0.05, 0.05),
+        ]
+    )
+
+    def features(px, training: bool):
+        x = tf.cast(px, tf.float32)
+        if training:
+            x = augment(x, training=True)
+        return backbone((x - 127.5) / 127.5, training=False)[0]  # batch norm stays frozen
+
+    def loss_fn(px, yb, training=False):
+        return supcon_loss(tf.math.l2_normalize(head(features(px, training), training=training), axis=1), yb)
+
+    def batches(rng):
+        order = rng.permutation(len(rows))
+        size = min(cfg.batch_size, len(order))
+        return [
+            (tf.constant(train_px[order[i : i + size]]), tf.constant(y_train[order[i : i + size]]))
+            for i in range(0, len(order) - size + 1, size)
+        ]
+
+    def validate() -> float:
+        feats = np.concatenate(
+            [features(val_px[i : i + 64], False).numpy() for i in range(0, len(val_px), 64)]
+        )
+        z = tf.math.l2_normalize(head(feats, training=False), axis=1).numpy()
+        return recall10_same_label(z, y_val)
+
+    tuned = [v for v in backbone.trainable_variables]
+    best, history = _fit(head, loss_fn, batches, validate, cfg, tuned, "finetune", report)
+    return _save(out, encoder, blocks, head, gen, cfg, len(rows), len(val), best, history, len(classes))
+
+
+def _save(
+    out: Path, encoder, blocks: int, head_model, gen, cfg, n_train, n_val, best, history, n_classes
+) -> Head:
+    out.mkdir(parents=True, exist_ok=True)
+    weights = out / WEIGHTS_FILE
+    encoder.model.save_weights(str(weights))
+    spec_id = f"efficientnet-lite0-ft@{file_sha256(weights)[:12]}"
+    atomic_write_text(
+        out / ENCODER_FILE,
+        json.dumps(
+            {"format": "imgsearch-encoder", "base": encoder.spec.id, "blocks": blocks, "id": spec_id},
+            indent=2,
+        ),
+    )
+    info = _info(gen, cfg, n_train, n_val, best, history, "image→image recall@10 (same label)")
+    info["encoders"]["image"] = spec_id
+    info["finetuned_blocks"] = blocks
+    info["classes"] = n_classes
+    head = _to_head(
+        head_model, "metric", "metric", np.zeros(1280, np.float32), np.ones(1280, np.float32), info
+    )
+    head.save(out)
+    head_model.save(out / "metric.keras")
+    return head
