@@ -27,17 +27,16 @@ from imgsearch.heads import Head
 from imgsearch.images import ImageError, load_rgb_array
 from imgsearch.store import Generation
 from imgsearch.train import (
-    MIN_TRAIN_ITEMS,
     Reporter,
     TrainConfig,
     _fit,
     _info,
     _keras_head,
     _to_head,
+    labelled_train_rows,
     recall10_same_label,
     split_train_val,
     supcon_loss,
-    train_rows,
 )
 
 PREFIX = "finetuned:"
@@ -105,13 +104,7 @@ def finetune_metric(
     if gen.manifest["encoders"]["image"]["name"] != "efficientnet-lite0":
         raise UserError("--finetune-blocks works on indexes built with efficientnet-lite0")
     keras.utils.set_random_seed(cfg.seed)
-    labelled = np.array([r for r in train_rows(gen) if labels[r] is not None], np.int64)
-    classes = sorted({labels[r] for r in labelled})
-    if len(labelled) < MIN_TRAIN_ITEMS or len(classes) < 2:
-        raise UserError(
-            f"fine-tuning needs at least {MIN_TRAIN_ITEMS} labelled training items in two or more "
-            f"classes (found {len(labelled)} in {len(classes)})"
-        )
+    labelled, classes = labelled_train_rows(gen, labels, "fine-tuning")
     encoder = EfficientNetLite0Encoder()  # a fresh model: the shared cached one must stay pretrained
     backbone = encoder.model
     names = trainable_layer_names(backbone, blocks)

@@ -249,6 +249,18 @@ def fit_aligned(
     return AlignedFit(model, mean, std, best, history, temperature)
 
 
+def labelled_train_rows(gen: Generation, labels: list[str | None], what: str) -> tuple[np.ndarray, list[str]]:
+    """Training-split rows that have a label, and the sorted classes; refuses too little data."""
+    labelled = np.array([r for r in train_rows(gen) if labels[r] is not None], np.int64)
+    classes = sorted({labels[r] for r in labelled})
+    if len(labelled) < MIN_TRAIN_ITEMS or len(classes) < 2:
+        raise UserError(
+            f"{what} needs at least {MIN_TRAIN_ITEMS} labelled training items in two or "
+            f"more classes (found {len(labelled)} in {len(classes)})"
+        )
+    return labelled, classes
+
+
 def supcon_loss(z, labels, temperature: float = 0.1):
     """Supervised contrastive loss (Khosla et al. 2020) over a batch of L2-normalised ``z``."""
     import tensorflow as tf
@@ -295,13 +307,7 @@ def train_metric(
     import tensorflow as tf
 
     keras.utils.set_random_seed(cfg.seed)
-    labelled = np.array([r for r in train_rows(gen) if labels[r] is not None], np.int64)
-    classes = sorted({labels[r] for r in labelled})
-    if len(labelled) < MIN_TRAIN_ITEMS or len(classes) < 2:
-        raise UserError(
-            f"metric learning needs at least {MIN_TRAIN_ITEMS} labelled training items in two or "
-            f"more classes (found {len(labelled)} in {len(classes)})"
-        )
+    labelled, classes = labelled_train_rows(gen, labels, "metric learning")
     rows, val = split_train_val(gen, labelled, cfg.seed)
     class_id = {c: i for i, c in enumerate(classes)}
     y = np.array([class_id.get(label, -1) for label in labels], np.int32)
