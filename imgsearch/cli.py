@@ -242,7 +242,11 @@ def query(
     ] = None,
     weight: Annotated[
         str | None,
-        typer.Option("--weight", help="Space weights, e.g. image=0.3,text=0.7,colour=1 (default 1 each)."),
+        typer.Option(
+            "--weight",
+            help="Space weights, e.g. image=0.3,text=0.7,colour=1; spaces: image, classes, text, colour, "
+            "aligned, metric, photo (defaults depend on what the index holds; see README).",
+        ),
     ] = None,
     top: Annotated[int, typer.Option("--top", "-k", help="Number of results.")] = 10,
     index_path: Annotated[
@@ -268,7 +272,8 @@ def query(
 ) -> None:
     """Search by image, by text, or both; results ranked by fused, calibrated scores.
 
-    Each space (image, text, colour) is standardised per query, then summed with weights.
+    Each space (image, classes, text, colour, and trained or shipped heads: aligned, metric,
+    photo) is standardised per query, then summed with weights (see README for the defaults).
     Exit status: 0 with results, 1 with none, 2 on error.
     """
     from imgsearch import render
@@ -286,22 +291,23 @@ def query(
 
         raise typer.Exit(run_batch(searcher, batch, sys.stdout))
     q = build_query(images or [], text or [], not_text or [], not_image or [], top, weight)
-    if timings:  # load models apart from encoding, so the two can be told apart
-        _ = (
-            searcher.encoder.image() if q.images or q.not_images else None,
-            q.texts and searcher.encoder.text(),
-        )
-        clock.lap("models")
-        vectors = searcher.query_vectors(q)
-        clock.lap("encode")
-        searcher.query_vectors = lambda _q: vectors
-    hits = searcher.search(q)
+    hits = _search_timed(searcher, q, clock) if timings else searcher.search(q)
     clock.lap("search")
     render.render_hits(hits, fmt, sys.stdout if fmt != "table" else None)
     if timings:
         clock.lap("output")
         err.print(clock.report(), highlight=False)
     raise typer.Exit(0 if hits else 1)
+
+
+def _search_timed(searcher, q, clock: _Clock):
+    """``searcher.search`` with model loading and encoding timed apart from the search itself."""
+    _ = (searcher.encoder.image() if q.images or q.not_images else None, q.texts and searcher.encoder.text())
+    clock.lap("models")
+    vectors = searcher.query_vectors(q)
+    clock.lap("encode")
+    searcher.query_vectors = lambda _q: vectors
+    return searcher.search(q)
 
 
 class _Clock:
