@@ -24,6 +24,8 @@ from imgsearch.encoders import (
     DEFAULT_TEXT_ENCODER,
     fast_image_encoder,
     fast_text_encoder,
+    installed_image_id,
+    installed_text_id,
     load_image_encoder,
     load_text_encoder,
     runtime_of,
@@ -40,6 +42,7 @@ DECODE_THREADS = 2
 class Progress(Protocol):
     def start(self, total: int, description: str) -> None: ...
     def advance(self, n: int) -> None: ...
+    def note(self, message: str) -> None: ...
 
 
 class _NoProgress:
@@ -47,6 +50,9 @@ class _NoProgress:
         pass
 
     def advance(self, n: int) -> None:
+        pass
+
+    def note(self, message: str) -> None:
         pass
 
 
@@ -81,8 +87,9 @@ class EmbedReport:
 class _Models:
     """Encoders are loaded only when there is something to embed (a no-change re-index is instant)."""
 
-    def __init__(self, options: EmbedOptions) -> None:
+    def __init__(self, options: EmbedOptions, progress: Progress | None = None) -> None:
         self.options = options
+        self.progress = progress or _NoProgress()
         self._image = None
         self._text = None
         self.calibration: list[FileEntry] = []  # images to calibrate int8-full on
@@ -96,6 +103,7 @@ class _Models:
             else:
                 if o.precision == "int8-full":
                     self._calibrate()
+                self._announce_export(installed_image_id(o.image_encoder, o.weights), o.precision)
                 self._image = fast_image_encoder(o.image_encoder, o.weights, o.precision)
         return self._image
 
@@ -103,12 +111,19 @@ class _Models:
     def text(self):
         if self._text is None:
             o = self.options
-            self._text = (
-                load_text_encoder(o.text_encoder)
-                if o.runtime == "keras"
-                else fast_text_encoder(o.text_encoder)
-            )
+            if o.runtime == "keras":
+                self._text = load_text_encoder(o.text_encoder)
+            else:
+                self._announce_export(installed_text_id(o.text_encoder), "fp32")
+                self._text = fast_text_encoder(o.text_encoder)
         return self._text
+
+    def _announce_export(self, spec_id: str | None, precision: str) -> None:
+        """The first run converts the model to LiteRT (tens of seconds): say so rather than look stuck."""
+        from imgsearch.encoders.litert import cached_path
+
+        if spec_id is None or not cached_path(spec_id, precision).exists():
+            self.progress.note(f"preparing the fast runtime for {spec_id or 'the encoder'} (once; ~30 s)")
 
     def _calibrate(self) -> None:
         """Full-integer quantisation is calibrated on (up to 200) images of the catalog itself."""
@@ -156,7 +171,7 @@ def embed_locked(
     options = _sticky_metadata(options, previous)
     meta = read_metadata(options.meta, options.text_columns) if options.meta else None
     texts = {e.path: meta.text(e.path, options.text_columns) if meta else None for e in entries}
-    models = _Models(options)
+    models = _Models(options, progress)
     if previous is not None:
         store.check_encoders(previous.manifest, _expected_ids(options, models), target.root)
     reuse = _reusable(

@@ -34,6 +34,9 @@ class RichProgress:
         speed = self._bar.tasks[0].speed
         self._bar.update(self._task, rate=f"{speed:6.1f} img/s" if speed else "")
 
+    def note(self, message: str) -> None:
+        self._bar.console.print(message, style="dim", highlight=False)
+
     def stop(self) -> None:
         self._bar.stop()
 

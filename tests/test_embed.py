@@ -26,6 +26,9 @@ class _Counter:
         if self.stop_after is not None and self.done >= self.stop_after:
             raise KeyboardInterrupt
 
+    def note(self, message):
+        self.notes = [*getattr(self, "notes", []), message]
+
 
 def test_embed_then_incremental_reindex(photos, tmp_path, lite0, minilm):
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
