@@ -158,16 +158,21 @@ class QueryEncoder:
         from imgsearch.encoders import litert
 
         spec = self.specs[role]
-        installed = (
-            encoders.installed_image_id(spec["name"])
-            if role == "image"
-            else encoders.installed_text_id(spec["name"])
-        )
-        if installed is not None and installed != spec["id"]:
-            self._stale(role, installed)
         precision = spec.get("precision", "fp32")
         loader = litert.load_litert_image if role == "image" else litert.load_litert_text
         encoder = loader(spec["id"], precision)
+        try:
+            installed = (
+                encoders.installed_image_id(spec["name"])
+                if role == "image"
+                else encoders.installed_text_id(spec["name"])
+            )
+        except UserError:
+            if encoder is None:
+                raise
+            installed = None  # e.g. a fine-tuned model dir that moved: its export (keyed by weights) answers
+        if installed is not None and installed != spec["id"]:
+            self._stale(role, installed)
         if encoder is None:
             keras_loader = encoders.load_image_encoder if role == "image" else encoders.load_text_encoder
             encoder = keras_loader(spec["name"])

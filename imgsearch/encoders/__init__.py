@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -131,6 +132,8 @@ def fast_image_encoder(
     known = installed_image_id(name, weights)
     found = load_litert_image(known, precision) if known else None
     if found is not None:
+        # the export is keyed by weights; the name is how this user reaches them (a path may move)
+        found.spec = replace(found.spec, name=name)
         return found
     keras_encoder = load_image_encoder(name, weights)
     if not hasattr(keras_encoder, "_run"):
