@@ -29,7 +29,8 @@ from common import FASHION, machine, require
 from imgsearch import evaluate as ev
 from imgsearch import train as tr
 from imgsearch.build import find_store
-from imgsearch.search import Searcher, build_query
+from imgsearch.heads import load_heads
+from imgsearch.search import QueryEncoder, Searcher, build_query
 
 
 def attributes(gen) -> list[dict]:
@@ -105,10 +106,11 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
 
     queries = colour_type_queries(attrs, test, args.min_items)
-    searcher = Searcher(gen)
-    gen.vectors["text"] = ev.autotag_text_vectors(gen, searcher.encoder.text())
+    encoder = QueryEncoder(gen.manifest)
+    shipped = load_heads(gen.dir)
+    gen.vectors["text"] = ev.autotag_text_vectors(gen, encoder.text())
     gen.vectors["aligned"] = aligned(image)
-    hidden = Searcher(gen, searcher.encoder, heads={**searcher.heads, "aligned": aligned})
+    hidden = Searcher(gen, encoder, heads={**shipped, "aligned": aligned})
     title = f"text → image, item text hidden, {len(queries)} '<colour> <type>' queries"
     print(f"\n| {title} | R@10 | mAP@10 | P@10 | hit@10 |")
     print("|---|---|---|---|---|")

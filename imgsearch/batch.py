@@ -8,7 +8,7 @@ from typing import TextIO
 
 from imgsearch.errors import UserError
 from imgsearch.render import hit_json
-from imgsearch.search import Searcher, build_query, parse_weighted
+from imgsearch.search import Query, Searcher, build_query
 
 KEYS = {"image", "text", "not", "not_image", "k", "weight"}
 
@@ -19,14 +19,15 @@ def _as_list(value) -> list[str]:
     return [str(v) for v in (value if isinstance(value, list) else [value])]
 
 
-def answer(searcher: Searcher, line: str) -> dict:
+def parse_line(line: str) -> Query:
+    """One JSON-lines query → a ``Query``; raises UserError/ValueError/TypeError when malformed."""
     spec = json.loads(line)
     if not isinstance(spec, dict):
         raise UserError("each line must be a JSON object")
     unknown = set(spec) - KEYS
     if unknown:
         raise UserError(f"unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(KEYS))}")
-    q = build_query(
+    return build_query(
         _as_list(spec.get("image")),
         _as_list(spec.get("text")),
         _as_list(spec.get("not")),
@@ -34,22 +35,27 @@ def answer(searcher: Searcher, line: str) -> dict:
         int(spec.get("k", 10)),
         spec.get("weight"),
     )
-    return {"results": [hit_json(h) for h in searcher.search(q)]}
 
 
 def run_batch(searcher: Searcher, source: str, out: TextIO) -> int:
     """Answer every line; a bad line gets ``{"error": ...}`` and the rest still run.
 
+    Lines are read in blocks so the texts of a whole block encode in one batch.
     Exit status 0 when every query was answered, 2 when any line was bad.
     """
     stream = sys.stdin if source == "-" else _open(source)
     status = 0
     for block in _blocks(enumerate(stream, 1), BLOCK):
-        _prefetch_texts(searcher, [line for _, line in block])
-        for n, line in block:
+        parsed = [(n, _parse_or_error(line)) for n, line in block]
+        texts = [t for _, q in parsed if isinstance(q, Query) for t, _ in q.texts + q.not_texts]
+        if texts:
+            searcher.encoder.texts(texts)
+        for n, q in parsed:
             try:
-                result = {"query": n, **answer(searcher, line)}
-            except (UserError, ValueError, TypeError) as exc:
+                if isinstance(q, Exception):
+                    raise q
+                result = {"query": n, "results": [hit_json(h) for h in searcher.search(q)]}
+            except BAD_QUERY as exc:
                 result = {"query": n, "error": str(exc)}
                 status = 2
             out.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -58,6 +64,16 @@ def run_batch(searcher: Searcher, source: str, out: TextIO) -> int:
 
 
 BLOCK = 32  # queries read ahead so their texts encode in one batch (~2× faster than one by one)
+
+
+BAD_QUERY = (UserError, ValueError, TypeError)  # reported on the query's own line; the rest still run
+
+
+def _parse_or_error(line: str) -> Query | Exception:
+    try:
+        return parse_line(line)
+    except BAD_QUERY as exc:
+        return exc
 
 
 def _blocks(lines, size: int):
@@ -70,18 +86,6 @@ def _blocks(lines, size: int):
             block = []
     if block:
         yield block
-
-
-def _prefetch_texts(searcher: Searcher, lines: list[str]) -> None:
-    texts = []
-    for line in lines:
-        try:
-            spec = json.loads(line)
-            texts += [parse_weighted(t)[0] for t in _as_list(spec.get("text")) + _as_list(spec.get("not"))]
-        except (ValueError, AttributeError):
-            continue  # reported when the line itself is answered
-    if texts:
-        searcher.encoder.texts(texts)
 
 
 def _open(source: str) -> TextIO:

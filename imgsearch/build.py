@@ -151,8 +151,7 @@ def _apply_heads(
 def _build_generation(
     st: Store, gen: Generation, trees: int | None, heads: dict[str, Head]
 ) -> dict[str, dict]:
-    new_dir = st.new_generation_dir()
-    try:
+    with st.building() as new_dir:
         head_files = {f"{n}{ext}" for n in heads for ext in (".npy", ".npz", ".json")}
         for f in gen.dir.iterdir():
             if f.suffix != ".ann" and f.name != "manifest.json" and f.name not in head_files:
@@ -171,10 +170,6 @@ def _build_generation(
             built[space] = manifest["spaces"][space]["index"]
         (new_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
         read_generation(new_dir)  # refuse to publish anything a reader would refuse
-    except BaseException:
-        shutil.rmtree(new_dir, ignore_errors=True)
-        raise
-    st.publish(new_dir)
     return built
 
 

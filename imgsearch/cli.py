@@ -67,6 +67,11 @@ ColumnsOpt = Annotated[
     typer.Option("--text-columns", help="Comma-separated metadata columns that form the item text."),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+AutoTagsOpt = Annotated[
+    bool,
+    typer.Option(help="Give images without metadata text their auto tags (classes, colours) as text."),
+]
+RebuildOpt = Annotated[bool, typer.Option("--rebuild", help="Ignore existing vectors and embed everything.")]
 PrecisionOpt = Annotated[
     str,
     typer.Option(
@@ -107,6 +112,18 @@ def _embed_options(
     )
 
 
+def _with_progress(quiet: bool, job):
+    """Run ``job(progress)`` with a progress bar on a terminal, taken down however the job ends."""
+    from imgsearch.progress import make_progress
+
+    progress = make_progress(err, quiet)
+    try:
+        return job(progress)
+    finally:
+        if progress:
+            progress.stop()
+
+
 @app.command()
 def embed(
     inputs: Annotated[
@@ -120,13 +137,8 @@ def embed(
     weights: WeightsOpt = None,
     meta: MetaOpt = None,
     text_columns: ColumnsOpt = None,
-    auto_tags: Annotated[
-        bool,
-        typer.Option(help="Give images without metadata text their auto tags (classes, colours) as text."),
-    ] = True,
-    rebuild: Annotated[
-        bool, typer.Option("--rebuild", help="Ignore existing vectors and embed everything.")
-    ] = False,
+    auto_tags: AutoTagsOpt = True,
+    rebuild: RebuildOpt = False,
     runtime: RuntimeOpt = "litert",
     precision: PrecisionOpt = "fp32",
     quiet: QuietOpt = False,
@@ -137,18 +149,12 @@ def embed(
     interrupted run resumes. Unreadable files are skipped and listed in skipped.tsv.
     """
     from imgsearch.embed import embed as run_embed
-    from imgsearch.progress import make_progress
     from imgsearch.store import Store
 
     options = _embed_options(
         image_encoder, text_encoder, weights, meta, text_columns, auto_tags, rebuild, runtime, precision
     )
-    progress = make_progress(err, quiet)
-    try:
-        report = run_embed(inputs, Store(out), options, progress)
-    finally:
-        if progress:
-            progress.stop()
+    report = _with_progress(quiet, lambda progress: run_embed(inputs, Store(out), options, progress))
     if not quiet:
         from imgsearch.render import print_embed_report
 
@@ -159,8 +165,8 @@ TreesOpt = Annotated[
     int | None,
     typer.Option(
         "--trees",
-        help="Annoy trees (default 10). More trees: bigger index, slightly better recall; "
-        "query-time --search-k is the cheaper knob.",
+        help="Annoy trees (default 10, measured recall@10 ≥ 0.98 against exact search at 100k items). "
+        "More trees: bigger index and slower build for a little more recall.",
     ),
 ]
 
@@ -178,10 +184,8 @@ def index(
     weights: WeightsOpt = None,
     meta: MetaOpt = None,
     text_columns: ColumnsOpt = None,
-    auto_tags: Annotated[
-        bool, typer.Option(help="Give images without metadata text their auto tags as text.")
-    ] = True,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Embed everything again.")] = False,
+    auto_tags: AutoTagsOpt = True,
+    rebuild: RebuildOpt = False,
     runtime: RuntimeOpt = "litert",
     precision: PrecisionOpt = "fp32",
     trees: TreesOpt = None,
@@ -199,17 +203,14 @@ def index(
     searched exactly; larger ones through Annoy (recall@10 ≥ 0.98 measured at 100k).
     """
     from imgsearch.build import index_folder
-    from imgsearch.progress import make_progress
 
     options = _embed_options(
         image_encoder, text_encoder, weights, meta, text_columns, auto_tags, rebuild, runtime, precision
     )
-    progress = make_progress(err, quiet)
-    try:
-        report = index_folder(target, options, out=out, trees=trees, model=model, progress=progress)
-    finally:
-        if progress:
-            progress.stop()
+    report = _with_progress(
+        quiet,
+        lambda progress: index_folder(target, options, out=out, trees=trees, model=model, progress=progress),
+    )
     if not quiet:
         from imgsearch.render import print_embed_report
 
@@ -487,16 +488,15 @@ def evaluate_cmd(
 def _eval_text(gen, meta: Path, queries: Path, hide_text: bool, rows):
     from imgsearch import evaluate as ev
     from imgsearch.catalog import read_metadata
-    from imgsearch.search import Searcher
+    from imgsearch.search import QueryEncoder, Searcher
 
     text_queries = ev.read_text_queries(queries)
     catalog = read_metadata(meta, [])
     relevant = [ev.relevant_rows(gen, q, catalog) for q in text_queries]
-    searcher = Searcher(gen)
+    encoder = QueryEncoder(gen.manifest)
     if hide_text:
-        gen.vectors["text"] = ev.autotag_text_vectors(gen, searcher.encoder.text())
-        searcher = Searcher(gen, searcher.encoder)
-    return ev.text_to_image(searcher, text_queries, relevant, rows=rows)
+        gen.vectors["text"] = ev.autotag_text_vectors(gen, encoder.text())
+    return ev.text_to_image(Searcher(gen, encoder), text_queries, relevant, rows=rows)
 
 
 def main() -> None:

@@ -32,11 +32,14 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
+    "CATALOG_COLOURS",
     "PALETTE_NAMES",
+    "colour_analysis",
     "colour_histogram",
     "colour_names",
     "colour_text",
     "foreground_mask",
+    "names_from_histogram",
     "rgb_to_lab",
     "text_colour_query",
 ]
@@ -237,15 +240,6 @@ def _backdrop(lab: np.ndarray) -> np.ndarray | None:
     return bg
 
 
-def has_backdrop(rgb: np.ndarray) -> bool:
-    """True for product shots on a plain backdrop, False for ordinary photos.
-
-    Why: search treats the two differently (an everyday-photo text head is out of its
-    domain on catalog shots, where auto tags work better).
-    """
-    return _backdrop(rgb_to_lab(_downsample(_as_rgb(rgb)))) is not None
-
-
 def _foreground_from_lab(lab: np.ndarray) -> np.ndarray:
     """Foreground mask computed on an already converted Lab image."""
     h, w = lab.shape[:2]
@@ -346,7 +340,9 @@ def colour_histogram(rgb: np.ndarray) -> np.ndarray:
 
 
 def colour_analysis(rgb: np.ndarray) -> tuple[np.ndarray, bool]:
-    """(``colour_histogram``, ``has_backdrop``) from one Lab conversion: the embed job needs both."""
+    """(``colour_histogram``, whether the image is a product shot on a plain backdrop), from one
+    Lab conversion. Why the second: search treats the two kinds differently (an everyday-photo
+    text head is out of its domain on catalog shots, where auto tags work better)."""
     lab = rgb_to_lab(_downsample(_as_rgb(rgb)))
     mask = _foreground_from_lab(lab)
     fg = lab[mask]

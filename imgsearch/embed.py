@@ -137,9 +137,6 @@ class _Models:
             raise UserError("--precision int8-full needs images to calibrate on")
         export_image(keras_encoder, "int8-full", batches)
 
-    def ids(self) -> dict[str, str]:
-        return {"image": self.image.spec.id, "text": self.text.spec.id}
-
     def specs(self) -> dict[str, dict]:
         """Encoder specs plus the runtime that produced the vectors (vectors of one encoder id
         agree across runtimes to cosine ≥ 0.99999 in fp32; reduced precisions are recorded)."""
@@ -209,19 +206,11 @@ def _same_precision(previous: store.Generation | None, options: EmbedOptions) ->
 
 
 def _expected_ids(options: EmbedOptions, models: _Models) -> dict[str, str | None]:
-    if options.image_encoder == DEFAULT_IMAGE_ENCODER and options.weights is None:
-        from imgsearch.encoders import efficientnet
-
-        image_id = efficientnet.spec().id
-    else:
-        image_id = models.image.spec.id
-    if options.text_encoder == DEFAULT_TEXT_ENCODER:
-        from imgsearch.encoders.bert import minilm_spec
-
-        text_id = minilm_spec().id
-    else:
-        text_id = models.text.spec.id
-    return {"image": image_id, "text": text_id}
+    """Encoder ids to check the live store against, loading a model only when the id needs one."""
+    return {
+        "image": installed_image_id(options.image_encoder, options.weights) or models.image.spec.id,
+        "text": installed_text_id(options.text_encoder) or models.text.spec.id,
+    }
 
 
 _Reuse = dict[str, tuple[Item, dict[str, np.ndarray]]]

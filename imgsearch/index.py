@@ -191,6 +191,11 @@ class VectorIndex:
         return loaded
 
     @property
+    def present(self) -> np.ndarray:
+        """Boolean mask of the rows that have a vector in this space (non-zero rows)."""
+        return self._valid
+
+    @property
     def method(self) -> str:
         return "exact" if self._annoy is None else "annoy"
 

@@ -157,6 +157,17 @@ class Store:
         path.mkdir(parents=True)
         return path
 
+    @contextlib.contextmanager
+    def building(self) -> Iterator[Path]:
+        """A new generation dir: published when the block ends, removed if it fails."""
+        gen_dir = self.new_generation_dir()
+        try:
+            yield gen_dir
+        except BaseException:
+            shutil.rmtree(gen_dir, ignore_errors=True)
+            raise
+        self.publish(gen_dir)
+
     def publish(self, gen_dir: Path) -> None:
         """Make ``gen_dir`` live, then drop generations older than the previous one."""
         previous = self.current_dir()
@@ -213,11 +224,9 @@ def write_generation(
     items: list[Item],
     vectors: dict[str, np.ndarray],
     skipped: list[tuple[str, str]],
-    extra: dict[str, Path] | None = None,
 ) -> Path:
-    """Write a complete generation and publish it. ``extra``: files to move in (e.g. ``.ann``)."""
-    gen_dir = store.new_generation_dir()
-    try:
+    """Write a complete generation and publish it."""
+    with store.building() as gen_dir:
         with open(gen_dir / "items.jsonl", "w", encoding="utf-8") as f:
             for item in items:
                 f.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
@@ -226,15 +235,9 @@ def write_generation(
             manifest["spaces"].setdefault(space, {}).update(
                 {"file": f"{space}.npy", "dim": int(arr.shape[1])}
             )
-        for name, src in (extra or {}).items():
-            shutil.copyfile(src, gen_dir / name)
         (gen_dir / "skipped.tsv").write_text("".join(f"{p}\t{r}\n" for p, r in skipped), encoding="utf-8")
         manifest["count"] = len(items)
         (gen_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-    except BaseException:
-        shutil.rmtree(gen_dir, ignore_errors=True)
-        raise
-    store.publish(gen_dir)
     return gen_dir
 
 

@@ -124,9 +124,11 @@ def fast_image_encoder(
     name: str = DEFAULT_IMAGE_ENCODER,
     weights: str | None = None,
     precision: str = "fp32",
-    representative: tuple | None = None,
 ) -> ImageEncoder:
-    """The LiteRT encoder for ``name`` (exported from Keras on first use), else the Keras one."""
+    """The LiteRT encoder for ``name`` (exported from Keras on first use), else the Keras one.
+
+    ``int8-full`` must have been exported with calibration images first (``export_image``).
+    """
     from imgsearch.encoders.litert import load_litert_image
 
     known = installed_image_id(name, weights)
@@ -160,4 +162,6 @@ def fast_text_encoder(name: str = DEFAULT_TEXT_ENCODER, precision: str = "fp32")
 
 
 def runtime_of(encoder) -> str:
-    return "litert" if type(encoder).__name__.startswith("LiteRT") else "keras"
+    from imgsearch.encoders.litert import LiteRTImageEncoder, LiteRTTextEncoder
+
+    return "litert" if isinstance(encoder, LiteRTImageEncoder | LiteRTTextEncoder) else "keras"
