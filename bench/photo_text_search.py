@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FLICKR, ROOT, machine, require
 
 from imgsearch import train as tr
-from imgsearch.embed import EmbedOptions, embed
+from imgsearch.build import embed_folder
+from imgsearch.embed import EmbedOptions
 from imgsearch.encoders import load_text_encoder
 from imgsearch.heads import Head
 from imgsearch.store import Store
@@ -97,7 +98,7 @@ def main() -> None:
     require(FLICKR)
     print(f"machine: {machine()}")
     st = Store(args.work / "store")
-    embed([str(FLICKR / "images")], st, EmbedOptions())
+    embed_folder([str(FLICKR / "images")], st, EmbedOptions())
     gen = st.require()
     names = [Path(i.path).name for i in gen.items]
     captions = captions_by_image()

@@ -22,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, machine, require
 
-from imgsearch.build import find_store
 from imgsearch.evaluate import image_to_image
 from imgsearch.search import Searcher, build_query
+from imgsearch.store import find_store
 
 TEXT_QUERIES = [
     ("red handbag", "Handbags", "Red"),

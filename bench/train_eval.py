@@ -28,9 +28,10 @@ from common import FASHION, machine, require
 
 from imgsearch import evaluate as ev
 from imgsearch import train as tr
-from imgsearch.build import find_store
 from imgsearch.heads import load_heads
 from imgsearch.search import QueryEncoder, Searcher, build_query
+from imgsearch.splits import split_rows
+from imgsearch.store import find_store
 
 
 def attributes(gen) -> list[dict]:
@@ -73,7 +74,7 @@ def main() -> None:
     require(FASHION)
     gen = find_store(args.index).require()
     attrs = attributes(gen)
-    test = ev.split_rows(gen, "test")
+    test = split_rows(gen, "test")
     print(f"machine: {machine()}\nindex: {gen.dir} ({gen.count} items, {len(test)} in the test split)")
 
     cfg = tr.TrainConfig(hidden=args.hidden)

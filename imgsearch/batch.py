@@ -4,37 +4,62 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from imgsearch.errors import UserError
 from imgsearch.render import hit_json
-from imgsearch.search import Query, Searcher, build_query
+from imgsearch.search import Query, Searcher, build_query, check_weights
 
 KEYS = {"image", "text", "not", "not_image", "k", "weight"}
 
 
-def _as_list(value) -> list[str]:
+def _strings(spec: dict, key: str) -> list[str]:
+    value = spec.get(key)
     if value is None:
         return []
-    return [str(v) for v in (value if isinstance(value, list) else [value])]
+    values = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, str) for v in values):
+        raise UserError(f'"{key}" must be a string or a list of strings')
+    return values
 
 
-def parse_line(line: str) -> Query:
-    """One JSON-lines query → a ``Query``; raises UserError/ValueError/TypeError when malformed."""
-    spec = json.loads(line)
+def _k(spec: dict) -> int:
+    k = spec.get("k", 10)
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise UserError(f'"k" must be a whole number, not {json.dumps(k)}')
+    return k
+
+
+def parse_spec(spec: object) -> Query:
+    """One batch query (a JSON object) → a ``Query``; raises UserError saying what is wrong."""
     if not isinstance(spec, dict):
         raise UserError("each line must be a JSON object")
     unknown = set(spec) - KEYS
     if unknown:
         raise UserError(f"unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(KEYS))}")
+    weight = spec.get("weight")
     return build_query(
-        _as_list(spec.get("image")),
-        _as_list(spec.get("text")),
-        _as_list(spec.get("not")),
-        _as_list(spec.get("not_image")),
-        int(spec.get("k", 10)),
-        spec.get("weight"),
+        _strings(spec, "image"),
+        _strings(spec, "text"),
+        _strings(spec, "not"),
+        _strings(spec, "not_image"),
+        _k(spec),
+        {} if weight is None else check_weights(weight),
     )
+
+
+def parse_line(line: bytes | str) -> Query:
+    """One JSON-lines query → a ``Query``; raises UserError when malformed."""
+    try:
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+        spec = json.loads(text)
+    except UnicodeDecodeError:
+        raise UserError("the line is not valid UTF-8") from None
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"not JSON ({exc})") from None
+    return parse_spec(spec)
 
 
 def run_batch(searcher: Searcher, source: str, out: TextIO) -> int:
@@ -43,7 +68,7 @@ def run_batch(searcher: Searcher, source: str, out: TextIO) -> int:
     Lines are read in blocks so the texts of a whole block encode in one batch.
     Exit status 0 when every query was answered, 2 when any line was bad.
     """
-    stream = sys.stdin if source == "-" else _open(source)
+    stream = sys.stdin.buffer if source == "-" else _open(source)
     status = 0
     for block in _blocks(enumerate(stream, 1), BLOCK):
         parsed = [(n, _parse_or_error(line)) for n, line in block]
@@ -69,7 +94,7 @@ BLOCK = 32  # queries read ahead so their texts encode in one batch (~2× faster
 BAD_QUERY = (UserError, ValueError, TypeError)  # reported on the query's own line; the rest still run
 
 
-def _parse_or_error(line: str) -> Query | Exception:
+def _parse_or_error(line: bytes) -> Query | Exception:
     try:
         return parse_line(line)
     except BAD_QUERY as exc:
@@ -88,8 +113,8 @@ def _blocks(lines, size: int):
         yield block
 
 
-def _open(source: str) -> TextIO:
+def _open(source: str) -> BinaryIO:
     try:
-        return open(source, encoding="utf-8")
+        return open(source, "rb")
     except OSError as exc:
         raise UserError(f"--batch {source}: {exc.strerror}") from None

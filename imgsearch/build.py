@@ -1,36 +1,28 @@
-"""The ``index`` job: embed what changed in a folder, then build one ANN index per vector space.
+"""The ``index`` and ``embed`` jobs: embed what changed, apply heads, build ANN indexes, publish once.
 
-Index files live inside the store generation they were built for, so the
-vectors, items and indexes a query opens always belong together. Building
-for an existing generation writes a new generation (the arrays are
-hard-linked, not copied) and publishes it atomically.
+Everything one run produces (vectors, head outputs, heads, Annoy files, the skipped list)
+goes into one new generation that is published by a single atomic rename, so a reader or
+a kill at any moment sees the old index or the new one, never a half-built one. Head
+outputs are re-derived for every item on every publish, so items embedded in different
+runs always carry the same spaces.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from imgsearch import index as ann
-from imgsearch.embed import EmbedOptions, EmbedReport, Progress, embed_locked
+from imgsearch import spaces, store
+from imgsearch.embed import EmbedOptions, EmbedReport, EmbedResult, Encoders, Progress, embed_job
+from imgsearch.encoders import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
 from imgsearch.heads import Head, load_heads
-from imgsearch.store import Generation, Store, read_generation
+from imgsearch.store import DamagedStore, Generation, Store, default_store
 
-STORE_DIRNAME = ".imgsearch"
 PRETRAINED = Path(__file__).parent / "pretrained"
-ANN_SPACES = (
-    "image",
-    "text",
-    "aligned",
-    "metric",
-    "photo",
-)  # colour vectors are tiny: always searched exactly
 
 
 @dataclass
@@ -39,28 +31,17 @@ class IndexReport:
     store: Path
     indexes: dict[str, dict]
     rebuilt: bool
+    notes: list[str] = field(default_factory=list)  # repairs and dropped heads, said on stderr
 
 
-def default_store(folder: Path) -> Path:
-    return folder / STORE_DIRNAME
+@dataclass
+class _Plan:
+    """What to publish besides the embedded vectors."""
 
-
-def find_store(explicit: Path | None, cwd: Path | None = None) -> Store:
-    """``--index`` if given (a store, or a folder holding ``.imgsearch``), else the nearest
-    ``.imgsearch`` in the current directory or its parents, like git finds ``.git``."""
-    if explicit is not None:
-        for candidate in (explicit, explicit / STORE_DIRNAME):
-            if Store.is_store(candidate):
-                return Store(candidate)
-        raise UserError(f"no index at {explicit}: make one with `imgsearch index DIR`")
-    here = (cwd or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if Store.is_store(folder / STORE_DIRNAME):
-            return Store(folder / STORE_DIRNAME)
-    raise UserError(
-        "no index here or in any parent directory: make one with `imgsearch index DIR` "
-        "or point to one with --index"
-    )
+    heads: dict[str, Head]
+    ann: bool
+    trees: int | None
+    forced: bool  # --model/--no-model given: publish even if nothing else changed
 
 
 def index_folder(
@@ -70,111 +51,204 @@ def index_folder(
     out: Path | None = None,
     trees: int | None = None,
     model: Path | None = None,
+    no_model: bool = False,
     progress: Progress | None = None,
     stdin=None,
+    image: ImageEncoder | None = None,
+    text: TextEncoder | None = None,
 ) -> IndexReport:
-    """Embed ``target`` incrementally (unless it already is a store) and build its indexes.
+    """``imgsearch index``: embed ``target`` incrementally (unless it is a store) and index it.
 
-    ``model``: a directory from ``imgsearch train`` whose heads are applied to every item
-    and stored with the index; heads already in the index are kept across re-indexing.
+    ``model``: a directory from ``imgsearch train`` whose heads go into the index; heads already
+    in the index are kept across re-indexing unless ``no_model``. ``image``/``text``: encoder
+    objects to use instead of loading the named ones.
     """
-    explicit_heads = load_heads(model) if model else None
+    explicit = load_heads(model) if model else None
     if Store.is_store(target) and out is None:
-        st = Store(target)
-        with st.lock():
-            return IndexReport(None, st.root, *_ensure_indexes(st, trees, explicit_heads, force=True))
+        return _reindex_store(Store(target), explicit, no_model, trees)
     if not target.exists():
         raise UserError(f"{target}: no such file or directory")
     st = Store(out or default_store(target if target.is_dir() else target.parent))
+    return _update(st, [str(target)], options, explicit, no_model, True, trees, progress, stdin, image, text)
+
+
+def embed_folder(
+    inputs: list[str],
+    target: Store,
+    options: EmbedOptions,
+    progress: Progress | None = None,
+    stdin=None,
+    image: ImageEncoder | None = None,
+    text: TextEncoder | None = None,
+) -> EmbedReport:
+    """``imgsearch embed``: the vectors (and kept heads) without ANN indexes; ``index`` adds them."""
+    report = _update(target, inputs, options, None, False, False, None, progress, stdin, image, text)
+    assert report.embed is not None
+    report.embed.notes = report.notes
+    return report.embed
+
+
+def _update(
+    st: Store,
+    inputs: list[str],
+    options: EmbedOptions,
+    explicit: dict[str, Head] | None,
+    no_model: bool,
+    build_ann: bool,
+    trees: int | None,
+    progress: Progress | None,
+    stdin,
+    image: ImageEncoder | None,
+    text: TextEncoder | None,
+) -> IndexReport:
     with st.lock():
-        live = st.current_dir()
-        heads = explicit_heads if explicit_heads is not None else (load_heads(live) if live else {})
-        report = embed_locked([str(target)], st, options, progress, stdin)
-        return IndexReport(
-            report, st.root, *_ensure_indexes(st, trees, heads, force=explicit_heads is not None)
+        live, notes = _live(st)
+        encoders = Encoders(options, progress, image, text)
+        result = embed_job(inputs, st, options, live, encoders, progress, stdin)
+        plan = _plan(live, result.encoders, explicit, no_model, build_ann, trees, notes)
+        skipped_changed = live is not None and {p for p, _ in live.skipped()} != {
+            p for p, _ in result.report.skipped
+        }
+        unchanged = live is not None and not (result.changed or skipped_changed or plan.forced or notes)
+        if unchanged and _up_to_date(live, plan):
+            store.clear_chunks(st)
+            return IndexReport(result.report, st.root, _indexes(live), False, notes)
+        indexes = _publish(st, result, plan)
+        store.clear_chunks(st)
+        return IndexReport(result.report, st.root, indexes, True, notes)
+
+
+def _reindex_store(
+    st: Store, explicit: dict[str, Head] | None, no_model: bool, trees: int | None
+) -> IndexReport:
+    """``imgsearch index E`` on an embeddings dir: heads and indexes for the vectors it holds."""
+    with st.lock():
+        live = st.require()
+        notes: list[str] = []
+        plan = _plan(live, live.encoders, explicit, no_model, True, trees, notes)
+        if _up_to_date(live, plan) and not plan.forced and not notes:
+            return IndexReport(None, st.root, _indexes(live), False, notes)
+        report = EmbedReport(st.root, count=live.count, unchanged=live.count, skipped=live.skipped())
+        result = EmbedResult(
+            report,
+            live.items,
+            {s: np.asarray(live.vectors[s]) for s in spaces.EMBEDDED if s in live.vectors},
+            live.encoders,
+            live.manifest["text_source"],
+            list(live.manifest.get("roots") or []),
+            changed=False,
         )
+        return IndexReport(None, st.root, _publish(st, result, plan), True, notes)
 
 
-def _ensure_indexes(
-    st: Store, trees: int | None, heads: dict[str, Head] | None, *, force: bool
-) -> tuple[dict[str, dict], bool]:
-    gen = st.require()
-    current = {s: gen.manifest["spaces"][s].get("index") for s in ANN_SPACES if s in gen.manifest["spaces"]}
-    wanted_trees = trees or ann.DEFAULT_TREES
-    fresh = all(
-        info and info.get("rows") == gen.count and info.get("trees") in (0, wanted_trees)
-        for info in current.values()
-    )
-    if heads is None or (not heads and not force):
-        heads = load_heads(gen.dir)
-    heads = {**shipped_heads(gen.manifest), **heads}
-    missing_heads = any(name not in gen.vectors for name in heads)
-    if fresh and not force and not missing_heads:
-        return current, False
-    return _build_generation(st, gen, trees, heads), True
+def _live(st: Store) -> tuple[Generation | None, list[str]]:
+    """The live generation, or None with a note when it is damaged: this run rebuilds it."""
+    try:
+        return st.load(mmap=False), []
+    except DamagedStore as exc:
+        return None, [f"repairing a damaged index: {exc}"]
 
 
-def shipped_heads(manifest: dict) -> dict[str, Head]:
-    """Heads that ship inside the package, for indexes built with the encoders they were trained on.
-
-    ``photo``: an image → sentence-space head trained on everyday captioned photos, so text
-    queries work on photo folders that have no titles (see bench/photo_text_search.py).
-    """
-    encoders = {role: (spec or {}).get("id") for role, spec in manifest["encoders"].items()}
-    found = {}
-    for name, head in load_heads(PRETRAINED).items():
-        trained = head.info.get("encoders") or {}
-        if all(trained.get(role) == encoders.get(role) for role in ("image", "text")):
-            found[name] = head
-    return found
-
-
-def _apply_heads(
-    gen: Generation, heads: dict[str, Head], new_dir: Path, manifest: dict
-) -> dict[str, np.ndarray]:
-    """Project every item through each head; store the head beside its vectors."""
-    image_id = gen.manifest["encoders"]["image"]["id"]
-    vectors = {}
-    for name, head in heads.items():
+def _plan(
+    live: Generation | None,
+    encoders: dict,
+    explicit: dict[str, Head] | None,
+    no_model: bool,
+    build_ann: bool,
+    trees: int | None,
+    notes: list[str],
+) -> _Plan:
+    if explicit is not None:
+        trained = explicit
+    elif no_model or live is None:
+        trained = {}
+    else:
+        trained = _kept_heads(live, notes)
+    image_id = encoders["image"]["id"]
+    for name, head in trained.items():
         trained_for = (head.info.get("encoders") or {}).get("image")
         if trained_for != image_id:
             raise UserError(
                 f"head {name!r} was trained on image encoder {trained_for}, this index uses {image_id}"
             )
-        vectors[name] = head(gen.vectors[head.source_space])
-        np.save(new_dir / f"{name}.npy", vectors[name])
-        head.save(new_dir)
-        manifest["spaces"][name] = {"file": f"{name}.npy", "dim": head.dim, "head": f"{name}.json"}
-    return vectors
+    forced = explicit is not None or (no_model and live is not None and bool(_trained_names(live)))
+    return _Plan({**shipped_heads(encoders), **trained}, build_ann, trees, forced)
 
 
-def _build_generation(
-    st: Store, gen: Generation, trees: int | None, heads: dict[str, Head]
-) -> dict[str, dict]:
-    with st.building() as new_dir:
-        head_files = {f"{n}{ext}" for n in heads for ext in (".npy", ".npz", ".json")}
-        for f in gen.dir.iterdir():
-            if f.suffix != ".ann" and f.name != "manifest.json" and f.name not in head_files:
-                _link_or_copy(f, new_dir / f.name)
-        manifest = json.loads(json.dumps(gen.manifest))
-        vectors = {**gen.vectors, **_apply_heads(gen, heads, new_dir, manifest)}
-        built = {}
-        for space in ANN_SPACES:
-            if space not in vectors:
-                continue
-            info = ann.build_index(vectors[space], new_dir / f"{space}.ann", trees=trees)
-            manifest["spaces"][space]["index"] = {
-                **info,
-                "file": f"{space}.ann" if info["method"] == "annoy" else None,
-            }
-            built[space] = manifest["spaces"][space]["index"]
-        (new_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-        read_generation(new_dir)  # refuse to publish anything a reader would refuse
+def _trained_names(gen: Generation) -> list[str]:
+    return [
+        name
+        for name, info in gen.manifest["spaces"].items()
+        if info.get("head") and name not in spaces.SHIPPED_HEADS
+    ]
+
+
+def _kept_heads(live: Generation, notes: list[str]) -> dict[str, Head]:
+    """Trained heads of the live index; a damaged one is dropped with a note (re-add with --model)."""
+    kept = {}
+    for name in _trained_names(live):
+        try:
+            kept[name] = Head.load(live.dir, name)
+        except UserError as exc:
+            notes.append(f"dropped the {name} head ({exc}); add it again with --model")
+    return kept
+
+
+def shipped_heads(encoders: dict) -> dict[str, Head]:
+    """Heads that ship inside the package, for indexes built with the encoders they were trained on.
+
+    ``photo``: an image → sentence-space head trained on everyday captioned photos, so text
+    queries work on photo folders that have no titles (see bench/photo_text_search.py).
+    """
+    ids = {role: (spec or {}).get("id") for role, spec in encoders.items()}
+    found = {}
+    for name, head in load_heads(PRETRAINED).items():
+        trained = head.info.get("encoders") or {}
+        if all(trained.get(role) == ids.get(role) for role in ("image", "text")):
+            found[name] = head
+    return found
+
+
+def _up_to_date(live: Generation, plan: _Plan) -> bool:
+    """The live generation already holds these heads and (if wanted) fresh indexes."""
+    have = {name for name, info in live.manifest["spaces"].items() if info.get("head")}
+    if have != set(plan.heads):
+        return False
+    if not plan.ann:
+        return True
+    wanted_trees = plan.trees or ann.DEFAULT_TREES
+    for space in spaces.INDEXED:
+        if space in live.vectors:
+            info = live.manifest["spaces"][space].get("index")
+            if not info or info.get("rows") != live.count or info.get("trees") not in (0, wanted_trees):
+                return False
+    return True
+
+
+def _indexes(gen: Generation) -> dict[str, dict]:
+    return {
+        s: gen.manifest["spaces"][s]["index"]
+        for s in spaces.INDEXED
+        if s in gen.manifest["spaces"] and gen.manifest["spaces"][s].get("index")
+    }
+
+
+def _publish(st: Store, result: EmbedResult, plan: _Plan) -> dict[str, dict]:
+    """Write vectors, head outputs, heads and indexes as one generation and make it live."""
+    built = {}
+    with st.building() as writer:
+        writer.start(result.encoders, result.text_source, result.items, result.roots)
+        vectors = dict(result.vectors)
+        for space, arr in result.vectors.items():
+            writer.add_space(space, arr)
+        for name, head in plan.heads.items():
+            vectors[name] = head(vectors[head.source_space])
+            writer.add_space(name, vectors[name], head)
+        if plan.ann:
+            for space in spaces.INDEXED:
+                if space in vectors:
+                    info = ann.build_index(vectors[space], writer.index_path(space), trees=plan.trees)
+                    writer.add_index(space, info)
+                    built[space] = info
+        writer.write_skipped(result.report.skipped)
     return built
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)

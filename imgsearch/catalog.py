@@ -8,9 +8,11 @@ re-indexing embeds only new or changed files (rclip's approach). Metadata
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import os
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -49,13 +51,28 @@ def _walk(root: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def _entry(path: Path) -> FileEntry | None:
+def _entry(path: Path) -> FileEntry | str:
+    """The file's entry, or why it cannot be one. Only regular files (or links to them) are
+    opened: reading a FIFO named ``pipe.jpg`` would block forever, a device would never end."""
     try:
         st = path.stat()
-    except OSError:
-        return None
+    except FileNotFoundError:
+        return "broken symbolic link" if path.is_symlink() else "no such file or directory"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"cannot read ({exc.strerror})"
+    if not stat.S_ISREG(st.st_mode):
+        return f"not a regular file ({_kind(st.st_mode)})"
     # abspath, not resolve(): a symlinked catalog keeps the names the user gave it
     return FileEntry(os.path.abspath(path), st.st_size, st.st_mtime)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "directory")):
+        if test(mode):
+            return name
+    return "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file"
 
 
 def scan(
@@ -63,24 +80,23 @@ def scan(
 ) -> tuple[list[FileEntry], list[tuple[str, str]]]:
     """Expand directories (recursive, hidden entries skipped), files and ``-`` (paths on stdin).
 
-    Returns (entries, missing) where missing holds (path, reason) for inputs
-    that named nothing usable. Files named explicitly are kept whatever their
+    Returns (entries, skipped) where skipped holds (path, reason) for inputs that named
+    nothing usable and for image-named entries that are not regular files (FIFOs, sockets,
+    devices, broken links, link loops). Files named explicitly are kept whatever their
     suffix (decoding decides); files found in directories must look like images.
     """
     entries: dict[str, FileEntry] = {}
-    missing: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []
     for raw in _expand_stdin(inputs, stdin):
         path = Path(raw).expanduser()
-        if path.is_dir():
-            found = (_entry(p) for p in _walk(path) if is_image_path(p))
-            entries.update((e.path, e) for e in found if e is not None)
-        elif path.exists():
-            entry = _entry(path)
-            if entry is not None:
+        found = (p for p in _walk(path) if is_image_path(p)) if path.is_dir() else [path]
+        for candidate in found:
+            entry = _entry(candidate)
+            if isinstance(entry, FileEntry):
                 entries[entry.path] = entry
-        else:
-            missing.append((raw, "no such file or directory"))
-    return sorted(entries.values(), key=lambda e: e.path), missing
+            else:
+                skipped.append((raw if candidate is path else os.path.abspath(candidate), entry))
+    return sorted(entries.values(), key=lambda e: e.path), skipped
 
 
 def _expand_stdin(inputs: Iterable[str], stdin: Iterable[str] | None) -> Iterator[str]:

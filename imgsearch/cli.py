@@ -6,6 +6,9 @@ that ``imgsearch --help`` answers instantly.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,21 +40,41 @@ def _root() -> None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]imgsearch:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    _say_error(message)
     return typer.Exit(code)
+
+
+def _say_error(message: str) -> None:
+    from rich.text import Text
+
+    err.print(Text("imgsearch: ", style="red") + Text(_one_line(message)), highlight=False, soft_wrap=True)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def _notes(notes: list[str]) -> None:
+    from rich.text import Text
+
+    for note in notes:
+        err.print(Text(f"imgsearch: {_one_line(note)}", style="yellow"), highlight=False, soft_wrap=True)
 
 
 def _split_columns(value: str | None) -> list[str]:
     return [c.strip() for c in (value or "").split(",") if c.strip()]
 
 
-ImageEncoderOpt = Annotated[
-    str,
-    typer.Option("--image-encoder", help="efficientnet-lite0 (offline default), resnet50, hub:<url-or-dir>."),
-]
-TextEncoderOpt = Annotated[
-    str, typer.Option("--text-encoder", help="minilm (offline default), bert-base, hf://<owner/name>.")
-]
+def _encoder_help(role: str) -> str:
+    # the registry's names, read without importing any model code
+    from imgsearch.encoders import REGISTRY
+
+    entries = [e for e in REGISTRY if e.role == role]
+    return ", ".join(e.name + (" (offline default)" if e.trusted else "") for e in entries) + "."
+
+
+ImageEncoderOpt = Annotated[str, typer.Option("--image-encoder", help=_encoder_help("image"))]
+TextEncoderOpt = Annotated[str, typer.Option("--text-encoder", help=_encoder_help("text"))]
 WeightsOpt = Annotated[
     str | None,
     typer.Option("--weights", help="Local weights file for the image encoder (e.g. resnet50 .h5)."),
@@ -148,13 +171,14 @@ def embed(
     Incremental: unchanged files (same path, size, mtime) keep their vectors, and an
     interrupted run resumes. Unreadable files are skipped and listed in skipped.tsv.
     """
-    from imgsearch.embed import embed as run_embed
+    from imgsearch.build import embed_folder
     from imgsearch.store import Store
 
     options = _embed_options(
         image_encoder, text_encoder, weights, meta, text_columns, auto_tags, rebuild, runtime, precision
     )
-    report = _with_progress(quiet, lambda progress: run_embed(inputs, Store(out), options, progress))
+    report = _with_progress(quiet, lambda progress: embed_folder(inputs, Store(out), options, progress))
+    _notes(report.notes)
     if not quiet:
         from imgsearch.render import print_embed_report
 
@@ -193,6 +217,9 @@ def index(
         Path | None,
         typer.Option("--model", help="Model dir from `imgsearch train`: its heads go into the index."),
     ] = None,
+    no_model: Annotated[
+        bool, typer.Option("--no-model", help="Drop the trained heads the index holds (see --model).")
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Embed what is new or changed in a folder and build its search index.
@@ -204,13 +231,18 @@ def index(
     """
     from imgsearch.build import index_folder
 
+    if model is not None and no_model:
+        raise _fail("--model and --no-model contradict each other")
     options = _embed_options(
         image_encoder, text_encoder, weights, meta, text_columns, auto_tags, rebuild, runtime, precision
     )
     report = _with_progress(
         quiet,
-        lambda progress: index_folder(target, options, out=out, trees=trees, model=model, progress=progress),
+        lambda progress: index_folder(
+            target, options, out=out, trees=trees, model=model, no_model=no_model, progress=progress
+        ),
     )
+    _notes(report.notes)
     if not quiet:
         from imgsearch.render import print_embed_report
 
@@ -245,8 +277,9 @@ def query(
         str | None,
         typer.Option(
             "--weight",
-            help="Space weights, e.g. image=0.3,text=0.7,colour=1; spaces: image, classes, text, colour, "
-            "aligned, metric, photo (defaults depend on what the index holds; see README).",
+            help="Space weights, e.g. image=0.3,text=0.7,colour=1; spaces: "
+            + _space_names()
+            + " (defaults depend on the query and what the index holds; see README).",
         ),
     ] = None,
     top: Annotated[int, typer.Option("--top", "-k", help="Number of results.")] = 10,
@@ -267,8 +300,24 @@ def query(
         typer.Option(
             "--batch",
             help='JSON-lines file of queries (or -): {"image": [...], "text": [...], '
-            '"not": [...], "not_image": [...], "k": 10, "weight": {...}}; answers as JSON lines.',
+            '"not": [...], "not_image": [...], "k": 10, "weight": {...}}; answers as JSON lines '
+            "(a bad line gets its own error line; exit 2 if any failed).",
         ),
+    ] = None,
+    print0: Annotated[
+        bool, typer.Option("--print0", "-0", help="Paths ended by NUL instead of newline (for xargs -0).")
+    ] = False,
+    image_encoder: Annotated[
+        str | None,
+        typer.Option(
+            "--image-encoder",
+            help="Allow loading this image encoder if the index needs it (the offline defaults and "
+            "your cached exports always load; an index never decides what gets downloaded).",
+        ),
+    ] = None,
+    text_encoder: Annotated[
+        str | None,
+        typer.Option("--text-encoder", help="Allow loading this text encoder (see --image-encoder)."),
     ] = None,
 ) -> None:
     """Search by image, by text, or both; results ranked by fused, calibrated scores.
@@ -278,27 +327,47 @@ def query(
     Exit status: 0 with results, 1 with none, 2 on error.
     """
     from imgsearch import render
-    from imgsearch.build import find_store
-    from imgsearch.search import Searcher, build_query
+    from imgsearch.search import QueryEncoder, Searcher, build_query
+    from imgsearch.store import find_store
 
     fmt = fmt or ("table" if sys.stdout.isatty() else "paths")
     if fmt not in render.FORMATS:
         raise _fail(f"--format must be one of {', '.join(render.FORMATS)}")
     clock = _Clock()
-    searcher = Searcher(find_store(index_path).require())
+    gen = find_store(index_path).require()
+    allowed = frozenset(n for n in (image_encoder, text_encoder) if n)
+    searcher = Searcher(gen, QueryEncoder(gen.manifest, allowed=allowed))
     clock.lap("index")
     if batch is not None:
         from imgsearch.batch import run_batch
 
-        raise typer.Exit(run_batch(searcher, batch, sys.stdout))
+        with _pipe_guard():
+            status = run_batch(searcher, batch, sys.stdout)
+        raise typer.Exit(status)
     q = build_query(images or [], text or [], not_text or [], not_image or [], top, weight)
     hits = _search_timed(searcher, q, clock) if timings else searcher.search(q)
     clock.lap("search")
-    render.render_hits(hits, fmt, sys.stdout if fmt != "table" else None)
+    if searcher.left_out:
+        _notes([f"left out {searcher.left_out} result(s) whose files are gone; run `imgsearch index`"])
+    with _pipe_guard():
+        quoted = render.render_hits(hits, fmt, sys.stdout if fmt != "table" else None, nul=print0)
+    if quoted:
+        _notes([f"{quoted} path(s) with line breaks were written as JSON strings; use -0 for exact names"])
     if timings:
         clock.lap("output")
         err.print(clock.report(), highlight=False)
     raise typer.Exit(0 if hits else 1)
+
+
+@contextlib.contextmanager
+def _pipe_guard():
+    """A reader that stops early (`| head -1`) is not an error: stop writing, exit 0."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        raise typer.Exit(0) from None
 
 
 def _search_timed(searcher, q, clock: _Clock):
@@ -307,8 +376,7 @@ def _search_timed(searcher, q, clock: _Clock):
     clock.lap("models")
     vectors = searcher.query_vectors(q)
     clock.lap("encode")
-    searcher.query_vectors = lambda _q: vectors
-    return searcher.search(q)
+    return searcher.search(q, vectors=vectors)
 
 
 class _Clock:
@@ -379,8 +447,8 @@ def train(
     """
     from imgsearch import evaluate as ev
     from imgsearch import train as tr
-    from imgsearch.build import find_store
-    from imgsearch.encoders import quiet_tensorflow
+    from imgsearch.quiet import quiet_tensorflow
+    from imgsearch.store import find_store
 
     wanted = _split_columns(heads)
     if not wanted or set(wanted) - {"aligned", "metric"}:
@@ -464,18 +532,20 @@ def evaluate_cmd(
     With --queries: text→image through the same fused search as `query`.
     """
     from imgsearch import evaluate as ev
-    from imgsearch.build import find_store
     from imgsearch.render import print_metrics
+    from imgsearch.splits import split_rows
+    from imgsearch.store import find_store
 
     gen = find_store(index_path).require()
-    rows = ev.split_rows(gen, split)
+    rows = split_rows(gen, split)
     if queries is None:
         labels = ev.load_labels(gen, meta, _split_columns(label_column))
-        space = "metric" if "metric" in gen.vectors else "image"  # what `query IMAGE` ranks by
-        metrics = ev.image_to_image(gen.vectors[space], labels, sample=sample or None, seed=seed, rows=rows)
+        metrics = ev.image_to_image(
+            gen.vectors[ev.image_space(gen)], labels, sample=sample or None, seed=seed, rows=rows
+        )
         title = f"image → image, relevant = same {label_column}, {split} split"
     else:
-        metrics = _eval_text(gen, meta, queries, hide_text, rows)
+        metrics = ev.evaluate_text(gen, meta, queries, hide_text=hide_text, rows=rows)
         title = f"text → image ({'images only' if hide_text else 'with item text'}), {split} split"
     if fmt == "json":
         import json
@@ -485,30 +555,55 @@ def evaluate_cmd(
         print_metrics(Console(), title, metrics)
 
 
-def _eval_text(gen, meta: Path, queries: Path, hide_text: bool, rows):
-    from imgsearch import evaluate as ev
-    from imgsearch.catalog import read_metadata
-    from imgsearch.search import QueryEncoder, Searcher
+def _space_names() -> str:
+    from imgsearch.spaces import help_text
 
-    text_queries = ev.read_text_queries(queries)
-    catalog = read_metadata(meta, [])
-    relevant = [ev.relevant_rows(gen, q, catalog) for q in text_queries]
-    encoder = QueryEncoder(gen.manifest)
-    if hide_text:
-        gen.vectors["text"] = ev.autotag_text_vectors(gen, encoder.text())
-    return ev.text_to_image(Searcher(gen, encoder), text_queries, relevant, rows=rows)
+    return help_text()
 
 
 def main() -> None:
-    """Entry point: user mistakes become one line on stderr and exit code 2."""
+    """Entry point: every failure is one line on stderr and exit 2, never a traceback.
+
+    Exit status: 0 done (or results found), 1 no results, 2 error, 130 interrupted.
+    ``IMGSEARCH_DEBUG=1`` shows the traceback of an unexpected error.
+    """
+    import click
+
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # file names that are not UTF-8 print as escapes
+            stream.reconfigure(errors="backslashreplace")
     try:
-        app()
+        code = app(standalone_mode=False)
+    except click.exceptions.ClickException as exc:  # usage errors, in click's own words
+        exc.show()
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        code = 130
     except UserError as exc:
-        err.print(f"[red]imgsearch:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
+        _say_error(str(exc))
+        code = 2
+    except OSError as exc:
+        _say_error(_os_error(exc))
+        code = 2
+    except MemoryError:
+        _say_error("out of memory")
+        code = 2
+    except Exception as exc:
+        if os.environ.get("IMGSEARCH_DEBUG"):
+            raise
+        _say_error(f"unexpected error ({type(exc).__name__}: {exc}); IMGSEARCH_DEBUG=1 shows the traceback")
+        code = 2
+    if code == 130:
         err.print("imgsearch: interrupted; finished chunks are kept, run the same command again to resume")
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(0)
+    sys.exit(code or 0)
+
+
+def _os_error(exc: OSError) -> str:
+    """A file-system failure as the user would say it: what, where, and for a full disk what to do."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        return f"{where}no space left on device; nothing was published, free some space and run it again"
+    if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return f"{where}{reason}; choose a writable place with --out"
+    return f"{where}{reason}"

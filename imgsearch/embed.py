@@ -1,9 +1,11 @@
-"""The embedding job: files → decoded pixels → image/text/colour vectors → a store generation.
+"""The embedding job: files → decoded pixels → image/text/colour vectors, ready to publish.
 
-Incremental: items whose (path, size, mtime) and text are unchanged keep
-their vectors; chunks are saved as they finish, so an interrupted run
-resumes where it stopped. Decoding runs in threads one chunk ahead of the
-model, so decode and inference overlap.
+Incremental: items whose (path, size, mtime) and text are unchanged keep their vectors;
+chunks are saved as they finish, so an interrupted run resumes where it stopped. Decoding
+runs in threads one chunk ahead of the model, so decode and inference overlap. This module
+never publishes: ``build`` writes the result, heads and indexes as one generation.
+
+Encoders are loaded only when something needs embedding, or passed in (tests, pipelines).
 """
 
 from __future__ import annotations
@@ -17,17 +19,16 @@ from typing import Protocol
 
 import numpy as np
 
-from imgsearch import colors, store
+from imgsearch import colors, spaces, store
 from imgsearch.catalog import FileEntry, read_metadata, scan
 from imgsearch.encoders import (
     DEFAULT_IMAGE_ENCODER,
     DEFAULT_TEXT_ENCODER,
-    fast_image_encoder,
-    fast_text_encoder,
-    installed_image_id,
-    installed_text_id,
+    ImageEncoder,
+    TextEncoder,
+    cheap_id,
     load_image_encoder,
-    load_text_encoder,
+    open_encoder,
     runtime_of,
 )
 from imgsearch.errors import UserError
@@ -82,41 +83,68 @@ class EmbedReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     embedded_per_second: float = 0.0
+    notes: list[str] = field(default_factory=list)  # repairs and dropped heads, said on stderr
 
 
-class _Models:
-    """Encoders are loaded only when there is something to embed (a no-change re-index is instant)."""
+@dataclass
+class EmbedResult:
+    """What one embedding run produced: every live item with its vectors, ready to publish."""
 
-    def __init__(self, options: EmbedOptions, progress: Progress | None = None) -> None:
+    report: EmbedReport
+    items: list[Item]
+    vectors: dict[str, np.ndarray]  # the embedded spaces (spaces.EMBEDDED), one row per item
+    encoders: dict[str, dict]
+    text_source: dict
+    roots: list[str]
+    changed: bool  # differs from the live generation (False: nothing to publish)
+
+
+class Encoders:
+    """The image and text encoders of a run: given (tests, pipelines), or loaded on first use."""
+
+    def __init__(
+        self,
+        options: EmbedOptions,
+        progress: Progress | None = None,
+        image: ImageEncoder | None = None,
+        text: TextEncoder | None = None,
+    ) -> None:
         self.options = options
         self.progress = progress or _NoProgress()
-        self._image = None
-        self._text = None
+        self._image = image
+        self._text = text
         self.calibration: list[FileEntry] = []  # images to calibrate int8-full on
 
     @property
-    def image(self):
+    def loaded(self) -> bool:
+        return self._image is not None
+
+    @property
+    def image(self) -> ImageEncoder:
         if self._image is None:
             o = self.options
-            if o.runtime == "keras":
-                self._image = load_image_encoder(o.image_encoder, o.weights)
-            else:
-                if o.precision == "int8-full":
-                    self._calibrate()
-                self._announce_export(installed_image_id(o.image_encoder, o.weights), o.precision)
-                self._image = fast_image_encoder(o.image_encoder, o.weights, o.precision)
+            if o.runtime == "litert" and o.precision == "int8-full":
+                self._calibrate()
+            if o.runtime == "litert":
+                self._announce_export(cheap_id("image", o.image_encoder, o.weights), o.precision)
+            self._image = open_encoder("image", o.image_encoder, o.weights, o.runtime, o.precision)
         return self._image
 
     @property
-    def text(self):
+    def text(self) -> TextEncoder:
         if self._text is None:
             o = self.options
-            if o.runtime == "keras":
-                self._text = load_text_encoder(o.text_encoder)
-            else:
-                self._announce_export(installed_text_id(o.text_encoder), "fp32")
-                self._text = fast_text_encoder(o.text_encoder)
+            if o.runtime == "litert":
+                self._announce_export(cheap_id("text", o.text_encoder), "fp32")
+            self._text = open_encoder("text", o.text_encoder, None, o.runtime)
         return self._text
+
+    def expected_ids(self) -> dict[str, str]:
+        """Encoder ids to check the live store against, loading a model only when the id needs one."""
+        o = self.options
+        image = None if self._image else cheap_id("image", o.image_encoder, o.weights)
+        text = None if self._text else cheap_id("text", o.text_encoder)
+        return {"image": image or self.image.spec.id, "text": text or self.text.spec.id}
 
     def _announce_export(self, spec_id: str | None, precision: str) -> None:
         """The first run converts the model to LiteRT (tens of seconds): say so rather than look stuck."""
@@ -146,42 +174,44 @@ class _Models:
         text = {**self.text.spec.to_json(), "runtime": runtime_of(self.text)}
         return {"image": image, "text": text}
 
+    def chunk_key(self) -> dict:
+        """Chunks resume only under the same encoders, runtime and precision."""
+        return {
+            role: f"{spec['id']}/{spec['runtime']}/{spec.get('precision', '')}"
+            for role, spec in self.specs().items()
+        }
 
-def embed(
-    inputs: list[str], target: Store, options: EmbedOptions, progress: Progress | None = None, stdin=None
-) -> EmbedReport:
-    """Embed ``inputs`` into the store at ``target`` and publish a new generation."""
-    with target.lock():
-        return embed_locked(inputs, target, options, progress, stdin)
 
-
-def embed_locked(
-    inputs: list[str], target: Store, options: EmbedOptions, progress: Progress | None = None, stdin=None
-) -> EmbedReport:
-    """``embed`` for a caller that already holds ``target.lock()``."""
+def embed_job(
+    inputs: list[str],
+    target: Store,
+    options: EmbedOptions,
+    previous: store.Generation | None,
+    encoders: Encoders,
+    progress: Progress | None = None,
+    stdin=None,
+) -> EmbedResult:
+    """Embed what ``previous`` (the live generation, or None) lacks; the caller holds the lock."""
     progress = progress or _NoProgress()
     started = time.perf_counter()
-    entries, missing = scan(inputs, stdin)
-    if not entries and missing:
-        raise UserError(f"{missing[0][0]}: {missing[0][1]}")
-    previous = None if options.rebuild else target.load(mmap=False)
+    entries, skipped = scan(inputs, stdin)
+    named = [(path, reason) for path, reason in skipped if path in inputs]
+    if not entries and named:
+        raise UserError(f"{named[0][0]}: {named[0][1]}")
+    previous = None if options.rebuild else previous
     options = _sticky_metadata(options, previous)
     meta = read_metadata(options.meta, options.text_columns) if options.meta else None
     texts = {e.path: meta.text(e.path, options.text_columns) if meta else None for e in entries}
-    models = _Models(options, progress)
     if previous is not None:
-        store.check_encoders(previous.manifest, _expected_ids(options, models), target.root)
-    reuse = _reusable(
-        previous if _same_precision(previous, options) else None, target, models if entries else None
-    )
+        store.check_encoders(previous.manifest, encoders.expected_ids(), target.root)
+    reuse = _reusable(previous if _same_precision(previous, options) else None, target, encoders, entries)
     todo = [e for e in entries if not _can_reuse(reuse, e, texts[e.path], options)]
-    models.calibration = todo
-    report = EmbedReport(target.root)
-    report.skipped = list(missing)
-    reuse.update(_embed_todo(todo, texts, models, target, options, progress, report))
-    _publish(entries, reuse, previous, models, target, options, report)
+    encoders.calibration = todo
+    report = EmbedReport(target.root, skipped=list(skipped))
+    reuse.update(_embed_todo(todo, texts, encoders, target, options, progress, report))
+    result = _collect(entries, reuse, previous, encoders, options, report)
     report.seconds = time.perf_counter() - started
-    return report
+    return result
 
 
 def _sticky_metadata(options: EmbedOptions, previous: store.Generation | None) -> EmbedOptions:
@@ -205,38 +235,29 @@ def _same_precision(previous: store.Generation | None, options: EmbedOptions) ->
     return have == want
 
 
-def _expected_ids(options: EmbedOptions, models: _Models) -> dict[str, str | None]:
-    """Encoder ids to check the live store against, loading a model only when the id needs one."""
-    return {
-        "image": installed_image_id(options.image_encoder, options.weights) or models.image.spec.id,
-        "text": installed_text_id(options.text_encoder) or models.text.spec.id,
-    }
-
-
 _Reuse = dict[str, tuple[Item, dict[str, np.ndarray]]]
 
 
-def _reusable(previous: store.Generation | None, target: Store, models: _Models | None) -> _Reuse:
-    """Vectors we already have: the live generation, then chunks of an interrupted run."""
+def _reusable(
+    previous: store.Generation | None, target: Store, encoders: Encoders, entries: list[FileEntry]
+) -> _Reuse:
+    """Vectors we already have: the live generation, then chunks of an interrupted run.
+
+    Only the embedded spaces are reused: head outputs are re-derived for every item at publish
+    time, so an item embedded now and one embedded last week always carry the same spaces.
+    """
     reuse: _Reuse = {}
     if previous is not None:
+        embedded = [s for s in spaces.EMBEDDED if s in previous.vectors]
         for row, item in enumerate(previous.items):
-            reuse[item.path] = (item, {s: v[row] for s, v in previous.vectors.items()})
-    if models is not None and target.partial_dir.exists():
-        items, chunks = store.load_chunks(target, _chunk_key(models))
-        stacked = {s: np.concatenate(v) for s, v in chunks.items()}
+            reuse[item.path] = (item, {s: previous.vectors[s][row] for s in embedded})
+    if entries and target.partial_dir.exists() and any(target.partial_dir.glob("chunk-*.npz")):
+        items, chunks = store.load_chunks(target, encoders.chunk_key())
+        stacked = {s: np.concatenate(v) for s, v in chunks.items() if s in spaces.EMBEDDED}
         for row, item in enumerate(items):
             reuse[item.path] = (item, {s: v[row] for s, v in stacked.items()})
             item.tags["resumed"] = True
     return reuse
-
-
-def _chunk_key(models: _Models) -> dict:
-    """Chunks resume only under the same encoders, runtime and precision."""
-    return {
-        role: f"{spec['id']}/{spec['runtime']}/{spec.get('precision', '')}"
-        for role, spec in models.specs().items()
-    }
 
 
 def _can_reuse(reuse: _Reuse, entry: FileEntry, text: str | None, options: EmbedOptions) -> bool:
@@ -269,8 +290,8 @@ def _decode(entry: FileEntry, size: int) -> _Decoded | ImageError:
         return ImageError(f"cannot decode ({type(exc).__name__}: {exc})")
 
 
-def _decoded_chunks(todo: list[FileEntry], size: int, chunk: int) -> Iterator[list[tuple[FileEntry, object]]]:
-    """Yield decoded chunks while the next chunk decodes in the background."""
+def decoded_chunks(todo: list[FileEntry], size: int, chunk: int) -> Iterator[list[tuple[FileEntry, object]]]:
+    """Yield decoded chunks (``_Decoded`` or the ``ImageError``) while the next chunk decodes."""
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
         pending: list[tuple[FileEntry, Future]] | None = None
         for start in range(0, len(todo) + chunk, chunk):
@@ -286,7 +307,7 @@ def _decoded_chunks(todo: list[FileEntry], size: int, chunk: int) -> Iterator[li
 def _embed_todo(
     todo: list[FileEntry],
     texts: dict[str, str | None],
-    models: _Models,
+    encoders: Encoders,
     target: Store,
     options: EmbedOptions,
     progress: Progress,
@@ -295,18 +316,19 @@ def _embed_todo(
     done: _Reuse = {}
     if not todo:
         return done
-    image = models.image
-    text_encoder = models.text
+    image = encoders.image
+    text_encoder = encoders.text
+    key = encoders.chunk_key()
     progress.start(len(todo), "embedding")
-    first = len(list(target.partial_dir.glob("chunk-*.npz"))) if target.partial_dir.exists() else 0
+    first = store.next_chunk_number(target)
     t0 = time.perf_counter()
     embedded = 0
-    for n, decoded in enumerate(_decoded_chunks(todo, image.image_size, options.chunk), start=first):
+    for n, decoded in enumerate(decoded_chunks(todo, image.image_size, options.chunk), start=first):
         good = [(e, d) for e, d in decoded if isinstance(d, _Decoded)]
         report.skipped += [(e.path, str(d)) for e, d in decoded if not isinstance(d, _Decoded)]
         if good:
             items, vectors = _embed_chunk(good, texts, image, text_encoder, options)
-            store.save_chunk(target, n, _chunk_key(models), items, vectors)
+            store.save_chunk(target, n, key, items, vectors)
             for row, item in enumerate(items):
                 done[item.path] = (item, {s: v[row] for s, v in vectors.items()})
             embedded += len(good)
@@ -340,15 +362,15 @@ def _embed_chunk(good, texts, image, text_encoder, options) -> tuple[list[Item],
     return items, {"image": np.concatenate(feats), "text": text_vecs, "colour": colour}
 
 
-def _publish(
-    entries,
+def _collect(
+    entries: list[FileEntry],
     reuse: _Reuse,
-    previous,
-    models: _Models,
-    target: Store,
+    previous: store.Generation | None,
+    encoders: Encoders,
     options: EmbedOptions,
     report: EmbedReport,
-) -> None:
+) -> EmbedResult:
+    """Every live item in path order with its vectors, and whether anything changed."""
     old = {i.path: i for i in previous.items} if previous else {}
     live = [e for e in entries if e.path in reuse and reuse[e.path][0].fingerprint() == e.fingerprint()]
     live_paths = {e.path for e in live}
@@ -362,26 +384,24 @@ def _publish(
         else:
             report.updated += 1
         report.resumed += int(bool(item.tags.pop("resumed", False)))
-    if previous is not None and not report.added and not report.updated and not report.removed:
-        report.count = previous.count
-        return  # nothing changed: keep the live generation (and its index) as it is
     items = [reuse[e.path][0] for e in live]
+    report.count = len(items)
     if not items:
         raise UserError(
             "no usable images: "
             + (f"{report.skipped[0][0]}: {report.skipped[0][1]}" if report.skipped else "nothing found")
         )
-    spaces = reuse[live[0].path][1].keys()
-    vectors = {s: np.stack([reuse[e.path][1][s] for e in live]) for s in spaces}
+    vectors = {s: np.stack([reuse[e.path][1][s] for e in live]) for s in spaces.EMBEDDED}
     text_source = {
         "meta": str(options.meta.resolve()) if options.meta else None,
         "columns": options.text_columns,
         "auto_tags": "items without metadata text" if options.auto_tags else "never",
     }
-    loaded = models._image is not None
-    encoders = models.specs() if loaded or previous is None else previous.manifest["encoders"]
-    manifest = store.new_manifest(encoders, text_source, len(items))
-    manifest["roots"] = sorted({str(Path(e.path).parent) for e in live})[:20]
-    store.write_generation(target, manifest, items, vectors, report.skipped)
-    store.clear_chunks(target)
-    report.count = len(items)
+    specs = encoders.specs() if encoders.loaded or previous is None else previous.manifest["encoders"]
+    changed = (
+        previous is None
+        or bool(report.added or report.updated or report.removed)
+        or previous.manifest.get("text_source") != text_source
+    )
+    roots = sorted({str(Path(e.path).parent) for e in live})[:20]
+    return EmbedResult(report, items, vectors, specs, text_source, roots, changed)

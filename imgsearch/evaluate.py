@@ -212,30 +212,6 @@ def relevant_rows(gen: Generation, query: TextQuery, meta: Metadata | None) -> s
     return rows
 
 
-# Splits: reproducible by product id, so a model is never measured on what it was trained on.
-
-SPLIT_MOD = 5
-
-
-def is_test_item(path: str) -> bool:
-    """Test split = numeric file stem (product id) mod 5 == 0; other names hash into it."""
-    stem = Path(path).stem
-    if stem.isdigit():
-        return int(stem) % SPLIT_MOD == 0
-    import hashlib
-
-    return int(hashlib.sha1(stem.encode()).hexdigest(), 16) % SPLIT_MOD == 0
-
-
-def split_rows(gen: Generation, part: str) -> np.ndarray:
-    if part == "all":
-        return np.arange(gen.count)
-    if part not in ("test", "train"):
-        raise UserError("--split must be test, train or all")
-    want = part == "test"
-    return np.array([r for r, item in enumerate(gen.items) if is_test_item(item.path) == want], np.int64)
-
-
 def text_to_image(
     searcher,
     queries: list[TextQuery],
@@ -267,3 +243,28 @@ def autotag_text_vectors(gen: Generation, text_encoder) -> np.ndarray:
     if with_text:
         out[with_text] = text_encoder.encode([texts[i] for i in with_text])
     return out
+
+
+def image_space(gen: Generation) -> str:
+    """The space `query IMAGE` ranks by: a trained metric head replaces raw image similarity."""
+    return "metric" if "metric" in gen.vectors else "image"
+
+
+def evaluate_text(
+    gen: Generation, meta: Path, queries: Path, *, hide_text: bool, rows: np.ndarray | None
+) -> Metrics:
+    """``imgsearch eval --queries``: text → image through the same fused search as ``query``.
+
+    ``hide_text`` swaps every item's text vector for that of its auto tags: what a photo folder
+    without titles would get.
+    """
+    from imgsearch.search import QueryEncoder, Searcher
+
+    text_queries = read_text_queries(queries)
+    catalog = read_metadata(meta, [])
+    relevant = [relevant_rows(gen, q, catalog) for q in text_queries]
+    encoder = QueryEncoder(gen.manifest)
+    if hide_text:
+        gen.vectors["text"] = autotag_text_vectors(gen, encoder.text())
+    searcher = Searcher(gen, encoder, check_files=False)
+    return text_to_image(searcher, text_queries, relevant, rows=rows)

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from imgsearch.cache import atomic_write_text, file_sha256
-from imgsearch.encoders import quiet_tensorflow
 from imgsearch.encoders.efficientnet import EfficientNetLite0Encoder
+from imgsearch.encoders.finetuned import ENCODER_FILE, WEIGHTS_FILE
 from imgsearch.errors import UserError
 from imgsearch.heads import Head
 from imgsearch.images import ImageError, load_rgb_array
+from imgsearch.quiet import quiet_tensorflow
 from imgsearch.store import Generation
 from imgsearch.train import (
     Reporter,
@@ -39,9 +39,6 @@ from imgsearch.train import (
     supcon_loss,
 )
 
-PREFIX = "finetuned:"
-ENCODER_FILE = "encoder.json"
-WEIGHTS_FILE = "encoder.weights.h5"
 _BLOCK = re.compile(r"^(block\d+[a-z])_")
 
 
@@ -55,26 +52,6 @@ def trainable_layer_names(model, blocks: int) -> set[str]:
         "top_conv",
         "top_bn",
     }
-
-
-class FineTunedLite0Encoder(EfficientNetLite0Encoder):
-    """EfficientNet-Lite0 with the fine-tuned weights of a model dir."""
-
-    def __init__(self, model_dir: Path, batch_size: int = 32) -> None:
-        meta = read_encoder_meta(model_dir)
-        super().__init__(batch_size=batch_size)
-        self.model.load_weights(str(Path(model_dir) / WEIGHTS_FILE))
-        self.spec = replace(self.spec, name=f"{PREFIX}{model_dir}", id=meta["id"])
-
-
-def read_encoder_meta(model_dir: Path) -> dict:
-    try:
-        meta = json.loads((Path(model_dir) / ENCODER_FILE).read_text())
-    except (OSError, ValueError):
-        raise UserError(f"{model_dir}: no fine-tuned encoder here (train with --finetune-blocks)") from None
-    if not (Path(model_dir) / WEIGHTS_FILE).is_file():
-        raise UserError(f"{model_dir}: {WEIGHTS_FILE} is missing")
-    return meta
 
 
 def _decode_rows(gen: Generation, rows: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -73,12 +73,15 @@ class Head:
     def load(cls, directory: Path, name: str) -> Head:
         try:
             meta = json.loads((directory / f"{name}.json").read_text())
-            arrays = np.load(directory / f"{name}.npz")
-        except (OSError, ValueError) as exc:
+            if meta.get("format") != HEAD_FORMAT or meta.get("version") != HEAD_VERSION:
+                raise ValueError(f"not an imgsearch head of version {HEAD_VERSION}")
+            with np.load(directory / f"{name}.npz", allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            layers = [(arrays[f"w{i}"], arrays[f"b{i}"], a) for i, a in enumerate(meta["activations"])]
+            if any(a not in ACTIVATIONS for _, _, a in layers):
+                raise ValueError("unknown activation")
+        except Exception as exc:  # a damaged head is reported, whatever numpy or zipfile raised
             raise UserError(f"{directory}: cannot read head {name!r} ({exc})") from None
-        if meta.get("format") != HEAD_FORMAT or meta.get("version") != HEAD_VERSION:
-            raise UserError(f"{directory}/{name}.json: not an imgsearch head of version {HEAD_VERSION}")
-        layers = [(arrays[f"w{i}"], arrays[f"b{i}"], a) for i, a in enumerate(meta["activations"])]
         info = {
             k: v
             for k, v in meta.items()

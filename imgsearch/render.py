@@ -22,7 +22,7 @@ def print_embed_report(console: Console, report) -> None:
     if report.skipped:
         console.print(f"skipped {len(report.skipped)} file(s) (see skipped.tsv):", highlight=False)
         for path, reason in report.skipped[:5]:
-            console.print(f"  {path}: {reason}", highlight=False, markup=False)
+            console.print(f"  {display(path)}: {reason}", highlight=False, markup=False)
         if len(report.skipped) > 5:
             console.print(f"  … and {len(report.skipped) - 5} more", highlight=False)
 
@@ -30,11 +30,46 @@ def print_embed_report(console: Console, report) -> None:
 FORMATS = ("table", "paths", "json", "tsv")
 
 
+def display(text: str) -> str:
+    """Text for people: bytes of a file name that are not UTF-8 shown as U+FFFD, never an error."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _display_path(path: str) -> str:
     import os
 
     rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
+    return display(path if rel.startswith("..") else rel)
+
+
+def write_paths(paths: list[str], out, *, nul: bool = False) -> int:
+    """Paths for pipes, byte-exact (names that are not UTF-8 come out as the bytes on disk).
+
+    One per line, or NUL-terminated with ``nul`` (for ``xargs -0``). A name holding a line
+    break cannot be one line: it is written as a quoted JSON string instead. Returns how many
+    names were quoted, so the caller can suggest ``-0``.
+    """
+    import json
+    import os
+
+    quoted = 0
+    chunks = []
+    for path in paths:
+        if nul:
+            chunks.append(os.fsencode(path) + b"\0")
+        elif "\n" in path or "\r" in path:
+            quoted += 1
+            chunks.append(json.dumps(path).encode("ascii") + b"\n")
+        else:
+            chunks.append(os.fsencode(path) + b"\n")
+    buffer = getattr(out, "buffer", None)
+    if buffer is None:
+        out.write(b"".join(chunks).decode("utf-8", "surrogateescape"))
+    else:
+        out.flush()
+        buffer.write(b"".join(chunks))
+        buffer.flush()
+    return quoted
 
 
 def hit_json(hit) -> dict:
@@ -50,24 +85,27 @@ def hit_json(hit) -> dict:
     }
 
 
-def render_hits(hits: list, fmt: str, out) -> None:
-    """Write ``hits`` to the text stream ``out`` in one of ``FORMATS``."""
+def render_hits(hits: list, fmt: str, out, *, nul: bool = False) -> int:
+    """Write ``hits`` to the text stream ``out`` in one of ``FORMATS``; returns names quoted."""
     import json
 
-    if fmt == "paths":
-        out.writelines(f"{h.item.path}\n" for h in hits)
-    elif fmt == "json":
+    if fmt == "paths" or nul:
+        return write_paths([h.item.path for h in hits], out, nul=nul)
+    if fmt == "json":
         out.writelines(json.dumps(hit_json(h), ensure_ascii=False) + "\n" for h in hits)
     elif fmt == "tsv":
         for h in hits:
             text = (h.item.text or "").replace("\t", " ").replace("\n", " ")
-            out.write(f"{h.rank}\t{h.score:.4f}\t{h.item.path}\t{text}\n")
+            path = display(h.item.path).replace("\t", " ").replace("\n", " ")
+            out.write(f"{h.rank}\t{h.score:.4f}\t{path}\t{text}\n")
     else:
         print_table(hits, Console(file=out) if out is not None else Console())
+    return 0
 
 
 def print_table(hits: list, console: Console) -> None:
     from rich.table import Table
+    from rich.text import Text  # cells as plain text: a title like "[red] bag" is not markup
 
     table = Table(show_edge=False, header_style="bold")
     table.add_column("#", justify="right")
@@ -81,9 +119,9 @@ def print_table(hits: list, console: Console) -> None:
         table.add_row(
             str(h.rank),
             f"{h.score:.2f}",
-            _display_path(h.item.path),
+            Text(_display_path(h.item.path)),
             *(f"{h.z[s]:.1f}" for s in spaces),
-            h.item.text or "",
+            Text(h.item.text or ""),
         )
     console.print(table)
 

@@ -24,6 +24,8 @@ head (``imgsearch train``) drops in as one more space.
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -32,31 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsearch import colors
+from imgsearch import colors, spaces
 from imgsearch import index as ann
+from imgsearch.encoders.base import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
-from imgsearch.heads import load_heads
 from imgsearch.images import ImageError, load_rgb_array
-from imgsearch.store import Generation, Item
+from imgsearch.store import DamagedStore, Generation, Item
 from imgsearch.tags import class_arrays
 
-DEFAULT_WEIGHTS = {
-    "image": 1.0,
-    "classes": 1.0,
-    "text": 1.0,
-    "colour": 1.0,
-    "aligned": 1.0,
-    "metric": 1.0,
-    "photo": 1.0,
-}
-# With a query image, these spaces propose candidates; text-derived spaces then only re-rank them
-# ("this photo, but red"): measured on the fashion set, letting "red" propose red items of every
-# kind dropped the share of red handbags for a handbag photo + "red" from 0.70 to 0.66.
-IMAGE_SPACES = ("image", "classes", "metric")
-# searched through an index; colour and classes are scored exactly
-VECTOR_SPACES = ("image", "text", "aligned", "metric", "photo")
-# images projected into the text space by a head: text queries score them directly
-TEXT_HEAD_SPACES = ("aligned", "photo")
 CANDIDATES_PER_SPACE = 300  # the fused re-rank sees this many nearest items per space (≥ 10·k)
 CALIBRATION_SAMPLE = 1000
 # Annoy node budget per candidate when gathering the fused re-rank's candidates: the index's
@@ -98,29 +83,53 @@ def parse_space_weights(value: str | None) -> dict[str, float]:
             continue
         name, _, number = part.partition("=")
         name = name.strip()
-        if name not in DEFAULT_WEIGHTS:
-            raise UserError(f"--weight: unknown space {name!r}; use {', '.join(DEFAULT_WEIGHTS)}")
         try:
             weights[name] = float(number)
         except ValueError:
             raise UserError(f"--weight: {part.strip()!r} is not name=number") from None
-    return weights
+    return check_weights(weights)
+
+
+def check_weights(weights: object) -> dict[str, float]:
+    """Space weights as given in a batch line or by ``parse_space_weights``: known spaces, finite numbers."""
+    if not isinstance(weights, dict):
+        raise UserError('weight must be an object such as {"image": 0.3, "text": 1}')
+    checked = {}
+    for name, value in weights.items():
+        if name not in spaces.BY_NAME:
+            raise UserError(f"--weight: unknown space {name!r}; use {spaces.help_text()}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise UserError(f"--weight: {name} must be a finite number, not {value!r}")
+        checked[name] = float(value)
+    return checked
 
 
 def build_query(images=(), texts=(), not_texts=(), not_images=(), k: int = 10, weights=None) -> Query:
-    if k < 1:
-        raise UserError("-k/--top must be at least 1")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise UserError(f"-k/--top must be a whole number from 1 to {MAX_K}")
     q = Query(
-        images=[parse_weighted(x) for x in images],
-        texts=[parse_weighted(x) for x in texts],
-        not_texts=[parse_weighted(x) for x in not_texts],
-        not_images=[parse_weighted(x) for x in not_images],
+        images=[_weighted(x, "image") for x in images],
+        texts=[_weighted(x, "text") for x in texts],
+        not_texts=[_weighted(x, "--not text") for x in not_texts],
+        not_images=[_weighted(x, "--not-image") for x in not_images],
         k=k,
-        weights=weights if isinstance(weights, dict) else parse_space_weights(weights),
+        weights=check_weights(weights) if isinstance(weights, dict) else parse_space_weights(weights),
     )
     if q.is_empty():
         raise UserError("empty query: give a query image and/or --text (see `imgsearch query --help`)")
     return q
+
+
+MAX_K = 10_000  # a ranking deeper than this is an export, not a search
+
+
+def _weighted(value: str, what: str) -> tuple[str, float]:
+    text, weight = parse_weighted(value)
+    if not text:
+        raise UserError(f"empty {what}: give some words (or leave the option out)")
+    if not math.isfinite(weight):
+        raise UserError(f"{what} weight must be a finite number")
+    return text, weight
 
 
 @dataclass
@@ -134,58 +143,39 @@ class Hit:
 
 
 class QueryEncoder:
-    """Loads, on first use, the encoders the index was built with, and refuses others."""
+    """The encoders the index was built with, opened on first use (or given: tests, services).
 
-    def __init__(self, manifest: dict) -> None:
+    ``allowed``: encoder names the user named on the command line; only those, the user's own
+    LiteRT exports and the installed defaults are ever loaded (``encoders.open_for_index``).
+    """
+
+    def __init__(
+        self,
+        manifest: dict,
+        image: ImageEncoder | None = None,
+        text: TextEncoder | None = None,
+        allowed: frozenset[str] = frozenset(),
+    ) -> None:
         self.specs = manifest["encoders"]
-        self._image = None
-        self._text = None
+        self._image = image
+        self._text = text
+        self.allowed = allowed
         self._stdin: bytes | None = None  # `-`: read once, however many times it is named
         self._text_cache: dict[str, np.ndarray] = {}
 
-    def image(self):
+    def image(self) -> ImageEncoder:
         if self._image is None:
-            self._image = self._load("image")
+            from imgsearch.encoders import open_for_index
+
+            self._image = open_for_index("image", self.specs["image"], self.allowed)
         return self._image
 
-    def text(self):
+    def text(self) -> TextEncoder:
         if self._text is None:
-            self._text = self._load("text")
+            from imgsearch.encoders import open_for_index
+
+            self._text = open_for_index("text", self.specs["text"], self.allowed)
         return self._text
-
-    def _load(self, role: str):
-        """LiteRT from the export cache when it is there (no TensorFlow import), else Keras."""
-        from imgsearch import encoders
-        from imgsearch.encoders import litert
-
-        spec = self.specs[role]
-        precision = spec.get("precision", "fp32")
-        loader = litert.load_litert_image if role == "image" else litert.load_litert_text
-        encoder = loader(spec["id"], precision)
-        try:
-            installed = (
-                encoders.installed_image_id(spec["name"])
-                if role == "image"
-                else encoders.installed_text_id(spec["name"])
-            )
-        except UserError:
-            if encoder is None:
-                raise
-            installed = None  # e.g. a fine-tuned model dir that moved: its export (keyed by weights) answers
-        if installed is not None and installed != spec["id"]:
-            self._stale(role, installed)
-        if encoder is None:
-            keras_loader = encoders.load_image_encoder if role == "image" else encoders.load_text_encoder
-            encoder = keras_loader(spec["name"])
-        if encoder.spec.id != spec["id"]:
-            self._stale(role, encoder.spec.id)
-        return encoder
-
-    def _stale(self, role: str, installed: str):
-        raise UserError(
-            f"the index was built with {role} encoder {self.specs[role]['id']}, but {installed} is "
-            "installed: rebuild it with `imgsearch index --rebuild`"
-        )
 
     def read_image(self, source: str) -> np.ndarray:
         encoder = self.image()
@@ -217,25 +207,27 @@ class Searcher:
     """Answers queries against one store generation; encoders load only if a query needs them."""
 
     def __init__(
-        self, gen: Generation, encoder: QueryEncoder | None = None, heads: dict | None = None
+        self,
+        gen: Generation,
+        encoder: QueryEncoder | None = None,
+        heads: dict | None = None,
+        *,
+        check_files: bool = True,
     ) -> None:
         self.gen = gen
+        self.check_files = check_files
+        self.left_out = 0
         self.encoder = encoder or QueryEncoder(gen.manifest)
-        if heads is None:
-            heads = (
-                load_heads(gen.dir) if any(s in gen.vectors for s in ("aligned", "metric", "photo")) else {}
-            )
-        self.heads = heads
+        self.heads = gen.heads() if heads is None else heads
         self._classes: tuple[np.ndarray, np.ndarray] | None = None
         self.indexes: dict[str, ann.VectorIndex] = {}
-        for space in VECTOR_SPACES:
+        for space in spaces.INDEXED:
             if space in gen.vectors:
-                info = gen.manifest["spaces"].get(space, {}).get("index") or {"method": "exact"}
-                path = gen.dir / info["file"] if info.get("file") else None
+                info, path = gen.index_info(space)
                 try:
                     self.indexes[space] = ann.VectorIndex.load(gen.vectors[space], path, info)
                 except (ValueError, OSError) as exc:
-                    raise UserError(f"{gen.dir}: {exc}; rebuild it with `imgsearch index`") from None
+                    raise DamagedStore(f"{gen.dir}: {exc}; run `imgsearch index` on its folder") from None
         rng = np.random.default_rng(0)
         n = gen.count
         self._sample = np.sort(rng.choice(n, size=min(n, CALIBRATION_SAMPLE), replace=False))
@@ -260,7 +252,7 @@ class Searcher:
             text_vec = np.asarray(signs, np.float32) @ self.encoder.texts(texts)
             if "text" in self.gen.vectors:
                 out["text"] = text_vec
-            for space in TEXT_HEAD_SPACES:
+            for space in spaces.TEXT_HEADS:
                 if space in self.gen.vectors:
                     out[space] = text_vec
             colour = _colour_target(q)
@@ -269,13 +261,24 @@ class Searcher:
         return out
 
     def search(
-        self, q: Query, *, exclude: set[int] | None = None, within: np.ndarray | None = None
+        self,
+        q: Query,
+        *,
+        exclude: set[int] | None = None,
+        within: np.ndarray | None = None,
+        vectors: dict[str, np.ndarray] | None = None,
     ) -> list[Hit]:
         """Top ``q.k`` hits. ``exclude``: rows never returned (e.g. the query itself);
-        ``within``: search only these rows (an evaluation gallery), exactly."""
-        vectors = self.query_vectors(q)
+        ``within``: search only these rows (an evaluation gallery), exactly; ``vectors``: the
+        query's vectors when already encoded (``query_vectors``).
+
+        Items whose file was deleted since the last index are left out (one stat per hit);
+        ``self.left_out`` counts them for the caller to mention.
+        """
+        vectors = self.query_vectors(q) if vectors is None else vectors
         weights = {s: q.weights.get(s, self.default_weight(s, vectors)) for s in vectors}
         active = {s: v for s, v in vectors.items() if weights[s] != 0}
+        self.left_out = 0
         if not active:
             return []
         candidates = self._candidates(active, q.k + len(exclude or ()), within)
@@ -284,18 +287,30 @@ class Searcher:
         raw = {s: self._raw_scores(s, v, candidates) for s, v in active.items()}
         z = {s: self._standardise(s, v, raw[s], candidates) for s, v in active.items()}
         fused = sum(weights[s] * z[s] for s in active)
-        order = np.argsort(-fused, kind="stable")[: q.k]
-        return [
-            Hit(
-                rank + 1,
-                float(fused[i]),
-                self.gen.items[candidates[i]],
-                int(candidates[i]),
-                {s: float(raw[s][i]) for s in active},
-                {s: float(z[s][i]) for s in active},
+        if not np.all(np.isfinite(fused)):
+            raise DamagedStore(
+                f"{self.gen.dir}: vectors that are not finite numbers; run `imgsearch index --rebuild`"
             )
-            for rank, i in enumerate(order)
-        ]
+        hits: list[Hit] = []
+        for i in np.argsort(-fused, kind="stable"):
+            item = self.gen.items[candidates[i]]
+            if self.check_files and not os.path.exists(item.path):
+                self.left_out += 1
+                continue
+            scores = {s: float(raw[s][i]) for s in active}
+            hits.append(
+                Hit(
+                    len(hits) + 1,
+                    float(fused[i]),
+                    item,
+                    int(candidates[i]),
+                    scores,
+                    {s: float(z[s][i]) for s in active},
+                )
+            )
+            if len(hits) == q.k:
+                break
+        return hits
 
     def default_weight(self, space: str, active: dict | None = None) -> float:
         """Weights unless the user gives them.
@@ -316,7 +331,7 @@ class Searcher:
             return self._photo_weights[1]
         if space == "classes" and not (active and "text" in active):
             return 0.0  # image alone: P@10 0.788 without classes, 0.767 with (fashion, 200 queries)
-        return DEFAULT_WEIGHTS[space]
+        return 1.0
 
     @cached_property
     def _photo_weights(self) -> tuple[float, float]:
@@ -338,7 +353,7 @@ class Searcher:
     def _candidates(self, active: dict[str, np.ndarray], k: int, within: np.ndarray | None) -> np.ndarray:
         n = max(CANDIDATES_PER_SPACE, 10 * k)
         found = []
-        proposers = [s for s in active if s in IMAGE_SPACES] or list(active)
+        proposers = [s for s in active if s in spaces.IMAGE_SIDE] or list(active)
         for space in proposers:
             vec = active[space]
             if within is not None:

@@ -1,25 +1,34 @@
-"""The on-disk format of embeddings and indexes, described once here.
+"""The on-disk format of embeddings and indexes: the one module that reads and writes it.
 
-A store is a directory::
+A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
 
     DIR/
-      CURRENT              name of the live generation; replaced atomically
+      CURRENT              name of the live generation ("gen-000007"); replaced atomically
       gen-000007/          one immutable generation
-        manifest.json      format, version, encoders, spaces, item count
-        items.jsonl        one item per line: id, path, size, mtime, text, tags
-        image.npy          (n, d_image) float32, L2-normalised
+        manifest.json      format, version, count, encoders (id, name, dim, runtime, precision),
+                           text_source (catalog path and columns), roots, and one entry per space:
+                           {"file": "image.npy", "dim": 1280, "index": {method, file, trees, rows,
+                           count, dim}, "head": "photo.json"}
+        items.jsonl        one item per line: id, path, size, mtime, text, tags (ASCII JSON, so
+                           file names that are not valid UTF-8 round-trip as escapes)
+        image.npy          (n, d_image) float32, L2-normalised (spaces: see imgsearch/spaces.py)
         text.npy           (n, d_text) float32, zero rows for items with no text
         colour.npy         (n, len(PALETTE)) foreground share per colour name
-        *.ann              Annoy indexes (written by ``imgsearch index``)
+        aligned.npy, metric.npy, photo.npy
+                           head outputs, one row per item
+        aligned.npz + aligned.json, ...
+                           the head itself (weights + its own manifest, see imgsearch/heads.py)
+        *.ann              Annoy indexes of the indexed spaces (large collections only)
         skipped.tsv        path <TAB> reason, for files that could not be used
-      partial/             chunks of an unfinished run, merged by the next run
+      partial/             chunks of an unfinished embedding run, reused by the next run
       lock                 held by the one process that writes
 
-Writers build a new generation beside the live one and then replace CURRENT,
-so a reader sees the old store or the new one, never a mix. The previous
-generation is kept so a reader that has just read CURRENT can still open it.
-A manifest names the encoders by id; a store written by other encoders or by
-an unknown format version is refused instead of giving wrong answers.
+Writers build a complete new generation beside the live one and then replace CURRENT, once
+per run, so a reader sees the old store or the new one, never a mix. The previous generation
+is kept so a reader that has just read CURRENT can still open it. A manifest names the
+encoders by id; a store written by other encoders or by an unknown format version is refused,
+and so is anything that does not check out (a file name that leaves the store, an array of the
+wrong shape or type, a truncated item list): a damaged store is never half-read.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,13 +46,20 @@ from pathlib import Path
 
 import numpy as np
 
+from imgsearch import spaces
 from imgsearch.cache import atomic_path, atomic_write_text
 from imgsearch.errors import UserError
 
 FORMAT = "imgsearch-store"
 VERSION = 1
 CURRENT = "CURRENT"
-SPACES = ("image", "text", "colour")
+STORE_DIRNAME = ".imgsearch"
+_GENERATION = re.compile(r"^gen-\d{6}$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a plain name inside the generation dir
+
+
+class DamagedStore(UserError):
+    """The store exists but does not check out; ``imgsearch index`` on its folder repairs it."""
 
 
 @dataclass
@@ -66,7 +83,12 @@ class Item:
 
     @classmethod
     def from_json(cls, d: dict) -> Item:
-        return cls(d["id"], d["path"], int(d["size"]), float(d["mtime"]), d.get("text"), d.get("tags") or {})
+        if not (isinstance(d.get("id"), str) and isinstance(d.get("path"), str)):
+            raise ValueError("an item without id or path")
+        text, tags = d.get("text"), d.get("tags") or {}
+        if not (text is None or isinstance(text, str)) or not isinstance(tags, dict):
+            raise ValueError("an item with a malformed text or tags")
+        return cls(d["id"], d["path"], int(d["size"]), float(d["mtime"]), text, tags)
 
     def fingerprint(self) -> tuple[str, int, float]:
         return (self.path, self.size, self.mtime)
@@ -85,6 +107,33 @@ class Generation:
     def count(self) -> int:
         return len(self.items)
 
+    @property
+    def encoders(self) -> dict[str, dict]:
+        return self.manifest["encoders"]
+
+    def index_info(self, space: str) -> tuple[dict, Path | None]:
+        """How ``space`` is searched: the index description and its file (None: exact search)."""
+        info = self.manifest["spaces"][space].get("index") or {"method": "exact"}
+        return info, (self.dir / info["file"]) if info.get("file") else None
+
+    def skipped(self) -> list[tuple[str, str]]:
+        """The files the run that made this generation could not use, with reasons."""
+        try:
+            text = (self.dir / "skipped.tsv").read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError:
+            return []
+        return [tuple(line.split("\t", 1)) for line in text.splitlines() if "\t" in line]  # type: ignore[misc]
+
+    def heads(self) -> dict:
+        """The heads stored in this generation, by space name."""
+        from imgsearch.heads import Head
+
+        return {
+            name: Head.load(self.dir, name)
+            for name, info in self.manifest["spaces"].items()
+            if info.get("head")
+        }
+
 
 def new_manifest(encoders: dict[str, dict | None], text_source: dict, count: int) -> dict:
     return {
@@ -98,14 +147,44 @@ def new_manifest(encoders: dict[str, dict | None], text_source: dict, count: int
     }
 
 
-def check_manifest(manifest: dict, where: Path) -> None:
-    if manifest.get("format") != FORMAT:
+def check_manifest(manifest: object, where: Path) -> None:
+    """Refuse a foreign, stale or malformed manifest with a message that says what to do."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"{where} is not an imgsearch store (unknown format)")
     if manifest.get("version") != VERSION:
         raise UserError(
             f"{where} was written by format version {manifest.get('version')}, this imgsearch reads "
-            f"version {VERSION}: rebuild it with `imgsearch index`"
+            f"version {VERSION}: rebuild it with `imgsearch index --rebuild`"
         )
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise DamagedStore(f"{where}: damaged index ({problem}); run `imgsearch index` on its folder")
+
+
+def _manifest_problem(m: dict) -> str | None:
+    if not isinstance(m.get("count"), int) or not isinstance(m.get("text_source"), dict):
+        return "manifest without count or text_source"
+    encoders = m.get("encoders")
+    if not isinstance(encoders, dict) or not all(
+        isinstance(encoders.get(role), dict) and isinstance(encoders[role].get("id"), str)
+        for role in ("image", "text")
+    ):
+        return "manifest without encoder ids"
+    if not isinstance(m.get("spaces"), dict):
+        return "manifest without spaces"
+    for name, info in m["spaces"].items():
+        if name not in spaces.BY_NAME:
+            return f"unknown space {name!r}"
+        if not isinstance(info, dict) or not isinstance(info.get("dim"), int):
+            return f"space {name} without a dimension"
+        files = [info.get("file"), info.get("head"), (info.get("index") or {}).get("file")]
+        if not _safe_name(info.get("file")) or not all(f is None or _safe_name(f) for f in files):
+            return f"space {name} names a file outside the store"
+    return None
+
+
+def _safe_name(name: object) -> bool:
+    return isinstance(name, str) and bool(_FILE_NAME.match(name))
 
 
 def check_encoders(manifest: dict, expected: dict[str, str | None], where: Path) -> None:
@@ -134,10 +213,20 @@ class Store:
         return self.root / "partial"
 
     def current_dir(self) -> Path | None:
+        """The live generation directory; a pointer that leaves the store is damage."""
         pointer = self.root / CURRENT
-        if not pointer.is_file():
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
             return None
-        return self.root / pointer.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DamagedStore(f"{self.root}: unreadable {CURRENT} ({exc})") from None
+        if not _GENERATION.match(name) or not (self.root / name).is_dir():
+            raise DamagedStore(
+                f"{self.root}: {CURRENT} does not name a generation of this store; "
+                "run `imgsearch index` on its folder to repair it"
+            )
+        return self.root / name
 
     def load(self, *, mmap: bool = True) -> Generation | None:
         gen_dir = self.current_dir()
@@ -152,25 +241,29 @@ class Store:
         return gen
 
     def new_generation_dir(self) -> Path:
-        existing = [int(p.name[4:]) for p in self.root.glob("gen-*") if p.name[4:].isdigit()]
+        existing = [int(p.name[4:]) for p in self.root.glob("gen-*") if _GENERATION.match(p.name)]
         path = self.root / f"gen-{max(existing, default=0) + 1:06d}"
         path.mkdir(parents=True)
         return path
 
     @contextlib.contextmanager
-    def building(self) -> Iterator[Path]:
-        """A new generation dir: published when the block ends, removed if it fails."""
-        gen_dir = self.new_generation_dir()
+    def building(self) -> Iterator[GenerationWriter]:
+        """A writer for a new generation: published when the block ends, removed if it fails."""
+        writer = GenerationWriter(self.new_generation_dir())
         try:
-            yield gen_dir
+            yield writer
+            writer.finish()
         except BaseException:
-            shutil.rmtree(gen_dir, ignore_errors=True)
+            shutil.rmtree(writer.dir, ignore_errors=True)
             raise
-        self.publish(gen_dir)
+        self.publish(writer.dir)
 
     def publish(self, gen_dir: Path) -> None:
-        """Make ``gen_dir`` live, then drop generations older than the previous one."""
-        previous = self.current_dir()
+        """Make ``gen_dir`` live, then drop generations other than it and the previous one."""
+        try:
+            previous = self.current_dir()
+        except DamagedStore:
+            previous = None
         atomic_write_text(self.root / CURRENT, gen_dir.name + "\n")
         keep = {gen_dir.name, previous.name if previous else ""}
         for old in self.root.glob("gen-*"):
@@ -199,46 +292,114 @@ class Store:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def read_generation(gen_dir: Path, *, mmap: bool = True) -> Generation:
-    try:
-        manifest = json.loads((gen_dir / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        raise UserError(f"{gen_dir}: missing or unreadable manifest.json; rebuild the index") from None
-    check_manifest(manifest, gen_dir)
-    with open(gen_dir / "items.jsonl", encoding="utf-8") as f:
-        items = [Item.from_json(json.loads(line)) for line in f if line.strip()]
-    vectors = {}
-    for space, info in manifest["spaces"].items():
-        arr = np.load(gen_dir / info["file"], mmap_mode="r" if mmap else None)
-        if arr.shape != (len(items), info["dim"]):
-            raise UserError(f"{gen_dir}: {info['file']} does not match the manifest; rebuild the index")
-        vectors[space] = arr
-    if manifest["count"] != len(items):
-        raise UserError(f"{gen_dir}: item count does not match the manifest; rebuild the index")
-    return Generation(gen_dir, manifest, items, vectors)
+class GenerationWriter:
+    """Writes the files of one new generation; ``finish`` writes the manifest and reads it all back."""
+
+    def __init__(self, gen_dir: Path) -> None:
+        self.dir = gen_dir
+        self.manifest: dict = {}
+
+    def start(
+        self, encoders: dict[str, dict], text_source: dict, items: list[Item], roots: list[str]
+    ) -> None:
+        self.manifest = new_manifest(encoders, text_source, len(items))
+        self.manifest["roots"] = roots
+        with open(self.dir / "items.jsonl", "w", encoding="ascii") as f:
+            for item in items:
+                f.write(json.dumps(item.to_json()) + "\n")
+
+    def add_space(self, name: str, vectors: np.ndarray, head=None) -> None:
+        """The item vectors of one space (and the head that made them, if any)."""
+        arr = np.ascontiguousarray(vectors, dtype=np.float32)
+        np.save(self.dir / f"{name}.npy", arr)
+        info: dict = {"file": f"{name}.npy", "dim": int(arr.shape[1])}
+        if head is not None:
+            head.save(self.dir)
+            info["head"] = f"{name}.json"
+        self.manifest["spaces"][name] = info
+
+    def index_path(self, space: str) -> Path:
+        return self.dir / f"{space}.ann"
+
+    def add_index(self, space: str, info: dict) -> None:
+        """What ``index.build_index`` built for ``space`` (an Annoy file, or exact search)."""
+        file = f"{space}.ann" if info["method"] == "annoy" else None
+        self.manifest["spaces"][space]["index"] = {**info, "file": file}
+
+    def write_skipped(self, skipped: list[tuple[str, str]]) -> None:
+        text = "".join(f"{_one_line(p)}\t{_one_line(r)}\n" for p, r in skipped)
+        (self.dir / "skipped.tsv").write_text(text, encoding="utf-8", errors="surrogateescape")
+
+    def finish(self) -> None:
+        (self.dir / "manifest.json").write_text(json.dumps(self.manifest, indent=2, ensure_ascii=True))
+        read_generation(self.dir)  # refuse to publish anything a reader would refuse
 
 
 def write_generation(
     store: Store,
-    manifest: dict,
+    encoders: dict[str, dict],
     items: list[Item],
     vectors: dict[str, np.ndarray],
-    skipped: list[tuple[str, str]],
+    *,
+    text_source: dict | None = None,
+    skipped: list[tuple[str, str]] = (),  # type: ignore[assignment]
 ) -> Path:
-    """Write a complete generation and publish it."""
-    with store.building() as gen_dir:
-        with open(gen_dir / "items.jsonl", "w", encoding="utf-8") as f:
-            for item in items:
-                f.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
+    """Write and publish a generation of plain vectors (no heads, exact search)."""
+    with store.building() as writer:
+        writer.start(encoders, text_source or {}, items, [])
         for space, arr in vectors.items():
-            np.save(gen_dir / f"{space}.npy", np.ascontiguousarray(arr, dtype=np.float32))
-            manifest["spaces"].setdefault(space, {}).update(
-                {"file": f"{space}.npy", "dim": int(arr.shape[1])}
-            )
-        (gen_dir / "skipped.tsv").write_text("".join(f"{p}\t{r}\n" for p, r in skipped), encoding="utf-8")
-        manifest["count"] = len(items)
-        (gen_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-    return gen_dir
+            writer.add_space(space, arr)
+        writer.write_skipped(list(skipped))
+    return writer.dir
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\t", " ").replace("\n", "\\n")
+
+
+def read_generation(gen_dir: Path, *, mmap: bool = True) -> Generation:
+    """Read and check a generation; anything that does not check out raises ``DamagedStore``."""
+    try:
+        manifest = json.loads((gen_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise DamagedStore(
+            f"{gen_dir}: missing or unreadable manifest.json; run `imgsearch index` on its folder"
+        ) from None
+    check_manifest(manifest, gen_dir)
+    try:
+        items = _read_items(gen_dir / "items.jsonl")
+        vectors = {
+            space: _read_vectors(gen_dir, info, len(items), mmap)
+            for space, info in manifest["spaces"].items()
+        }
+    except (OSError, ValueError, TypeError, KeyError, EOFError) as exc:
+        raise DamagedStore(
+            f"{gen_dir}: damaged index ({exc}); run `imgsearch index` on its folder to repair it"
+        ) from None
+    if manifest["count"] != len(items):
+        raise DamagedStore(f"{gen_dir}: item count does not match the manifest; run `imgsearch index`")
+    return Generation(gen_dir, manifest, items, vectors)
+
+
+def _read_items(path: Path) -> list[Item]:
+    items = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.endswith("\n"):
+                raise ValueError(f"items.jsonl is cut short at line {n}")
+            if line.strip():
+                items.append(Item.from_json(json.loads(line)))
+    return items
+
+
+def _read_vectors(gen_dir: Path, info: dict, rows: int, mmap: bool) -> np.ndarray:
+    path = gen_dir / info["file"]
+    if path.is_symlink():
+        raise ValueError(f"{info['file']} is a link")
+    arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    if arr.dtype != np.float32 or arr.shape != (rows, info["dim"]):
+        raise ValueError(f"{info['file']} does not match the manifest ({arr.dtype}, {arr.shape})")
+    return arr
 
 
 # Partial chunks: an interrupted run keeps what it embedded.
@@ -250,7 +411,7 @@ def save_chunk(
     store.partial_dir.mkdir(parents=True, exist_ok=True)
     header = json.dumps({"encoders": encoder_ids, "items": [i.to_json() for i in items]})
     with atomic_path(store.partial_dir / f"chunk-{n:06d}.npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, header=np.frombuffer(header.encode("utf-8"), np.uint8), **vectors)
+        np.savez(f, header=np.frombuffer(header.encode("ascii"), np.uint8), **vectors)
 
 
 def load_chunks(store: Store, encoder_ids: dict) -> tuple[list[Item], dict[str, list[np.ndarray]]]:
@@ -259,18 +420,53 @@ def load_chunks(store: Store, encoder_ids: dict) -> tuple[list[Item], dict[str, 
     vectors: dict[str, list[np.ndarray]] = {}
     for path in sorted(store.partial_dir.glob("chunk-*.npz")):
         try:
-            with np.load(path) as z:
+            with np.load(path, allow_pickle=False) as z:
                 header = json.loads(bytes(z["header"]).decode("utf-8"))
                 if header["encoders"] != encoder_ids:
                     continue
-                for space in z.files:
-                    if space != "header":
-                        vectors.setdefault(space, []).append(z[space])
-                items.extend(Item.from_json(d) for d in header["items"])
-        except (OSError, ValueError, KeyError, json.JSONDecodeError):
+                chunk_items = [Item.from_json(d) for d in header["items"]]
+                chunk = {s: z[s] for s in z.files if s != "header"}
+            if any(len(v) != len(chunk_items) for v in chunk.values()):
+                continue
+            items.extend(chunk_items)
+            for space, arr in chunk.items():
+                vectors.setdefault(space, []).append(arr)
+        except (OSError, ValueError, KeyError, EOFError, TypeError):
             continue  # a chunk cut short by a kill is simply embedded again
     return items, vectors
 
 
 def clear_chunks(store: Store) -> None:
     shutil.rmtree(store.partial_dir, ignore_errors=True)
+
+
+def next_chunk_number(store: Store) -> int:
+    if not store.partial_dir.exists():
+        return 0
+    numbers = [int(p.stem[6:]) for p in store.partial_dir.glob("chunk-*.npz") if p.stem[6:].isdigit()]
+    return max(numbers, default=-1) + 1
+
+
+# Finding a store
+
+
+def default_store(folder: Path) -> Path:
+    return folder / STORE_DIRNAME
+
+
+def find_store(explicit: Path | None, cwd: Path | None = None) -> Store:
+    """``--index`` if given (a store, or a folder holding ``.imgsearch``), else the nearest
+    ``.imgsearch`` in the current directory or its parents, like git finds ``.git``."""
+    if explicit is not None:
+        for candidate in (explicit, explicit / STORE_DIRNAME):
+            if Store.is_store(candidate):
+                return Store(candidate)
+        raise UserError(f"no index at {explicit}: make one with `imgsearch index DIR`")
+    here = (cwd or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if Store.is_store(folder / STORE_DIRNAME):
+            return Store(folder / STORE_DIRNAME)
+    raise UserError(
+        "no index here or in any parent directory: make one with `imgsearch index DIR` "
+        "or point to one with --index"
+    )

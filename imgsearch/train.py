@@ -11,7 +11,7 @@ again), so a whole catalog trains in seconds to minutes on a CPU.
 - **metric** (supervised contrastive, SupCon): a projection where items with the
   same label (e.g. articleType) are close. Used for image→image search.
 
-Splits are by product id (``evaluate.is_test_item``): the test split is never
+Splits are by product id (``splits.is_test_item``): the test split is never
 seen; a validation split carved from the rest drives early stopping.
 """
 
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsearch.encoders import quiet_tensorflow
 from imgsearch.errors import UserError
-from imgsearch.evaluate import is_test_item
 from imgsearch.heads import Head
+from imgsearch.quiet import quiet_tensorflow
+from imgsearch.splits import is_test_item
 from imgsearch.store import Generation
 
 MIN_TRAIN_ITEMS = 50

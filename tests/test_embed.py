@@ -6,7 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from imgsearch.embed import EmbedOptions, embed
+from imgsearch.build import embed_folder as embed
+from imgsearch.embed import EmbedOptions
 from imgsearch.errors import UserError
 from imgsearch.store import Store
 

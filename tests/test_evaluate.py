@@ -7,12 +7,12 @@ from imgsearch.evaluate import (
     average_precision_at,
     f1_at,
     image_to_image,
-    is_test_item,
     mean_metrics,
     precision_at,
     read_text_queries,
     recall_at,
 )
+from imgsearch.splits import is_test_item
 
 RANKED = [7, 3, 9, 1, 5]  # relevant items 3, 1 and 8 (8 never retrieved)
 RELEVANT = {3, 1, 8}

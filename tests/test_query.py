@@ -9,11 +9,11 @@ import pytest
 from PIL import Image
 
 from imgsearch import cli
-from imgsearch.build import find_store, index_folder
+from imgsearch.build import index_folder
 from imgsearch.embed import EmbedOptions
 from imgsearch.errors import UserError
 from imgsearch.search import Searcher, build_query, parse_space_weights, parse_weighted
-from imgsearch.store import Store
+from imgsearch.store import Store, find_store
 
 pytestmark = pytest.mark.slow
 
@@ -165,7 +165,7 @@ def test_batch_mode(catalog, capsys, monkeypatch, tmp_path):
         (["query", "missing.jpg"], "query image missing.jpg: file not found"),
         (["query"], "empty query"),
         (["query", "--text", "x", "--format", "xml"], "--format must be one of"),
-        (["query", "--text", "x", "-k", "0"], "at least 1"),
+        (["query", "--text", "x", "-k", "0"], "from 1 to"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(catalog, capsys, monkeypatch, args, message):

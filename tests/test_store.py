@@ -12,8 +12,8 @@ from imgsearch.store import Item, Store
 def _write(st: Store, n: int, image_id: str = "img@1") -> None:
     items = [Item(f"id{i}", f"/p/{i}.jpg", 10, 1.0, f"text {i}") for i in range(n)]
     vecs = {"image": np.eye(n, 4, dtype=np.float32), "text": np.ones((n, 3), np.float32)}
-    manifest = store.new_manifest({"image": {"id": image_id}, "text": {"id": "txt@1"}}, {}, n)
-    store.write_generation(st, manifest, items, vecs, [("/p/bad.jpg", "corrupt")])
+    encoders = {"image": {"id": image_id}, "text": {"id": "txt@1"}}
+    store.write_generation(st, encoders, items, vecs, skipped=[("/p/bad.jpg", "corrupt")])
 
 
 def test_roundtrip_and_atomic_publish(tmp_path):
@@ -50,7 +50,7 @@ def test_mismatched_arrays_are_refused(tmp_path):
     st = Store(tmp_path / "s")
     _write(st, 3)
     np.save(st.current_dir() / "image.npy", np.zeros((2, 4), np.float32))
-    with pytest.raises(UserError, match="does not match the manifest"):
+    with pytest.raises(UserError, match="damaged index"):
         st.require()
 
 

@@ -36,10 +36,8 @@ def _synthetic_store(root, n=N, seed=0) -> Store:
         for i in range(n)
     ]
     st = Store(root)
-    manifest = store.new_manifest(
-        {"image": {"id": "img@test", "name": "x"}, "text": {"id": "txt@test", "name": "y"}}, {}, n
-    )
-    store.write_generation(st, manifest, items, {"image": norm(image), "text": norm(text)}, [])
+    encoders = {"image": {"id": "img@test", "name": "x"}, "text": {"id": "txt@test", "name": "y"}}
+    store.write_generation(st, encoders, items, {"image": norm(image), "text": norm(text)})
     return st
 
 

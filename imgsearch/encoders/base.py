@@ -7,8 +7,9 @@ written by one model are never compared with another's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,6 +35,11 @@ class ImageBatchOutput:
 
 
 class ImageEncoder(Protocol):
+    """What ``embed`` and ``query`` use: a spec, the input size, a batch size and ``encode``.
+
+    Any object with these members is an encoder; tests inject small numpy ones.
+    """
+
     spec: EncoderSpec
     image_size: int
     batch_size: int
@@ -50,6 +56,29 @@ class TextEncoder(Protocol):
     def encode(self, texts: list[str]) -> np.ndarray:
         """(n, dim) float32, L2-normalised."""
         ...
+
+
+class ExportableImageEncoder(ImageEncoder, Protocol):
+    """A Keras image encoder that ``litert_export.export_image`` can convert.
+
+    ``model``: the Keras model whose variables the export carries. ``graph``: a
+    ``tf.function`` from uint8 pixels (preprocessing inside) to pooled features, or to
+    (features, class probabilities) — it is what the export traces.
+    """
+
+    model: Any
+    graph: Callable[[Any], Any]
+
+
+class ExportableTextEncoder(TextEncoder, Protocol):
+    """A keras-hub BERT-family sentence encoder that ``litert_export.export_text`` can convert.
+
+    ``backbone`` gives ``sequence_output`` for token ids; ``tokenizer`` has ``lowercase`` and
+    ``get_vocabulary()``; the export masks and mean-pools like ``encode``.
+    """
+
+    backbone: Any
+    tokenizer: Any
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

@@ -66,7 +66,7 @@ class BertSentenceEncoder:
         self.spec = spec
         self.batch_size = batch_size
         ids = tf.TensorSpec([None, None], tf.int32)
-        self._run = tf.function(self._pooled, input_signature=[ids, ids])
+        self.graph = tf.function(self._pooled, input_signature=[ids, ids])
 
     def _pooled(self, token_ids, padding_mask):
         import tensorflow as tf
@@ -89,7 +89,7 @@ class BertSentenceEncoder:
             self.token_ids(texts) if texts else [],
             self.spec.dim,
             self.batch_size,
-            lambda tokens, mask: self._run(tokens, mask).numpy(),
+            lambda tokens, mask: self.graph(tokens, mask).numpy(),
         )
 
 

@@ -72,11 +72,11 @@ class EfficientNetLite0Encoder:
         self.model = keras.Model(backbone.input, [pooled, probs])
         state = read_state_dict(source)
         head.set_weights([state["_fc.weight"].T, state["_fc.bias"]])
-        self._run = tf.function(
+        self.graph = tf.function(
             lambda x: self.model((tf.cast(x, tf.float32) - 127.5) / 127.5, training=False),
             input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8)],
         )
 
     def encode(self, pixels: np.ndarray) -> ImageBatchOutput:
-        pooled, probs = self._run(pixels)
+        pooled, probs = self.graph(pixels)
         return ImageBatchOutput(l2_normalise(pooled.numpy()), probs.numpy())

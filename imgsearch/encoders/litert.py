@@ -13,10 +13,8 @@ from either runtime live in the same index under the same spec id.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import re
 import unicodedata
 from functools import lru_cache
@@ -26,6 +24,7 @@ import numpy as np
 
 from imgsearch.cache import cache_dir
 from imgsearch.encoders.base import EncoderSpec, ImageBatchOutput, encode_by_length, l2_normalise
+from imgsearch.quiet import quiet_stderr
 
 CONVERTER_TAG = "c1"  # bump when the export recipe changes: old files are then never loaded
 PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
@@ -73,23 +72,10 @@ def tokenizer_path(spec_id: str) -> Path:
     return litert_dir() / f"{_safe(spec_id)}.{CONVERTER_TAG}.tokenizer.json"
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """LiteRT's C++ logs ("Created TensorFlow Lite XNNPACK delegate") bypass Python: silence fd 2."""
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _interpreter(path: Path, num_threads: int):
     from ai_edge_litert.interpreter import Interpreter
 
-    with _quiet_stderr():
+    with quiet_stderr():
         interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
         interpreter.allocate_tensors()
     return interpreter

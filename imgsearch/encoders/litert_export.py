@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from imgsearch.cache import atomic_path, atomic_write_text
-from imgsearch.encoders import quiet_tensorflow
 from imgsearch.encoders.litert import (
     CLASS_PROBS,
     CONVERTER_TAG,
@@ -41,6 +40,7 @@ from imgsearch.encoders.litert import (
     meta_path,
     tokenizer_path,
 )
+from imgsearch.quiet import quiet_tensorflow
 
 __all__ = ["cached_path", "ensure_exported", "export_image", "export_text"]
 
@@ -68,7 +68,7 @@ def export_image(
     size = encoder.image_size
 
     def serve(pixels):
-        out = encoder._run(pixels)
+        out = encoder.graph(pixels)
         if isinstance(out, list | tuple):
             return {FEATURES: out[0], CLASS_PROBS: out[1]}
         return {FEATURES: out}

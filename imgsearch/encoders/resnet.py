@@ -57,13 +57,13 @@ class ResNet50Encoder:
             },
         )
         preprocess = keras.applications.resnet50.preprocess_input
-        self._run = tf.function(
+        self.graph = tf.function(
             lambda x: self.model(preprocess(tf.cast(x, tf.float32)), training=False),
             input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8)],
         )
 
     def encode(self, pixels: np.ndarray) -> ImageBatchOutput:
-        pooled, probs = self._run(pixels)
+        pooled, probs = self.graph(pixels)
         return ImageBatchOutput(l2_normalise(pooled.numpy()), probs.numpy())
 
 
