@@ -144,9 +144,17 @@ def _reindex_store(
 def _live(st: Store) -> tuple[Generation | None, list[str]]:
     """The live generation, or None with a note when it is damaged: this run rebuilds it."""
     try:
-        return st.load(mmap=False), []
+        live = st.load(mmap=False)
+        if live is not None:
+            live.check_finite()
     except DamagedStore as exc:
         return None, [f"repairing a damaged index: {exc}"]
+    try:
+        if live is not None:
+            live.heads()
+    except DamagedStore as exc:  # heads are re-derived (shipped) or dropped with a note (trained)
+        return live, [f"repairing a damaged index: {exc}"]
+    return live, []
 
 
 def _plan(

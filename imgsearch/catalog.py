@@ -138,7 +138,10 @@ def read_metadata(path: Path, text_columns: list[str]) -> Metadata:
     """Read a CSV or JSON-lines catalog and index its rows for joining."""
     if not path.is_file():
         raise UserError(f"metadata file not found: {path}")
-    rows = list(_read_rows(path))
+    try:
+        rows = list(_read_rows(path))
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; save the catalog as UTF-8") from None
     if not rows:
         raise UserError(f"metadata file {path} has no rows")
     columns = list(rows[0].keys())

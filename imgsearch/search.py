@@ -289,7 +289,7 @@ class Searcher:
         fused = sum(weights[s] * z[s] for s in active)
         if not np.all(np.isfinite(fused)):
             raise DamagedStore(
-                f"{self.gen.dir}: vectors that are not finite numbers; run `imgsearch index --rebuild`"
+                f"{self.gen.dir}: vectors that are not finite numbers; run `imgsearch index` on its folder"
             )
         hits: list[Hit] = []
         for i in np.argsort(-fused, kind="stable"):

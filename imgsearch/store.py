@@ -128,11 +128,20 @@ class Generation:
         """The heads stored in this generation, by space name."""
         from imgsearch.heads import Head
 
-        return {
-            name: Head.load(self.dir, name)
-            for name, info in self.manifest["spaces"].items()
-            if info.get("head")
-        }
+        try:
+            return {
+                name: Head.load(self.dir, name)
+                for name, info in self.manifest["spaces"].items()
+                if info.get("head")
+            }
+        except UserError as exc:
+            raise DamagedStore(f"{exc}; run `imgsearch index` on its folder to repair it") from None
+
+    def check_finite(self) -> None:
+        """Refuse vectors holding NaN or inf (a full scan: index time, not query time)."""
+        for space, arr in self.vectors.items():
+            if not np.all(np.isfinite(arr)):
+                raise DamagedStore(f"{self.dir}: {space} vectors that are not finite numbers")
 
 
 def new_manifest(encoders: dict[str, dict | None], text_source: dict, count: int) -> dict:

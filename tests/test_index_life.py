@@ -1,0 +1,195 @@
+"""The life of an index: random sequences of what users do to a folder, re-indexed after every step.
+
+After each step a plain ``index`` must succeed, and the store must equal what ``--rebuild``
+makes from the same folder in a fresh place: same items, same spaces, vectors to cosine
+≥ 0.9999, the same heads. Small numpy encoders stand in for the models (``fakes.py``), so the
+fast tier (25 sequences) runs on every ``make test``; ``HYPOTHESIS_PROFILE=ci`` (set by
+``.ci/run``) runs 200.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from fakes import TinyImageEncoder, TinyTextEncoder, tiny_head, write_image, write_model
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+
+from imgsearch import build
+from imgsearch.build import index_folder
+from imgsearch.embed import EmbedOptions
+from imgsearch.store import Store
+
+settings.register_profile(
+    "default",
+    max_examples=25,
+    stateful_step_count=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    stateful_step_count=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+WORDS = ["red", "blue", "bag", "shoe", "summer", "cotton", "leather", "navy", "dress", "watch"]
+
+
+def index(folder: Path, *, out: Path | None = None, meta: Path | None = None, **kw):
+    options = EmbedOptions(
+        meta=meta, text_columns=["title"] if meta else [], rebuild=out is not None, chunk=3
+    )
+    return index_folder(folder, options, out=out, image=TinyImageEncoder(), text=TinyTextEncoder(), **kw)
+
+
+def snapshot(store_dir: Path) -> dict:
+    gen = Store(store_dir).require()
+    rows = {item.path: r for r, item in enumerate(gen.items)}
+    items = {
+        item.path: (item.size, item.mtime, item.text, {k: v for k, v in item.tags.items() if k != "resumed"})
+        for item in gen.items
+    }
+    vectors = {s: {p: np.asarray(v[r]) for p, r in rows.items()} for s, v in gen.vectors.items()}
+    return {"items": items, "vectors": vectors, "heads": sorted(gen.heads())}
+
+
+def assert_same(got: dict, want: dict) -> None:
+    assert got["items"] == want["items"]
+    assert sorted(got["vectors"]) == sorted(want["vectors"])
+    assert got["heads"] == want["heads"]
+    for space, by_path in want["vectors"].items():
+        for path, vec in by_path.items():
+            other = got["vectors"][space][path]
+            if not vec.any():
+                assert not other.any(), (space, path)
+                continue
+            cosine = float(vec @ other) / float(np.linalg.norm(vec) * np.linalg.norm(other))
+            assert cosine >= 0.9999, (space, path, cosine)
+
+
+class IndexLife(RuleBasedStateMachine):
+    """A folder of small images that a user keeps changing and re-indexing."""
+
+    @initialize(seeds=st.lists(st.integers(0, 10_000), min_size=1, max_size=4, unique=True))
+    def start(self, seeds):
+        self.root = Path(tempfile.mkdtemp(prefix="imgsearch-life-"))
+        self.folder = self.root / "photos"
+        self.folder.mkdir()
+        self.model = write_model(self.root / "model")
+        shipped = self.root / "shipped"
+        shipped.mkdir()
+        tiny_head("photo", 7).save(shipped)  # a shipped head for these encoders, like photo.npz
+        self._pretrained, build.PRETRAINED = build.PRETRAINED, shipped
+        self.meta: Path | None = None
+        self.model_on = False
+        self.clock = 1_600_000_000.0
+        self.counter = 0
+        for seed in seeds:
+            self._write(seed)
+        self.check()
+
+    def teardown(self):
+        if hasattr(self, "root"):
+            build.PRETRAINED = self._pretrained
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    # what a user does
+
+    def _write(self, seed: int, name: str | None = None) -> str:
+        self.counter += 1
+        name = name or f"img-{self.counter:03d}.png"
+        write_image(self.folder / name, seed, size=(16 + seed % 17, 16 + seed % 11))
+        self._tick(name)
+        return name
+
+    def _tick(self, name: str) -> None:
+        # a distinct mtime per change, as a real clock gives changes seconds apart
+        self.clock += 10
+        os.utime(self.folder / name, (self.clock, self.clock))
+
+    def _images(self) -> list[str]:
+        return sorted(p.name for p in self.folder.iterdir() if p.name.startswith("img-"))
+
+    @rule(seed=st.integers(0, 10_000))
+    def add(self, seed):
+        self._write(seed)
+        self.check()
+
+    @precondition(lambda self: len(self._images()) > 1)
+    @rule(data=st.data())
+    def delete(self, data):
+        (self.folder / data.draw(st.sampled_from(self._images()))).unlink()
+        self.check()
+
+    @rule(data=st.data(), seed=st.integers(0, 10_000))
+    def modify_in_place(self, data, seed):
+        self._write(seed, data.draw(st.sampled_from(self._images())))
+        self.check()
+
+    @rule(data=st.data())
+    def touch(self, data):
+        self._tick(data.draw(st.sampled_from(self._images())))
+        self.check()
+
+    @rule(data=st.data())
+    def rename(self, data):
+        old = data.draw(st.sampled_from(self._images()))
+        self.counter += 1
+        (self.folder / old).rename(self.folder / f"img-{self.counter:03d}.png")
+        self.check()
+
+    @rule()
+    def add_corrupt_file(self):
+        self.counter += 1
+        (self.folder / f"bad-{self.counter:03d}.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+        self.check()
+
+    @rule(titles=st.lists(st.sampled_from(WORDS), min_size=1, max_size=3))
+    def change_meta(self, titles):
+        self.meta = self.root / "catalog.csv"
+        rows = [f"{name},{' '.join(titles)} {i}" for i, name in enumerate(self._images()[::2])]
+        self.meta.write_text("filename,title\n" + "\n".join(rows) + "\n")
+        self.check(meta=self.meta)
+
+    @precondition(lambda self: self.meta is not None)
+    @rule()
+    def drop_meta(self):
+        self.meta.unlink()
+        self.meta = None
+        self.check()
+
+    @rule()
+    def add_model(self):
+        self.model_on = True
+        self.check(model=self.model)
+
+    @rule()
+    def remove_model(self):
+        self.model_on = False
+        self.check(no_model=True)
+
+    # the property
+
+    def check(self, **kw) -> None:
+        index(self.folder, **kw)
+        reference = self.root / f"ref-{self.counter}-{len(os.listdir(self.root))}"
+        index(
+            self.folder,
+            out=reference,
+            meta=self.meta,
+            model=self.model if self.model_on else None,
+        )
+        assert_same(snapshot(self.folder / ".imgsearch"), snapshot(reference))
+        shutil.rmtree(reference)
+
+
+TestIndexLife = IndexLife.TestCase
