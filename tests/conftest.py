@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _test_cache() -> Path:
+    """A cache for this test session: the user's base-model conversions are linked in (so tests
+    stay fast), and everything a test creates (fine-tuned exports, new conversions) lands here,
+    never in the user's ~/.cache/imgsearch."""
+    from imgsearch.cache import cache_dir
+
+    real = cache_dir()
+    tmp = Path(tempfile.mkdtemp(prefix="imgsearch-test-cache-"))
+    for sub in ("weights", "litert"):
+        (tmp / sub).mkdir()
+        if (real / sub).is_dir():
+            for entry in (real / sub).iterdir():
+                if "-ft@" not in entry.name:
+                    (tmp / sub / entry.name).symlink_to(entry)
+    atexit.register(shutil.rmtree, tmp, True)
+    return tmp
+
+
+os.environ["IMGSEARCH_CACHE"] = str(_test_cache())
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -153,6 +153,9 @@ def test_finetune_makes_a_new_encoder_that_indexes_and_answers(catalog, capsys, 
     code, _, err = run(args, capsys, monkeypatch)
     assert code == 0, err
     assert "finetune epoch  1" in err and "--image-encoder finetuned:" in err
+    from imgsearch.cache import cache_dir
+
+    assert "imgsearch-test-cache-" in str(cache_dir())  # the export below never reaches ~/.cache
     encoder_id = json.loads((model / "encoder.json").read_text())["id"]
     assert encoder_id.startswith("efficientnet-lite0-ft@")
     from imgsearch.encoders import load_image_encoder
