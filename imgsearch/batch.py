@@ -10,7 +10,7 @@ from imgsearch.errors import UserError
 from imgsearch.render import hit_json
 from imgsearch.search import Query, Searcher, build_query
 
-KEYS = {"image", "text", "not", "not_image", "k", "weight"}
+KEYS = {"image", "text", "not", "not_image", "k", "weight", "like", "unlike"}
 
 
 def _as_list(value) -> list[str]:
@@ -34,6 +34,8 @@ def parse_line(line: str) -> Query:
         _as_list(spec.get("not_image")),
         int(spec.get("k", 10)),
         spec.get("weight"),
+        _as_list(spec.get("like")),
+        _as_list(spec.get("unlike")),
     )
 
 

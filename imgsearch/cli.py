@@ -250,6 +250,20 @@ def query(
         ),
     ] = None,
     top: Annotated[int, typer.Option("--top", "-k", help="Number of results.")] = 10,
+    like: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--like",
+            help="Indexed item (id or path) to move towards; repeatable; alone: more like it.",
+        ),
+    ] = None,
+    unlike: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--unlike",
+            help="Indexed item (id or path) to move away from; repeatable.",
+        ),
+    ] = None,
     index_path: Annotated[
         Path | None, typer.Option("--index", help="Index dir (default: nearest .imgsearch upwards).")
     ] = None,
@@ -267,7 +281,8 @@ def query(
         typer.Option(
             "--batch",
             help='JSON-lines file of queries (or -): {"image": [...], "text": [...], '
-            '"not": [...], "not_image": [...], "k": 10, "weight": {...}}; answers as JSON lines.',
+            '"not": [...], "not_image": [...], "like": [...], "unlike": [...], "k": 10, "weight": {...}}; '
+            "answers as JSON lines.",
         ),
     ] = None,
 ) -> None:
@@ -291,7 +306,9 @@ def query(
         from imgsearch.batch import run_batch
 
         raise typer.Exit(run_batch(searcher, batch, sys.stdout))
-    q = build_query(images or [], text or [], not_text or [], not_image or [], top, weight)
+    q = build_query(
+        images or [], text or [], not_text or [], not_image or [], top, weight, like or [], unlike or []
+    )
     hits = _search_timed(searcher, q, clock) if timings else searcher.search(q)
     clock.lap("search")
     render.render_hits(hits, fmt, sys.stdout if fmt != "table" else None)
@@ -299,6 +316,31 @@ def query(
         clock.lap("output")
         err.print(clock.report(), highlight=False)
     raise typer.Exit(0 if hits else 1)
+
+
+@app.command()
+def serve(
+    index_path: Annotated[
+        Path | None, typer.Option("--index", help="Index dir (default: nearest .imgsearch upwards).")
+    ] = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; other than loopback needs --token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0: any free port).")] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="Bearer token every API call must carry (open the page at /#token=T)."),
+    ] = None,
+) -> None:
+    """Serve the index over HTTP: a search page at / and a JSON API (see README), warm between queries.
+
+    POST /api/query takes one --batch line and answers its result line. A new generation
+    published by `imgsearch index` is picked up between requests. Ctrl-C stops it.
+    """
+    from imgsearch.build import find_store
+    from imgsearch.serve import run
+
+    run(find_store(index_path), host, port, token)
 
 
 def _search_timed(searcher, q, clock: _Clock):
