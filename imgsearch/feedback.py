@@ -28,7 +28,7 @@ from imgsearch.store import Item
 FEEDBACK_SPACES = ("image", "text", "colour", "aligned", "metric", "photo")
 # Chosen on the dev split of bench/feedback.py (fashion, simulated user; see README).
 DEFAULT_BETA = 1.0
-DEFAULT_GAMMA = 0.25
+DEFAULT_GAMMA = 0.5
 ENV = "IMGSEARCH_FEEDBACK"  # "beta=B,gamma=G": for tuning (bench/feedback.py), not for everyday use
 
 
