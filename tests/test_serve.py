@@ -291,7 +291,7 @@ def start_server(index: Path, *extra: str) -> tuple[subprocess.Popen, str]:
         if not line and proc.poll() is not None:
             break
     proc.kill()
-    raise AssertionError(f"serve did not start: {proc.stderr.read()}")
+    raise AssertionError(f"serve did not start (exit {proc.poll()}): {proc.stderr.read()}")
 
 
 def test_serve_process_starts_answers_and_stops_on_ctrl_c(catalog):
