@@ -10,7 +10,7 @@ from imgsearch.errors import UserError
 from imgsearch.render import hit_json
 from imgsearch.search import Query, Searcher, build_query, check_weights
 
-KEYS = {"image", "text", "not", "not_image", "k", "weight"}
+KEYS = {"image", "text", "not", "not_image", "k", "weight", "like", "unlike"}
 
 
 def _strings(spec: dict, key: str) -> list[str]:
@@ -47,6 +47,8 @@ def parse_spec(spec: object) -> Query:
         _strings(spec, "not_image"),
         _k(spec),
         {} if weight is None else check_weights(weight),
+        _strings(spec, "like"),
+        _strings(spec, "unlike"),
     )
 
 

@@ -283,6 +283,20 @@ def query(
         ),
     ] = None,
     top: Annotated[int, typer.Option("--top", "-k", help="Number of results.")] = 10,
+    like: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--like",
+            help="Indexed item (id or path) to move towards; repeatable; alone: more like it.",
+        ),
+    ] = None,
+    unlike: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--unlike",
+            help="Indexed item (id or path) to move away from; repeatable.",
+        ),
+    ] = None,
     index_path: Annotated[
         Path | None, typer.Option("--index", help="Index dir (default: nearest .imgsearch upwards).")
     ] = None,
@@ -300,7 +314,8 @@ def query(
         typer.Option(
             "--batch",
             help='JSON-lines file of queries (or -): {"image": [...], "text": [...], '
-            '"not": [...], "not_image": [...], "k": 10, "weight": {...}}; answers as JSON lines '
+            '"not": [...], "not_image": [...], "like": [...], "unlike": [...], "k": 10, '
+            '"weight": {...}}; answers as JSON lines '
             "(a bad line gets its own error line; exit 2 if any failed).",
         ),
     ] = None,
@@ -344,7 +359,9 @@ def query(
         with _pipe_guard():
             status = run_batch(searcher, batch, sys.stdout)
         raise typer.Exit(status)
-    q = build_query(images or [], text or [], not_text or [], not_image or [], top, weight)
+    q = build_query(
+        images or [], text or [], not_text or [], not_image or [], top, weight, like or [], unlike or []
+    )
     hits = _search_timed(searcher, q, clock) if timings else searcher.search(q)
     clock.lap("search")
     if searcher.left_out:
@@ -368,6 +385,31 @@ def _pipe_guard():
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         raise typer.Exit(0) from None
+
+
+@app.command()
+def serve(
+    index_path: Annotated[
+        Path | None, typer.Option("--index", help="Index dir (default: nearest .imgsearch upwards).")
+    ] = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; other than loopback needs --token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0: any free port).")] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="Bearer token every API call must carry (open the page at /#token=T)."),
+    ] = None,
+) -> None:
+    """Serve the index over HTTP: a search page at / and a JSON API (see README), warm between queries.
+
+    POST /api/query takes one --batch line and answers its result line. A new generation
+    published by `imgsearch index` is picked up between requests. Ctrl-C stops it.
+    """
+    from imgsearch.serve import run
+    from imgsearch.store import find_store
+
+    run(find_store(index_path), host, port, token)
 
 
 def _search_timed(searcher, q, clock: _Clock):

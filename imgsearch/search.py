@@ -62,9 +62,11 @@ class Query:
     not_images: list[tuple[str, float]] = field(default_factory=list)
     k: int = 10
     weights: dict[str, float] = field(default_factory=dict)
+    like: list[str] = field(default_factory=list)  # indexed items (id or path): relevance feedback
+    unlike: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
-        return not (self.images or self.texts)
+        return not (self.images or self.texts or self.like)
 
 
 def parse_weighted(value: str) -> tuple[str, float]:
@@ -104,7 +106,9 @@ def check_weights(weights: object) -> dict[str, float]:
     return checked
 
 
-def build_query(images=(), texts=(), not_texts=(), not_images=(), k: int = 10, weights=None) -> Query:
+def build_query(
+    images=(), texts=(), not_texts=(), not_images=(), k: int = 10, weights=None, like=(), unlike=()
+) -> Query:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise UserError(f"-k/--top must be a whole number from 1 to {MAX_K}")
     q = Query(
@@ -114,9 +118,13 @@ def build_query(images=(), texts=(), not_texts=(), not_images=(), k: int = 10, w
         not_images=[_weighted(x, "--not-image") for x in not_images],
         k=k,
         weights=check_weights(weights) if isinstance(weights, dict) else parse_space_weights(weights),
+        like=list(like),
+        unlike=list(unlike),
     )
     if q.is_empty():
-        raise UserError("empty query: give a query image and/or --text (see `imgsearch query --help`)")
+        raise UserError(
+            "empty query: give a query image, --text and/or --like (see `imgsearch query --help`)"
+        )
     return q
 
 
@@ -184,9 +192,12 @@ class QueryEncoder:
                 if self._stdin is None:
                     self._stdin = sys.stdin.buffer.read()
                 return load_rgb_array(self._stdin, encoder.image_size)
+            if source.startswith("data:"):  # image bytes inline (batch lines, `imgsearch serve` uploads)
+                return load_rgb_array(data_url_bytes(source), encoder.image_size)
             return load_rgb_array(Path(source), encoder.image_size)
         except ImageError as exc:
-            raise UserError(f"query image {source}: {exc}") from None
+            name = "(data: URL)" if source.startswith("data:") else source
+            raise UserError(f"query image {name}: {exc}") from None
 
     def images(self, sources: list[str]):
         """``ImageBatchOutput`` (features, class probabilities) for the query images."""
@@ -220,6 +231,7 @@ class Searcher:
         self.encoder = encoder or QueryEncoder(gen.manifest)
         self.heads = gen.heads() if heads is None else heads
         self._classes: tuple[np.ndarray, np.ndarray] | None = None
+        self._item_rows = None  # feedback.ItemRows, built on the first --like/--unlike
         self.indexes: dict[str, ann.VectorIndex] = {}
         for space in spaces.INDEXED:
             if space in gen.vectors:
@@ -258,7 +270,18 @@ class Searcher:
             colour = _colour_target(q)
             if colour is not None and "colour" in self.gen.vectors:
                 out["colour"] = colour
+        if q.like or q.unlike:
+            out = self._feedback(q, out)
         return out
+
+    def _feedback(self, q: Query, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from imgsearch import feedback
+
+        if self._item_rows is None:
+            self._item_rows = feedback.ItemRows(self.gen.items)
+        liked = self._item_rows.resolve(q.like, "--like")
+        unliked = self._item_rows.resolve(q.unlike, "--unlike")
+        return feedback.apply_feedback(vectors, self.gen.vectors, liked, unliked, feedback.Rocchio.from_env())
 
     def search(
         self,
@@ -281,7 +304,7 @@ class Searcher:
         self.left_out = 0
         if not active:
             return []
-        candidates = self._candidates(active, q.k + len(exclude or ()), within)
+        candidates = self._candidates(active, q.k + len(exclude or ()), within, bool(q.images))
         if exclude:
             candidates = np.setdiff1d(candidates, np.fromiter(exclude, np.int64))
         raw = {s: self._raw_scores(s, v, candidates) for s, v in active.items()}
@@ -350,10 +373,13 @@ class Searcher:
             return 0.5, 1.0
         return 1.0, 0.0
 
-    def _candidates(self, active: dict[str, np.ndarray], k: int, within: np.ndarray | None) -> np.ndarray:
+    def _candidates(
+        self, active: dict[str, np.ndarray], k: int, within: np.ndarray | None, image_query: bool = True
+    ) -> np.ndarray:
         n = max(CANDIDATES_PER_SPACE, 10 * k)
         found = []
-        proposers = [s for s in active if s in spaces.IMAGE_SIDE] or list(active)
+        # feedback gives a text query image vectors too: then every space proposes
+        proposers = [s for s in active if s in spaces.IMAGE_SIDE and image_query] or list(active)
         for space in proposers:
             vec = active[space]
             if within is not None:
@@ -398,6 +424,20 @@ class Searcher:
         if space == "text":  # an item without text is neutral, neither boosted nor buried
             z[~self._has_text[rows]] = 0.0
         return z.astype(np.float32)
+
+
+def data_url_bytes(url: str) -> bytes:
+    """The bytes of a ``data:[type];base64,...`` URL."""
+    import base64
+    import binascii
+
+    head, sep, payload = url.partition(",")
+    if not sep or not head.endswith(";base64"):
+        raise ImageError("a data: URL must be base64 (data:image/jpeg;base64,...)")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageError("data: URL is not valid base64") from None
 
 
 def _colour_target(q: Query) -> np.ndarray | None:

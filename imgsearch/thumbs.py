@@ -1,0 +1,39 @@
+"""Thumbnails of indexed items, made once and cached on disk inside the store (``STORE/thumbs``)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from PIL import Image
+
+from imgsearch.cache import atomic_path
+from imgsearch.images import open_image
+from imgsearch.store import Item
+
+THUMB_SIZE = 256  # longest side in pixels: sharp in a ~200 px grid cell on a 1.25× laptop screen
+JPEG_QUALITY = 82
+
+
+def thumb_key(item: Item) -> str:
+    """Names the thumbnail of this exact file (path, size, mtime): a changed photo gets a new one."""
+    return hashlib.sha1(repr(item.fingerprint()).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+
+
+def thumbnail(item: Item, cache: Path) -> tuple[bytes, str]:
+    """(JPEG bytes, key) of the item's thumbnail; decoded with the same guards as embedding.
+
+    Raises ``ImageError`` when the file is gone or unreadable. Written atomically, so
+    concurrent requests for one thumbnail at worst both make it.
+    """
+    key = thumb_key(item)
+    path = cache / key[:2] / f"{key}.jpg"
+    try:
+        return path.read_bytes(), key
+    except FileNotFoundError:
+        pass
+    img = open_image(item.path, min_size=THUMB_SIZE)
+    img.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
+    with atomic_path(path) as tmp:
+        img.save(tmp, "JPEG", quality=JPEG_QUALITY, optimize=True)
+    return path.read_bytes(), key
