@@ -80,3 +80,25 @@ def minilm():
     from imgsearch.encoders import load_text_encoder
 
     return load_text_encoder("minilm")
+
+
+def run_cli(args, capsys, monkeypatch, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """Run the real entry point in-process (models stay loaded): (exit code, stdout, stderr).
+
+    With ``capsysbinary`` the output is decoded with surrogateescape, so file names that are
+    not UTF-8 come back as Python's str for them.
+    """
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["imgsearch", *map(str, args)])
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+    from imgsearch import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    out = capsys.readouterr()
+    if isinstance(out.out, bytes):
+        return exc.value.code or 0, out.out.decode("utf-8", "surrogateescape"), out.err.decode()
+    return exc.value.code or 0, out.out, out.err

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
-from imgsearch import cli
 from imgsearch.build import index_folder
 from imgsearch.embed import EmbedOptions
 from imgsearch.store import Store
@@ -28,16 +28,7 @@ pytestmark = pytest.mark.slow
 CASES_RUN: list[str] = []  # the README's reliability figures count these
 
 
-def run(args, capsys, monkeypatch, stdin: bytes | None = None):
-    monkeypatch.setattr(sys, "argv", ["imgsearch", *map(str, args)])
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
-    with pytest.raises(SystemExit) as exc:
-        cli.main()
-    out = capsys.readouterr()
-    if isinstance(out.out, bytes):  # capsysbinary: file names that are not UTF-8 come out as bytes
-        return exc.value.code or 0, out.out.decode("utf-8", "surrogateescape"), out.err.decode()
-    return exc.value.code or 0, out.out, out.err
+run = run_cli
 
 
 def one_line_error(code, out, err, want_code=2, contains=""):

@@ -25,20 +25,14 @@ from imgsearch.build import index_folder
 from imgsearch.embed import EmbedOptions
 from imgsearch.store import Store
 
-settings.register_profile(
-    "default",
-    max_examples=25,
-    stateful_step_count=8,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile(
-    "ci",
-    max_examples=200,
-    stateful_step_count=10,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+for profile, sequences, steps in (("default", 25, 8), ("ci", 200, 10)):
+    settings.register_profile(
+        profile,
+        max_examples=sequences,
+        stateful_step_count=steps,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 WORDS = ["red", "blue", "bag", "shoe", "summer", "cotton", "leather", "navy", "dress", "watch"]

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from imgsearch import cli
@@ -19,16 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def run(args, capsys, monkeypatch, stdin=None):
-    """Run the real entry point in-process (models stay loaded): (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["imgsearch", *map(str, args)])
-    if stdin is not None:
-        import io
-
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
-    with pytest.raises(SystemExit) as exc:
-        cli.main()
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
+    return run_cli(args, capsys, monkeypatch, None if stdin is None else bytes(stdin))
 
 
 def _product(path, rgb):
