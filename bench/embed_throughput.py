@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, machine, require
 
 from imgsearch.catalog import scan
-from imgsearch.embed import EmbedOptions, _decoded_chunks, embed
+from imgsearch.embed import EmbedOptions, decoded_chunks, embed
 from imgsearch.store import Store
 
 
@@ -59,7 +59,7 @@ def main() -> None:
     entries = scan([str(FASHION / "images")])[0][: args.n]
     print(f"machine: {machine()}; {len(entries)} fashion images (224×224 JPEG)")
     t = time.perf_counter()
-    pixels = np.stack([d.pixels for chunk in _decoded_chunks(entries, 224, 256) for _, d in chunk])
+    pixels = np.stack([d.pixels for chunk in decoded_chunks(entries, 224, 256) for _, d in chunk])
     print(f"decode + resize + colour (2 threads)     {rate(len(entries), time.perf_counter() - t)}")
 
     from imgsearch.encoders import (

@@ -136,7 +136,7 @@ def main() -> None:
         ),
     )
     seconds = time.perf_counter() - t
-    head = tr._to_head(fit.model, "aligned", "text", fit.mean, fit.std, {})
+    head = tr.to_head(fit.model, "aligned", "text", fit.mean, fit.std, {})
     print(
         f"trained in {seconds:.0f} s, best validation R@10 {fit.best:.3f}, temperature {fit.temperature:.3f}"
     )

@@ -487,19 +487,12 @@ def train(
     Split by product id: id mod 5 == 0 is the test split and is never trained on; a
     seeded 10% of the rest drives early stopping. Then `imgsearch index DIR --model OUT`.
     """
-    from imgsearch import evaluate as ev
-    from imgsearch import train as tr
-    from imgsearch.quiet import quiet_tensorflow
     from imgsearch.store import find_store
+    from imgsearch.train import TrainConfig
+    from imgsearch.training import run_training
 
-    wanted = _split_columns(heads)
-    if not wanted or set(wanted) - {"aligned", "metric"}:
-        raise _fail("--heads takes aligned and/or metric")
-    if finetune_blocks and wanted != ["metric"]:
-        raise _fail("--finetune-blocks trains a new image encoder with a metric head: use --heads metric")
     gen = find_store(index_path).require()
-    quiet_tensorflow()
-    cfg = tr.TrainConfig(epochs=epochs, hidden=hidden, seed=seed, batch_size=batch_size)
+    cfg = TrainConfig(epochs=epochs, hidden=hidden, seed=seed, batch_size=batch_size)
 
     def report(name: str, log) -> None:
         err.print(
@@ -508,38 +501,18 @@ def train(
             highlight=False,
         )
 
-    if finetune_blocks:
-        from imgsearch.finetune import finetune_metric
-
-        labels = ev.load_labels(gen, meta, _split_columns(label_column))
-        head = finetune_metric(gen, labels, finetune_blocks, out, cfg, report)
-        v = head.info["validation"]
-        err.print(
-            f"metric (top {finetune_blocks} blocks fine-tuned): best validation {v['metric']} "
-            f"{v['best']:.3f} after {v['epochs']} epochs, {head.info['seconds']:.1f} s",
-            highlight=False,
-        )
-        err.print(
-            f"wrote {out}; re-embed with `imgsearch index DIR --image-encoder finetuned:{out} "
-            f"--model {out} --rebuild`",
-            highlight=False,
-        )
-        return
-    trained = {}
-    if "aligned" in wanted:
-        trained["aligned"] = tr.train_aligned(gen, cfg, report)
-    if "metric" in wanted:
-        labels = ev.load_labels(gen, meta, _split_columns(label_column))
-        trained["metric"] = tr.train_metric(gen, labels, cfg, report)
-    tr.save_model(out, trained)
-    for name, (head, _) in trained.items():
-        v = head.info["validation"]
-        err.print(
-            f"{name}: best validation {v['metric']} {v['best']:.3f} after {v['epochs']} epochs, "
-            f"{head.info['seconds']:.1f} s",
-            highlight=False,
-        )
-    err.print(f"wrote {out}; use it with `imgsearch index {gen.dir.parent} --model {out}`", highlight=False)
+    summary = run_training(
+        gen,
+        meta,
+        _split_columns(heads),
+        _split_columns(label_column),
+        out,
+        cfg,
+        finetune_blocks=finetune_blocks,
+        report=report,
+    )
+    for line in summary:
+        err.print(line, highlight=False)
 
 
 @app.command("eval")

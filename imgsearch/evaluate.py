@@ -60,6 +60,21 @@ def hit_at(ranked: Sequence[int], relevant: set[int], k: int) -> float:
     return float(any(r in relevant for r in ranked[:k]))
 
 
+def capped_recall_at(sims: np.ndarray, truth: list[set[int]], k: int) -> float:
+    """Mean over the rows of a query × gallery similarity matrix of hits in the top ``k`` divided
+    by min(k, relevant): 1.0 when the top k is as full of relevant items as it can be. The
+    validation metric of every trained head; rows with nothing relevant count 0."""
+    top = np.argsort(-sims, axis=1)[:, :k]
+    return float(
+        np.mean(
+            [
+                len(set(row.tolist()) & rel) / min(len(rel), k) if rel else 0.0
+                for row, rel in zip(top, truth, strict=True)
+            ]
+        )
+    )
+
+
 @dataclass
 class Metrics:
     """Mean metrics over queries, per k."""

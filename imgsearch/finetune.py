@@ -29,14 +29,13 @@ from imgsearch.store import Generation
 from imgsearch.train import (
     Reporter,
     TrainConfig,
-    _fit,
-    _info,
-    _keras_head,
-    _to_head,
-    labelled_train_rows,
+    fit_head,
+    head_info,
+    keras_head,
+    metric_split,
     recall10_same_label,
-    split_train_val,
     supcon_loss,
+    to_head,
 )
 
 _BLOCK = re.compile(r"^(block\d+[a-z])_")
@@ -81,19 +80,16 @@ def finetune_metric(
     if gen.manifest["encoders"]["image"]["name"] != "efficientnet-lite0":
         raise UserError("--finetune-blocks works on indexes built with efficientnet-lite0")
     keras.utils.set_random_seed(cfg.seed)
-    labelled, classes = labelled_train_rows(gen, labels, "fine-tuning")
+    rows, val, y, classes = metric_split(gen, labels, cfg, "fine-tuning")
     encoder = EfficientNetLite0Encoder()  # a fresh model: the shared cached one must stay pretrained
     backbone = encoder.model
     names = trainable_layer_names(backbone, blocks)
     for layer in backbone.layers:
         layer.trainable = layer.name in names
-    rows, val = split_train_val(gen, labelled, cfg.seed)
     rows, train_px = _decode_rows(gen, rows, encoder.image_size)
     val, val_px = _decode_rows(gen, val, encoder.image_size)
-    class_id = {c: i for i, c in enumerate(classes)}
-    y_train = np.array([class_id[labels[r]] for r in rows], np.int32)
-    y_val = np.array([class_id[labels[r]] for r in val], np.int32)
-    head = _keras_head(1280, cfg.metric_dim, cfg)
+    y_train, y_val = y[rows], y[val]
+    head = keras_head(1280, cfg.metric_dim, cfg)
     augment = keras.Sequential(
         [
             keras.layers.RandomFlip("horizontal"),
@@ -127,7 +123,7 @@ def finetune_metric(
         return recall10_same_label(z, y_val)
 
     tuned = [v for v in backbone.trainable_variables]
-    best, history = _fit(head, loss_fn, batches, validate, cfg, tuned, "finetune", report)
+    best, history = fit_head(head, loss_fn, batches, validate, cfg, tuned, "finetune", report)
     return _save(out, encoder, blocks, head, gen, cfg, len(rows), len(val), best, history, len(classes))
 
 
@@ -145,11 +141,11 @@ def _save(
             indent=2,
         ),
     )
-    info = _info(gen, cfg, n_train, n_val, best, history, "image→image recall@10 (same label)")
+    info = head_info(gen, cfg, n_train, n_val, best, history, "image→image recall@10 (same label)")
     info["encoders"]["image"] = spec_id
     info["finetuned_blocks"] = blocks
     info["classes"] = n_classes
-    head = _to_head(
+    head = to_head(
         head_model, "metric", "metric", np.zeros(1280, np.float32), np.ones(1280, np.float32), info
     )
     head.save(out)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsearch.errors import UserError
+from imgsearch.evaluate import capped_recall_at
 from imgsearch.heads import Head
 from imgsearch.quiet import quiet_tensorflow
 from imgsearch.splits import is_test_item
@@ -72,13 +73,13 @@ def train_rows(gen: Generation) -> np.ndarray:
     return np.array([r for r, item in enumerate(gen.items) if not is_test_item(item.path)], np.int64)
 
 
-def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = x.mean(axis=0).astype(np.float32)
     std = (x.std(axis=0) + 1e-6).astype(np.float32)
     return mean, std
 
 
-def _keras_head(in_dim: int, out_dim: int, cfg: TrainConfig):
+def keras_head(in_dim: int, out_dim: int, cfg: TrainConfig):
     import keras
 
     model = keras.Sequential(name="head")
@@ -93,7 +94,7 @@ def _keras_head(in_dim: int, out_dim: int, cfg: TrainConfig):
     return model
 
 
-def _to_head(model, name: str, target: str, mean, std, info: dict) -> Head:
+def to_head(model, name: str, target: str, mean, std, info: dict) -> Head:
     import keras
 
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
@@ -104,20 +105,7 @@ def _to_head(model, name: str, target: str, mean, std, info: dict) -> Head:
     return Head(name, "image", target, mean, std, layers, info)
 
 
-def _recall_at_10(queries: np.ndarray, gallery: np.ndarray, truth: list[set[int]]) -> float:
-    sims = queries @ gallery.T
-    top = np.argsort(-sims, axis=1)[:, :10]
-    return float(
-        np.mean(
-            [
-                len(set(row) & rel) / min(len(rel), 10) if rel else 0
-                for row, rel in zip(top, truth, strict=True)
-            ]
-        )
-    )
-
-
-def _fit(
+def fit_head(
     model,
     loss_fn,
     batches: Callable[[np.random.Generator], list],
@@ -177,9 +165,9 @@ def train_aligned(gen: Generation, cfg: TrainConfig, report: Reporter | None = N
     images = np.asarray(gen.vectors["image"], np.float32)
     texts = np.asarray(gen.vectors["text"], np.float32)[:, None, :]
     fit = fit_aligned(images, texts, rows, val, texts[val, 0], _same_text_truth(gen, val), cfg, report)
-    info = _info(gen, cfg, len(rows), len(val), fit.best, fit.history, "text→image recall@10 (own title)")
+    info = head_info(gen, cfg, len(rows), len(val), fit.best, fit.history, "text→image recall@10 (own title)")
     info["temperature"] = fit.temperature
-    return _to_head(fit.model, "aligned", "text", fit.mean, fit.std, info), {"keras": fit.model}
+    return to_head(fit.model, "aligned", "text", fit.mean, fit.std, info), {"keras": fit.model}
 
 
 @dataclass
@@ -214,9 +202,9 @@ def fit_aligned(
     import tensorflow as tf
 
     keras.utils.set_random_seed(cfg.seed)
-    mean, std = _standardiser(images[rows])
+    mean, std = standardiser(images[rows])
     x = (images - mean) / std
-    model = _keras_head(x.shape[1], texts.shape[2], cfg)
+    model = keras_head(x.shape[1], texts.shape[2], cfg)
     log_scale = tf.Variable(np.log(1 / cfg.temperature), dtype=tf.float32, name="logit_scale")
 
     def loss_fn(xb, tb, training=False):
@@ -242,9 +230,9 @@ def fit_aligned(
 
     def validate() -> float:
         z = tf.math.l2_normalize(model(x[val], training=False), axis=1).numpy()
-        return _recall_at_10(val_queries, z, val_truth)
+        return capped_recall_at(val_queries @ z.T, val_truth, 10)
 
-    best, history = _fit(model, loss_fn, batches, validate, cfg, [log_scale], "aligned", report)
+    best, history = fit_head(model, loss_fn, batches, validate, cfg, [log_scale], "aligned", report)
     temperature = float(1 / np.exp(min(float(log_scale.numpy()), 4.6052)))
     return AlignedFit(model, mean, std, best, history, temperature)
 
@@ -259,6 +247,17 @@ def labelled_train_rows(gen: Generation, labels: list[str | None], what: str) ->
             f"more classes (found {len(labelled)} in {len(classes)})"
         )
     return labelled, classes
+
+
+def metric_split(
+    gen: Generation, labels: list[str | None], cfg: TrainConfig, what: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Train and validation rows of the labelled training split, and each item's class id (-1: none)."""
+    labelled, classes = labelled_train_rows(gen, labels, what)
+    rows, val = split_train_val(gen, labelled, cfg.seed)
+    class_id = {c: i for i, c in enumerate(classes)}
+    y = np.array([class_id.get(label, -1) for label in labels], np.int32)
+    return rows, val, y, classes
 
 
 def supcon_loss(z, labels, temperature: float = 0.1):
@@ -281,13 +280,8 @@ def recall10_same_label(z: np.ndarray, y: np.ndarray) -> float:
     """Validation metric of metric heads: recall@10 of same-label items, each item querying the rest."""
     sims = z @ z.T
     np.fill_diagonal(sims, -np.inf)
-    top = np.argsort(-sims, axis=1)[:, :10]
-    scores = []
-    for i, row in enumerate(top):
-        rel = int((y == y[i]).sum()) - 1
-        if rel:
-            scores.append(int((y[row] == y[i]).sum()) / min(rel, 10))
-    return float(np.mean(scores)) if scores else 0.0
+    truth = [set(np.flatnonzero(y == label).tolist()) - {i} for i, label in enumerate(y)]
+    return capped_recall_at(sims, truth, 10)
 
 
 def _same_text_truth(gen: Generation, rows: np.ndarray) -> list[set[int]]:
@@ -307,14 +301,11 @@ def train_metric(
     import tensorflow as tf
 
     keras.utils.set_random_seed(cfg.seed)
-    labelled, classes = labelled_train_rows(gen, labels, "metric learning")
-    rows, val = split_train_val(gen, labelled, cfg.seed)
-    class_id = {c: i for i, c in enumerate(classes)}
-    y = np.array([class_id.get(label, -1) for label in labels], np.int32)
+    rows, val, y, classes = metric_split(gen, labels, cfg, "metric learning")
     images = np.asarray(gen.vectors["image"], np.float32)
-    mean, std = _standardiser(images[rows])
+    mean, std = standardiser(images[rows])
     x = (images - mean) / std
-    model = _keras_head(x.shape[1], cfg.metric_dim, cfg)
+    model = keras_head(x.shape[1], cfg.metric_dim, cfg)
 
     def loss_fn(xb, yb, training=False):
         return supcon_loss(tf.math.l2_normalize(model(xb, training=training), axis=1), yb)
@@ -331,13 +322,13 @@ def train_metric(
             tf.math.l2_normalize(model(x[val], training=False), axis=1).numpy(), y[val]
         )
 
-    best, history = _fit(model, loss_fn, batches, validate, cfg, [], "metric", report)
-    info = _info(gen, cfg, len(rows), len(val), best, history, "image→image recall@10 (same label)")
+    best, history = fit_head(model, loss_fn, batches, validate, cfg, [], "metric", report)
+    info = head_info(gen, cfg, len(rows), len(val), best, history, "image→image recall@10 (same label)")
     info["classes"] = len(classes)
-    return _to_head(model, "metric", "metric", mean, std, info), {"keras": model}
+    return to_head(model, "metric", "metric", mean, std, info), {"keras": model}
 
 
-def _info(
+def head_info(
     gen: Generation,
     cfg: TrainConfig,
     n_train: int,
