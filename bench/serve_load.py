@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import FASHION, machine
 
 CONCURRENCY = (1, 4, 16)
+KINDS = ("text", "text-new", "image-id", "text+feedback")
 WARMUP = 30
 
 
@@ -102,6 +103,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index", type=Path, default=Path("/tmp/imgsearch-feedback/dev/titled"))
     ap.add_argument("--requests", type=int, default=2000, help="per kind and concurrency (image-id: a third)")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of " + ", ".join(KINDS))
     args = ap.parse_args()
     if not (args.index / "CURRENT").exists():
         sys.exit(f"skipped: no index at {args.index} (run bench/feedback.py --prepare-only)")
@@ -112,7 +114,7 @@ def main() -> None:
     print(f"# {machine()}; index {args.index}")
     report = {}
     try:
-        for kind in ("text", "text-new", "image-id", "text+feedback"):
+        for kind in args.kinds.split(","):
             n = args.requests // 3 if kind == "image-id" else args.requests
             for conc in CONCURRENCY:
                 reqs = bodies(args.index, kind, n + WARMUP, seed=conc)

@@ -320,3 +320,19 @@ def test_serve_cli_refuses_open_host_without_token(catalog):
         timeout=60,
     )
     assert p.returncode == 2 and "--token" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_serving_never_imports_tensorflow(catalog):
+    script = f"""
+import base64, sys
+from fastapi.testclient import TestClient
+from imgsearch.serve import create_app
+from imgsearch.store import Store
+client = TestClient(create_app(Store({str(catalog / ".imgsearch")!r})), base_url="http://127.0.0.1")
+image = base64.b64encode(open({str(catalog / "coffee.png")!r}, "rb").read()).decode()
+assert client.post("/api/query", json={{"text": "a cat", "image": image}}).status_code == 200
+print("tensorflow" in sys.modules)
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert p.stdout.strip() == "False", p.stderr[-500:]
