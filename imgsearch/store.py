@@ -6,7 +6,8 @@ A store is a directory::
       CURRENT              name of the live generation; replaced atomically
       gen-000007/          one immutable generation
         manifest.json      format, version, encoders, spaces, item count
-        items.jsonl        one item per line: id, path, size, mtime, text, tags
+        items.jsonl        one item per line: id, path, size, mtime, text, tags, and the
+                           duplicate signature: sha256, phash, thumb (see imgsearch/dups.py)
         image.npy          (n, d_image) float32, L2-normalised
         text.npy           (n, d_text) float32, zero rows for items with no text
         colour.npy         (n, len(PALETTE)) foreground share per colour name
@@ -40,7 +41,8 @@ from imgsearch.cache import atomic_path, atomic_write_text
 from imgsearch.errors import UserError
 
 FORMAT = "imgsearch-store"
-VERSION = 1
+# 2: items carry a duplicate signature (sha256 of the bytes, 64-bit pHash, 32×32 gray thumbnail)
+VERSION = 2
 CURRENT = "CURRENT"
 SPACES = ("image", "text", "colour")
 
@@ -53,6 +55,9 @@ class Item:
     mtime: float
     text: str | None = None
     tags: dict = field(default_factory=dict)
+    sha256: str | None = None  # of the file bytes: exact duplicates
+    phash: str | None = None  # 64-bit DCT perceptual hash, 16 hex digits
+    thumb: str | None = None  # base64 of a 32×32 grayscale thumbnail (uint8)
 
     def to_json(self) -> dict:
         return {
@@ -62,11 +67,24 @@ class Item:
             "mtime": self.mtime,
             "text": self.text,
             "tags": self.tags,
+            "sha256": self.sha256,
+            "phash": self.phash,
+            "thumb": self.thumb,
         }
 
     @classmethod
     def from_json(cls, d: dict) -> Item:
-        return cls(d["id"], d["path"], int(d["size"]), float(d["mtime"]), d.get("text"), d.get("tags") or {})
+        return cls(
+            d["id"],
+            d["path"],
+            int(d["size"]),
+            float(d["mtime"]),
+            d.get("text"),
+            d.get("tags") or {},
+            d.get("sha256"),
+            d.get("phash"),
+            d.get("thumb"),
+        )
 
     def fingerprint(self) -> tuple[str, int, float]:
         return (self.path, self.size, self.mtime)
@@ -104,7 +122,7 @@ def check_manifest(manifest: dict, where: Path) -> None:
     if manifest.get("version") != VERSION:
         raise UserError(
             f"{where} was written by format version {manifest.get('version')}, this imgsearch reads "
-            f"version {VERSION}: rebuild it with `imgsearch index`"
+            f"version {VERSION}: re-index with `imgsearch index DIR --rebuild`"
         )
 
 
