@@ -125,30 +125,27 @@ class _Signatures:
         self.phash = np.array([int(i.phash, 16) if i.phash else 0 for i in gen.items], np.uint64)
         colour = np.asarray(gen.vectors["colour"], np.float32) if "colour" in gen.vectors else None
         self.colour = None if colour is None else _unit_rows(colour)
-        self._warps: dict[int, np.ndarray] = {}
-        self._plain: dict[int, np.ndarray] = {}
 
-    def thumb(self, row: int) -> np.ndarray:
-        raw = base64.b64decode(self.items[row].thumb or "")
-        return np.frombuffer(raw, np.uint8).reshape(THUMB, THUMB).astype(np.float32)
+    def thumbs(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), THUMB, THUMB) float32 thumbnails."""
+        raw = b"".join(base64.b64decode(self.items[r].thumb or "") for r in rows.tolist())
+        return np.frombuffer(raw, np.uint8).reshape(len(rows), THUMB, THUMB).astype(np.float32)
 
-    def plain(self, row: int) -> np.ndarray:
-        if row not in self._plain:
-            self._plain[row] = _normalise(self.thumb(row)[None])[0].ravel()
-        return self._plain[row]
+    def plain(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), THUMB²) zero-mean unit-norm thumbnails."""
+        return _normalise(self.thumbs(rows)).reshape(len(rows), -1)
 
-    def warps(self, row: int) -> np.ndarray:
-        if row not in self._warps:
-            w = _WARP_Y @ self.thumb(row)[None] @ _WARP_XT
-            self._warps[row] = _normalise(w).reshape(len(w), -1)
-        return self._warps[row]
+    def warps(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), grid size, THUMB²): every crop/shift of the grid, normalised."""
+        w = _WARP_Y[None] @ self.thumbs(rows)[:, None] @ _WARP_XT[None]
+        return _normalise(w.reshape(-1, THUMB, THUMB)).reshape(len(rows), len(_WARP_Y), -1)
 
 
 def _unit_rows(a: np.ndarray) -> np.ndarray:
     return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
 
 
-def _normalise(stack: np.ndarray) -> np.ndarray:
+def _normalise(stack: np.ndarray) -> np.ndarray:  # (n, THUMB, THUMB)
     """Zero mean, unit norm per image: correlation ignores brightness and contrast changes."""
     centred = stack - stack.mean(axis=(1, 2), keepdims=True)
     return centred / np.maximum(np.sqrt((centred**2).sum(axis=(1, 2), keepdims=True)), 1e-6)
@@ -180,16 +177,43 @@ def _warp_grid() -> tuple[np.ndarray, np.ndarray]:
 _WARP_Y, _WARP_XT = _warp_grid()
 
 
-def aligned_correlation(sig: _Signatures, a: int, b: int) -> float:
-    """Best thumbnail correlation with either image cropped and shifted over the grid."""
-    return float(max((sig.warps(a) @ sig.plain(b)).max(), (sig.warps(b) @ sig.plain(a)).max()))
+def aligned_correlation(sig: _Signatures, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pair, the best thumbnail correlation with either image cropped and shifted over the grid.
+
+    Pairs are taken in blocks of ``_BLOCK`` distinct first rows, so the warped thumbnails of a
+    block are made once and memory stays bounded however many pairs there are.
+    """
+    best = np.full(len(a), -1.0)
+    rows = np.unique(np.concatenate([a, b]))
+    plain = np.concatenate([sig.plain(rows[k : k + 4096]) for k in range(0, len(rows), 4096)] or [[]])
+    for x, y in ((a, b), (b, a)):
+        y_plain = np.searchsorted(rows, y)
+        order = np.argsort(x, kind="stable")
+        firsts, starts = np.unique(x[order], return_index=True)
+        bounds = [*starts.tolist(), len(order)]
+        for k in range(0, len(firsts), _BLOCK):
+            warps = sig.warps(firsts[k : k + _BLOCK])
+            for i, warped in enumerate(warps):  # one small BLAS product per row: no per-pair copies
+                pairs = order[bounds[k + i] : bounds[k + i + 1]]
+                corr = (warped @ plain[y_plain[pairs]].T).max(axis=0)
+                best[pairs] = np.maximum(best[pairs], corr)
+    return best
+
+
+_BLOCK = 64
 
 
 def pair_features(gen: Generation, sig: _Signatures, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(n, 4): image cosine, aligned thumbnail correlation, pHash bits / 64, colour cosine."""
-    image = gen.vectors["image"]
-    cos = np.einsum("ij,ij->i", np.asarray(image[a], np.float32), np.asarray(image[b], np.float32))
-    aligned = np.array([aligned_correlation(sig, int(x), int(y)) for x, y in zip(a, b, strict=True)])
+    image = np.asarray(gen.vectors["image"], np.float32)  # once into memory: fancy indexing a memmap is slow
+    cos = np.concatenate(
+        [
+            np.einsum("ij,ij->i", image[a[k : k + 8192]], image[b[k : k + 8192]])
+            for k in range(0, len(a), 8192)
+        ]
+        or [np.empty(0, np.float32)]
+    )
+    aligned = aligned_correlation(sig, a, b)
     bits = np.array([(int(x) ^ int(y)).bit_count() for x, y in zip(sig.phash[a], sig.phash[b], strict=True)])
     colour = (
         np.einsum("ij,ij->i", sig.colour[a], sig.colour[b]) if sig.colour is not None else np.ones(len(a))
@@ -258,8 +282,10 @@ def _vector_pairs(gen: Generation) -> set[tuple[int, int]]:
         if not index.load(str(gen.dir / info["file"]), prefault=False):
             raise OSError(f"annoy could not load {gen.dir / info['file']}")
         for row in range(len(vectors)):
-            found = np.asarray(index.get_nns_by_item(row, NEIGHBOURS + 1, search_k=ANNOY_SEARCH_K))
-            _add_close(pairs, row, found, vectors[found] @ vectors[row])
+            found, dist = index.get_nns_by_item(
+                row, NEIGHBOURS + 1, search_k=ANNOY_SEARCH_K, include_distances=True
+            )
+            _add_close(pairs, row, np.asarray(found), 1.0 - np.square(dist) / 2.0)  # angular → cosine
         index.unload()
         return pairs
     # exact: the index itself is exact here (under index.EXACT_BELOW rows), so blocks of rows
