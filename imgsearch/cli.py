@@ -622,3 +622,114 @@ def _os_error(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return f"{where}{reason}; choose a writable place with --out"
     return f"{where}{reason}"
+
+
+@app.command()
+def dups(
+    target: Annotated[
+        Path | None, typer.Argument(help="Indexed folder (default: nearest .imgsearch upwards).")
+    ] = None,
+    index_path: Annotated[Path | None, typer.Option("--index", help="Index dir (instead of DIR).")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="Duplicate score (0-1) a pair needs; default 0.9, chosen on bench/dups.py. "
+            "Lower finds more edited copies and more look-alikes.",
+        ),
+    ] = None,
+    exact_only: Annotated[bool, typer.Option("--exact-only", help="Only byte-identical files.")] = False,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", help="table | paths | json (default: table on a terminal, else paths)."
+        ),
+    ] = None,
+    print0: Annotated[
+        bool,
+        typer.Option(
+            "--print0", "-0", help="With paths: each path ends in NUL and each group in one more NUL."
+        ),
+    ] = False,
+    sheet: Annotated[
+        Path | None, typer.Option("--sheet", help="Also draw the groups as rows of thumbnails (PNG).")
+    ] = None,
+) -> None:
+    """Find exact (same bytes) and near-duplicate images (resized, recompressed, cropped, marked).
+
+    Vector neighbours propose pairs; a score from the image cosine, lined-up thumbnails, pHash
+    and colour decides (see README). Groups are connected components, the largest file first.
+    Exit status: 0 with groups, 1 with none, 2 on error.
+    """
+    from imgsearch import dups as dp
+    from imgsearch.store import find_store
+
+    fmt = fmt or ("table" if sys.stdout.isatty() and not print0 else "paths")
+    if fmt not in ("table", "paths", "json"):
+        raise _fail("--format must be one of table, paths, json")
+    if print0 and fmt != "paths":
+        raise _fail("--print0 goes with --format paths")
+    if target is not None and index_path is not None:
+        raise _fail("give DIR or --index, not both")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise _fail("--threshold is a score between 0 and 1")
+    gen = find_store(index_path or target).require()
+    if gen.items and gen.items[0].sha256 is None:
+        raise _fail(
+            f"{gen.dir.parent} has no duplicate signatures: re-index with `imgsearch index DIR --rebuild`"
+        )
+    groups = dp.find_groups(
+        gen, dp.DEFAULT_THRESHOLD if threshold is None else threshold, exact_only=exact_only
+    )
+    _render_groups(gen, groups, fmt, print0)
+    if sheet is not None and groups:
+        _dups_sheet(gen, groups, sheet)
+    raise typer.Exit(0 if groups else 1)
+
+
+def _render_groups(gen, groups, fmt: str, print0: bool) -> None:
+    import json
+    import os
+
+    if fmt == "json":
+        for n, g in enumerate(groups, start=1):
+            paths = [gen.items[r].path for r in g.rows]
+            ids = [gen.items[r].id for r in g.rows]
+            sys.stdout.write(
+                json.dumps({"group": n, "paths": paths, "ids": ids, "similarity": g.similarity}) + "\n"
+            )
+    elif fmt == "paths" and print0:
+        out = sys.stdout.buffer
+        for g in groups:
+            out.write(b"".join(os.fsencode(gen.items[r].path) + b"\0" for r in g.rows) + b"\0")
+        out.flush()
+    elif fmt == "paths":
+        sys.stdout.writelines("\t".join(gen.items[r].path for r in g.rows) + "\n" for g in groups)
+    else:
+        from rich.table import Table
+
+        from imgsearch.dups import display_path
+
+        table = Table(show_edge=False, header_style="bold")
+        for name, justify in (("group", "right"), ("score", "right"), ("size", "right"), ("path", "left")):
+            table.add_column(name, justify=justify, overflow="fold" if name == "path" else "ellipsis")
+        for n, g in enumerate(groups, start=1):
+            for k, (r, s) in enumerate(zip(g.rows, g.similarity, strict=True)):
+                item = gen.items[r]
+                table.add_row(str(n) if k == 0 else "", f"{s:.2f}", f"{item.size:,}", display_path(item.path))
+            table.add_section()
+        Console().print(table)
+
+
+def _dups_sheet(gen, groups, out: Path) -> None:
+    from imgsearch.sheet import Cell, contact_sheet
+
+    rows = [
+        [
+            Cell(gen.items[r].path, f"{s:.2f} {Path(gen.items[r].path).name}")
+            for r, s in zip(g.rows, g.similarity, strict=True)
+        ]
+        for g in groups
+    ]
+    contact_sheet(rows, out)
+    err.print(f"wrote {out} ({len(groups)} group{'s' if len(groups) != 1 else ''})", highlight=False)

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from imgsearch import colors, spaces, store
+from imgsearch import colors, dups, spaces, store
 from imgsearch.catalog import FileEntry, read_metadata, scan
 from imgsearch.encoders import (
     DEFAULT_IMAGE_ENCODER,
@@ -32,7 +32,7 @@ from imgsearch.encoders import (
     runtime_of,
 )
 from imgsearch.errors import UserError
-from imgsearch.images import ImageError, load_rgb_array
+from imgsearch.images import ImageError
 from imgsearch.store import Item, Store
 from imgsearch.tags import image_tags, tag_text
 
@@ -277,13 +277,14 @@ class _Decoded:
     pixels: np.ndarray  # model input, uint8
     colour: np.ndarray  # colour histogram, computed here so it overlaps with inference
     backdrop: bool  # a product shot on a plain backdrop
+    signature: dict[str, str] = field(default_factory=dict)  # dups.signature: sha256, phash, thumb
 
 
 def _decode(entry: FileEntry, size: int) -> _Decoded | ImageError:
     try:
-        pixels = load_rgb_array(entry.path, size)
+        pixels, signature = dups.decode_and_sign(entry.path, size)
         hist, backdrop = colors.colour_analysis(pixels)
-        return _Decoded(pixels, hist.astype(np.float32), backdrop)
+        return _Decoded(pixels, hist.astype(np.float32), backdrop, signature)
     except ImageError as exc:
         return exc
     except Exception as exc:  # a broken codec must not end the run
@@ -353,7 +354,7 @@ def _embed_chunk(good, texts, image, text_encoder, options) -> tuple[list[Item],
         tags["text_source"] = "meta" if text else ("auto" if options.auto_tags else None)
         if text is None and options.auto_tags:
             text = tag_text(tags) or None
-        items.append(Item(entry.id, entry.path, entry.size, entry.mtime, text, tags))
+        items.append(Item(entry.id, entry.path, entry.size, entry.mtime, text, tags, **decoded.signature))
     text_vecs = np.zeros((len(items), text_encoder.spec.dim), np.float32)
     with_text = [i for i, item in enumerate(items) if item.text]
     if with_text:

@@ -9,8 +9,9 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
                            text_source (catalog path and columns), roots, and one entry per space:
                            {"file": "image.npy", "dim": 1280, "index": {method, file, trees, rows,
                            count, dim}, "head": "photo.json"}
-        items.jsonl        one item per line: id, path, size, mtime, text, tags (ASCII JSON, so
-                           file names that are not valid UTF-8 round-trip as escapes)
+        items.jsonl        one item per line: id, path, size, mtime, text, tags, and the duplicate
+                           signature: sha256, phash, thumb (see imgsearch/dups.py); ASCII JSON, so
+                           file names that are not valid UTF-8 round-trip as escapes
         image.npy          (n, d_image) float32, L2-normalised (spaces: see imgsearch/spaces.py)
         text.npy           (n, d_text) float32, zero rows for items with no text
         colour.npy         (n, len(PALETTE)) foreground share per colour name
@@ -51,7 +52,8 @@ from imgsearch.cache import atomic_path, atomic_write_text
 from imgsearch.errors import UserError
 
 FORMAT = "imgsearch-store"
-VERSION = 1
+# 2: items carry a duplicate signature (sha256 of the bytes, 64-bit pHash, 32×32 gray thumbnail)
+VERSION = 2
 CURRENT = "CURRENT"
 STORE_DIRNAME = ".imgsearch"
 _GENERATION = re.compile(r"^gen-\d{6}$")
@@ -70,6 +72,9 @@ class Item:
     mtime: float
     text: str | None = None
     tags: dict = field(default_factory=dict)
+    sha256: str | None = None  # of the file bytes: exact duplicates
+    phash: str | None = None  # 64-bit DCT perceptual hash, 16 hex digits
+    thumb: str | None = None  # base64 of a 32×32 grayscale thumbnail (uint8)
 
     def to_json(self) -> dict:
         return {
@@ -79,6 +84,9 @@ class Item:
             "mtime": self.mtime,
             "text": self.text,
             "tags": self.tags,
+            "sha256": self.sha256,
+            "phash": self.phash,
+            "thumb": self.thumb,
         }
 
     @classmethod
@@ -88,7 +96,10 @@ class Item:
         text, tags = d.get("text"), d.get("tags") or {}
         if not (text is None or isinstance(text, str)) or not isinstance(tags, dict):
             raise ValueError("an item with a malformed text or tags")
-        return cls(d["id"], d["path"], int(d["size"]), float(d["mtime"]), text, tags)
+        signature = [d.get(k) for k in ("sha256", "phash", "thumb")]
+        if not all(v is None or isinstance(v, str) for v in signature):
+            raise ValueError("an item with a malformed duplicate signature")
+        return cls(d["id"], d["path"], int(d["size"]), float(d["mtime"]), text, tags, *signature)
 
     def fingerprint(self) -> tuple[str, int, float]:
         return (self.path, self.size, self.mtime)
@@ -163,7 +174,7 @@ def check_manifest(manifest: object, where: Path) -> None:
     if manifest.get("version") != VERSION:
         raise UserError(
             f"{where} was written by format version {manifest.get('version')}, this imgsearch reads "
-            f"version {VERSION}: rebuild it with `imgsearch index --rebuild`"
+            f"version {VERSION}: re-index with `imgsearch index DIR --rebuild`"
         )
     problem = _manifest_problem(manifest)
     if problem:

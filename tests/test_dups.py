@@ -1,0 +1,239 @@
+"""imgsearch dups: signatures from embed's decode step, pair scoring, grouping, CLI formats and errors.
+
+Real pixels (scikit-image sample photos and edited copies made here), synthetic image vectors:
+no model is loaded, so these run in seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgsearch import dups, store
+from imgsearch.catalog import FileEntry
+from imgsearch.images import open_image
+from imgsearch.sheet import sheet_size
+from imgsearch.store import Item, Store
+
+
+def _small_copy(src: Path, dst: Path) -> Path:
+    """Downscaled to 60 % and recompressed at JPEG quality 35: a typical re-upload."""
+    with Image.open(src) as im:
+        rgb = im.convert("RGB")
+        rgb.resize((rgb.width * 3 // 5, rgb.height * 3 // 5), Image.Resampling.LANCZOS).save(dst, quality=35)
+    return dst
+
+
+def _crop_copy(src: Path, dst: Path) -> Path:
+    """6 % cropped off the edges and 12 % brighter."""
+    with Image.open(src) as im:
+        rgb = im.convert("RGB")
+        dw, dh = rgb.width * 6 // 100, rgb.height * 6 // 100
+        cropped = rgb.crop((dw // 2, dh // 2, rgb.width - dw // 2, rgb.height - dh // 2))
+        arr = np.clip(np.asarray(cropped, np.float32) * 1.12, 0, 255).astype(np.uint8)
+        Image.fromarray(arr).save(dst, quality=90)
+    return dst
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def _write_store(root: Path, files: list[Path], vectors: np.ndarray) -> Store:
+    """A real store whose items carry real signatures, with the given image vectors."""
+    items = []
+    for f in files:
+        data = f.read_bytes()
+        sig = dups.signature(data, open_image(data))
+        st = f.stat()
+        items.append(Item(f.stem, str(f), st.st_size, st.st_mtime, None, {}, **sig))
+    n = len(items)
+    arrays = {
+        "image": vectors,
+        "text": np.zeros((n, 4), np.float32),
+        "colour": np.ones((n, 3), np.float32),  # same colours everywhere: only pixels can tell
+    }
+    st = Store(root)
+    store.write_generation(st, {"image": {"id": "img@t"}, "text": {"id": "txt@t"}}, items, arrays)
+    return st
+
+
+@pytest.fixture
+def library(photos: Path, tmp_path: Path) -> dict[str, Path]:
+    """cat + its small copy + its crop, rocket + a byte copy, coffee and astronaut (unrelated)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    files = {
+        "cat": shutil.copy2(photos / "chelsea.png", lib / "cat.png"),
+        "cat_small": _small_copy(photos / "chelsea.png", lib / "cat_small.jpg"),
+        "cat_crop": _crop_copy(photos / "chelsea.png", lib / "cat_crop.jpg"),
+        "rocket": shutil.copy2(photos / "rocket.jpg", lib / "rocket.jpg"),
+        "rocket_again": shutil.copy2(photos / "rocket.jpg", lib / "rocket again.jpg"),
+        "coffee": shutil.copy2(photos / "coffee.png", lib / "coffee.png"),
+        "astronaut": shutil.copy2(photos / "astronaut.png", lib / "astronaut.png"),
+    }
+    return {k: Path(v) for k, v in files.items()}
+
+
+def _vectors(names: list[str]) -> np.ndarray:
+    """Every item close to every other (cosine ≥ 0.72, so all pairs are scored); copies closer."""
+    e = np.eye(8, dtype=np.float32)
+    base = {"cat": 1, "rocket": 2, "coffee": 3, "astronaut": 4}
+    rows = []
+    for n in names:
+        own = e[base[n.split("_")[0]]]
+        wobble = 0.25 * e[5] if n.endswith(("small", "crop")) else 0.0
+        rows.append(_unit(0.85 * e[0] + 0.53 * own + wobble))
+    return np.stack(rows)
+
+
+@pytest.fixture
+def indexed(library: dict[str, Path], tmp_path: Path) -> Store:
+    names = list(library)
+    return _write_store(tmp_path / "lib" / ".imgsearch", [library[n] for n in names], _vectors(names))
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "imgsearch", *args], capture_output=True, timeout=120, check=False
+    )
+
+
+# --- signatures -------------------------------------------------------------------------------
+
+
+def test_signature_survives_resize_and_recompression_not_another_photo(library):
+    sigs = {k: dups.signature(p.read_bytes(), open_image(p)) for k, p in library.items()}
+    assert sigs["cat"]["sha256"] == hashlib.sha256(library["cat"].read_bytes()).hexdigest()
+    assert sigs["rocket"]["sha256"] == sigs["rocket_again"]["sha256"]
+    assert len(base64.b64decode(sigs["cat"]["thumb"])) == dups.THUMB * dups.THUMB
+    bits = {k: (int(s["phash"], 16) ^ int(sigs["cat"]["phash"], 16)).bit_count() for k, s in sigs.items()}
+    assert bits["cat_small"] <= 4
+    assert bits["coffee"] >= 16 and bits["astronaut"] >= 16
+
+
+def test_embed_decode_step_signs_each_file(library):
+    from imgsearch.embed import _decode
+
+    f = library["cat_small"]
+    decoded = _decode(FileEntry(str(f), f.stat().st_size, f.stat().st_mtime), 224)
+    assert decoded.pixels.shape == (224, 224, 3)
+    assert decoded.signature["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert set(decoded.signature) == {"sha256", "phash", "thumb"}
+
+
+def test_item_signature_round_trips_through_json():
+    item = Item("a", "/a.jpg", 3, 1.0, None, {}, "ab" * 32, "0123456789abcdef", "AAAA")
+    again = Item.from_json(json.loads(json.dumps(item.to_json())))
+    assert (again.sha256, again.phash, again.thumb) == (item.sha256, item.phash, item.thumb)
+
+
+def test_aligned_correlation_lines_up_a_crop_but_not_another_photo(indexed, library):
+    gen = indexed.require()
+    sig = dups._Signatures(gen)
+    row = {Path(i.path).stem: n for n, i in enumerate(gen.items)}
+    a = np.array([row["cat"], row["cat"], row["cat_small"]])
+    b = np.array([row["cat_crop"], row["coffee"], row["cat"]])
+    crop, other, small = dups.aligned_correlation(sig, a, b)
+    assert crop >= 0.95 and small >= 0.98
+    assert other < 0.9
+
+
+# --- grouping -------------------------------------------------------------------------------------
+
+
+def test_exact_and_near_duplicates_are_grouped_others_left_alone(indexed, library):
+    gen = indexed.require()
+    groups = dups.find_groups(gen)
+    named = [[Path(gen.items[r].path).name for r in g.rows] for g in groups]
+    assert named == [["cat.png", "cat_crop.jpg", "cat_small.jpg"], ["rocket again.jpg", "rocket.jpg"]]
+    cat, rocket = groups
+    assert cat.similarity[0] == 1.0 and all(s >= dups.DEFAULT_THRESHOLD for s in cat.similarity)
+    assert rocket.similarity == [1.0, 1.0]  # same bytes
+    sizes = [gen.items[r].size for r in cat.rows]
+    assert sizes == sorted(sizes, reverse=True)  # the largest file leads its group
+
+
+def test_exact_only_and_a_strict_threshold(indexed):
+    gen = indexed.require()
+    exact = dups.find_groups(gen, exact_only=True)
+    assert [[Path(gen.items[r].path).name for r in g.rows] for g in exact] == [
+        ["rocket again.jpg", "rocket.jpg"]
+    ]
+    assert len(dups.find_groups(gen, threshold=1.0)) == 1  # only same bytes reach 1.0
+
+
+def test_groups_are_connected_components():
+    parent = list(range(5))
+    for a, b in ((0, 1), (1, 2), (3, 4)):
+        dups._union(parent, a, b)
+    assert len({dups._find(parent, x) for x in range(5)}) == 2
+    assert dups._find(parent, 2) == dups._find(parent, 0)
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def test_cli_json_paths_and_print0(indexed, library):
+    lib = str(library["cat"].parent)
+    done = run("dups", lib, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert [g["group"] for g in lines] == [1, 2]
+    assert [Path(p).name for p in lines[1]["paths"]] == ["rocket again.jpg", "rocket.jpg"]
+    assert lines[0]["ids"][0] == "cat" and len(lines[0]["similarity"]) == 3
+
+    done = run("dups", "--index", str(indexed.root), "--format", "paths")
+    rows = done.stdout.decode().splitlines()
+    assert done.returncode == 0 and len(rows) == 2
+    assert [Path(p).name for p in rows[1].split("\t")] == ["rocket again.jpg", "rocket.jpg"]
+
+    done = run("dups", lib, "-0")
+    assert done.returncode == 0
+    records = done.stdout.split(b"\0")
+    assert records[:4] == [str(library[k]).encode() for k in ("cat", "cat_crop", "cat_small")] + [b""]
+    assert records[4:6] == [str(library["rocket_again"]).encode(), str(library["rocket"]).encode()]
+
+
+def test_cli_none_found_exits_1(photos, tmp_path):
+    files = [photos / "coffee.png", photos / "astronaut.png"]
+    st = _write_store(tmp_path / "s", files, np.stack([_unit(np.ones(4)), _unit(np.arange(1.0, 5.0))]))
+    done = run("dups", "--index", str(st.root), "--format", "json")
+    assert done.returncode == 1 and done.stdout == b""
+
+
+def test_cli_missing_index_is_one_line_exit_2(tmp_path):
+    done = run("dups", "--index", str(tmp_path / "nothing"))
+    assert done.returncode == 2
+    err = done.stderr.decode().strip()
+    assert len(err.splitlines()) == 1 and "imgsearch index DIR" in err and "Traceback" not in err
+
+
+def test_cli_refuses_an_old_format_store_with_reindex_message(indexed):
+    gen = indexed.require()
+    manifest = json.loads((gen.dir / "manifest.json").read_text())
+    manifest["version"] = 1
+    (gen.dir / "manifest.json").write_text(json.dumps(manifest))
+    done = run("dups", "--index", str(indexed.root))
+    err = done.stderr.decode().strip()
+    assert done.returncode == 2 and len(err.splitlines()) == 1
+    assert "format version 1" in err and "imgsearch index DIR --rebuild" in err
+
+
+def test_cli_sheet_png_has_one_row_per_group(indexed, tmp_path):
+    out = tmp_path / "sheets" / "dups.png"
+    done = run("dups", "--index", str(indexed.root), "--format", "json", "--sheet", str(out))
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as im:
+        assert im.format == "PNG"
+        assert im.size == sheet_size([[None] * 3, [None] * 2])  # 2 groups, widest has 3 members
+    assert not list(out.parent.glob(".*tmp"))
