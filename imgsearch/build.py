@@ -220,7 +220,7 @@ def shipped_heads(encoders: dict) -> dict[str, Head]:
 def _up_to_date(live: Generation, plan: _Plan) -> bool:
     """The live generation already holds these heads and (if wanted) fresh indexes."""
     have = {name for name, info in live.manifest["spaces"].items() if info.get("head")}
-    if have != set(plan.heads):
+    if have != set(plan.heads) or live.lexical_path is None:
         return False
     if not plan.ann:
         return True
@@ -246,6 +246,7 @@ def _publish(st: Store, result: EmbedResult, plan: _Plan) -> dict[str, dict]:
     built = {}
     with st.building() as writer:
         writer.start(result.encoders, result.text_source, result.items, result.roots)
+        writer.add_lexical([item.text for item in result.items])
         vectors = dict(result.vectors)
         for space, arr in result.vectors.items():
             writer.add_space(space, arr)

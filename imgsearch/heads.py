@@ -19,6 +19,7 @@ import numpy as np
 from imgsearch.cache import atomic_path, atomic_write_text
 from imgsearch.encoders.base import l2_normalise
 from imgsearch.errors import UserError
+from imgsearch.npyio import load_npz
 
 HEAD_FORMAT = "imgsearch-head"
 HEAD_VERSION = 1
@@ -75,8 +76,7 @@ class Head:
             meta = json.loads((directory / f"{name}.json").read_text())
             if meta.get("format") != HEAD_FORMAT or meta.get("version") != HEAD_VERSION:
                 raise ValueError(f"not an imgsearch head of version {HEAD_VERSION}")
-            with np.load(directory / f"{name}.npz", allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+            arrays = load_npz(directory / f"{name}.npz")
             layers = [(arrays[f"w{i}"], arrays[f"b{i}"], a) for i, a in enumerate(meta["activations"])]
             if any(a not in ACTIVATIONS for _, _, a in layers):
                 raise ValueError("unknown activation")

@@ -110,7 +110,7 @@ def print_table(hits: list, console: Console) -> None:
     table = Table(show_edge=False, header_style="bold")
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
-    table.add_column("path", overflow="fold")
+    table.add_column("path", overflow="fold", min_width=24)
     spaces = list(hits[0].z) if hits else []
     for space in spaces:
         table.add_column(f"{space} z", justify="right", style="dim")

@@ -31,14 +31,16 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from imgsearch import colors, spaces
+from imgsearch import colors, fusion, spaces
 from imgsearch import index as ann
 from imgsearch.encoders.base import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
 from imgsearch.images import ImageError, load_rgb_array
+from imgsearch.lexical import LexicalIndex, match_expression
 from imgsearch.store import DamagedStore, Generation, Item
 from imgsearch.tags import class_arrays
 
@@ -243,10 +245,13 @@ class Searcher:
         rng = np.random.default_rng(0)
         n = gen.count
         self._sample = np.sort(rng.choice(n, size=min(n, CALIBRATION_SAMPLE), replace=False))
+        self.lexical = LexicalIndex(gen.lexical_path, n) if gen.lexical_path else None
+        self.fusion = fusion.load()
 
-    def query_vectors(self, q: Query) -> dict[str, np.ndarray]:
-        """One vector per active space: weighted positives minus weighted negatives."""
-        out: dict[str, np.ndarray] = {}
+    def query_vectors(self, q: Query) -> dict[str, Any]:
+        """One vector per active space: weighted positives minus weighted negatives (the lexical
+        space gets a full-text expression of the positive words instead)."""
+        out: dict[str, Any] = {}
         if q.images or q.not_images:
             sources = [s for s, _ in q.images + q.not_images]
             signs = [w for _, w in q.images] + [-w for _, w in q.not_images]
@@ -270,6 +275,9 @@ class Searcher:
             colour = _colour_target(q)
             if colour is not None and "colour" in self.gen.vectors:
                 out["colour"] = colour
+            expression = match_expression([t for t, _ in q.texts])
+            if expression and self.lexical is not None:
+                out["lexical"] = expression
         if q.like or q.unlike:
             out = self._feedback(q, out)
         return out
@@ -309,7 +317,7 @@ class Searcher:
             candidates = np.setdiff1d(candidates, np.fromiter(exclude, np.int64))
         raw = {s: self._raw_scores(s, v, candidates) for s, v in active.items()}
         z = {s: self._standardise(s, v, raw[s], candidates) for s, v in active.items()}
-        fused = sum(weights[s] * z[s] for s in active)
+        fused = sum(weights[s] * self.fusion.calibrate(z[s]) for s in active)
         if not np.all(np.isfinite(fused)):
             raise DamagedStore(
                 f"{self.gen.dir}: vectors that are not finite numbers; run `imgsearch index` on its folder"
@@ -328,15 +336,33 @@ class Searcher:
                     item,
                     int(candidates[i]),
                     scores,
-                    {s: float(z[s][i]) for s in active},
+                    {s: float(self.fusion.calibrate(z[s][i : i + 1])[0]) for s in active},
                 )
             )
             if len(hits) == q.k:
                 break
         return hits
 
+    def query_kind(self, active: dict) -> str:
+        """What kind of query this is, for the fitted fusion weights: ``image``, ``image+text``, or
+        ``text@titled`` / ``text@shots`` / ``text@photos`` by what the index holds."""
+        image = any(spaces.BY_NAME[s].query == "image" for s in active)
+        text = any(spaces.BY_NAME[s].query != "image" for s in active)
+        if image:
+            return "image+text" if text else "image"
+        return f"text@{self._collection}"
+
+    @cached_property
+    def _collection(self) -> str:
+        """``titled`` (catalog text), ``shots`` (product shots on a plain backdrop) or ``photos``."""
+        if self.gen.manifest["text_source"].get("meta"):
+            return "titled"
+        shots = [item.tags.get("backdrop") for item in self.gen.items[:2000]]
+        return "shots" if sum(bool(b) for b in shots) > len(shots) / 2 else "photos"
+
     def default_weight(self, space: str, active: dict | None = None) -> float:
-        """Weights unless the user gives them.
+        """Weights unless the user gives them: fitted per query kind where the fusion table has
+        them (``bench/fit_fusion.py``), else these rules.
 
         A trained metric head replaces raw image similarity. A colour named in the text
         overrides the photo's own colour, which image features mix with shape: image
@@ -344,6 +370,9 @@ class Searcher:
         only joins when there is text to refine the photo. Measured on
         the fashion set, handbag photo + "red": 0.695 → 0.73 red handbags in the top 10.
         """
+        fitted = self.fusion.weight(self.query_kind(active or {space: None}), space)
+        if fitted is not None:
+            return fitted
         if space == "image" and "metric" in self.heads:
             return 0.0
         if space == "image" and active and "colour" in active:
@@ -352,6 +381,8 @@ class Searcher:
             return self._photo_weights[0]
         if space == "text" and active and "photo" in active:
             return self._photo_weights[1]
+        if space == "lexical":
+            return 0.0  # joins only where a fitted weight says it helps (pretrained/fusion.json)
         if space == "classes" and not (active and "text" in active):
             return 0.0  # image alone: P@10 0.788 without classes, 0.767 with (fashion, 200 queries)
         return 1.0
@@ -366,12 +397,7 @@ class Searcher:
         head 0.5 + tags 1); on everyday photos tags blur the head (Flickr8k held-out
         R@10 0.595 head alone, 0.528 with tags at 0.5).
         """
-        if self.gen.manifest["text_source"].get("meta"):
-            return 0.0, 1.0
-        shots = [item.tags.get("backdrop") for item in self.gen.items[:2000]]
-        if sum(bool(b) for b in shots) > len(shots) / 2:
-            return 0.5, 1.0
-        return 1.0, 0.0
+        return {"titled": (0.0, 1.0), "shots": (0.5, 1.0), "photos": (1.0, 0.0)}[self._collection]
 
     def _candidates(
         self, active: dict[str, np.ndarray], k: int, within: np.ndarray | None, image_query: bool = True
@@ -382,7 +408,9 @@ class Searcher:
         proposers = [s for s in active if s in spaces.IMAGE_SIDE and image_query] or list(active)
         for space in proposers:
             vec = active[space]
-            if within is not None:
+            if space == "lexical" and within is None:
+                found.append(self.lexical.search(vec, n)[0])
+            elif within is not None:
                 scores = self._raw_scores(space, vec, within)
                 found.append(within[np.argsort(-scores)[:n]])
             elif space in self.indexes:
@@ -396,7 +424,9 @@ class Searcher:
             return self._raw_scores(space, vec, np.arange(self.gen.count))
         return np.asarray(self.gen.vectors[space] @ vec, np.float32)
 
-    def _raw_scores(self, space: str, vec: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def _raw_scores(self, space: str, vec, rows: np.ndarray) -> np.ndarray:
+        if space == "lexical":
+            return self.lexical.scores(vec, rows)
         if space in self.indexes:
             return self.indexes[space].scores(vec, rows)
         if space == "classes":

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Space:
     name: str
-    source: str  # "embed": written by the embedding job; "head": a trained/shipped head; "tags": item tags
+    # "embed": written by the embedding job; "head": a trained/shipped head; "tags": item tags;
+    # "lexical": a full-text index of the item texts
+    source: str
     indexed: bool  # an Annoy index is built for it (colour and class vectors are tiny: exact)
     query: str  # what the query is turned into: "image" features, "text" sentence vector, "colour" words
     # With a query image these spaces propose candidates; the others only re-rank them ("this photo,
@@ -62,6 +64,15 @@ SPACES: tuple[Space, ...] = (
         image_side=False,
         weight="1",
         help="foreground colour histogram against the colour words of the query",
+    ),
+    Space(
+        "lexical",
+        source="lexical",
+        indexed=False,
+        query="words",
+        image_side=False,
+        weight="learned (imgsearch/pretrained/fusion.json)",
+        help="BM25 over item texts (SQLite FTS5, porter stemming): exact words, brands, model numbers",
     ),
     Space(
         "aligned",

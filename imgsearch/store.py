@@ -20,6 +20,8 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
         aligned.npz + aligned.json, ...
                            the head itself (weights + its own manifest, see imgsearch/heads.py)
         *.ann              Annoy indexes of the indexed spaces (large collections only)
+        lexical.sqlite     SQLite FTS5 table of the item texts (the lexical space, BM25; see
+                           imgsearch/lexical.py); the manifest's "lexical" entry names it
         skipped.tsv        path <TAB> reason, for files that could not be used
       partial/             chunks of an unfinished embedding run, reused by the next run
       lock                 held by the one process that writes
@@ -50,6 +52,7 @@ import numpy as np
 from imgsearch import spaces
 from imgsearch.cache import atomic_path, atomic_write_text
 from imgsearch.errors import UserError
+from imgsearch.npyio import load_npy, load_npz
 
 FORMAT = "imgsearch-store"
 # 2: items carry a duplicate signature (sha256 of the bytes, 64-bit pHash, 32×32 gray thumbnail)
@@ -135,6 +138,12 @@ class Generation:
             return []
         return [tuple(line.split("\t", 1)) for line in text.splitlines() if "\t" in line]  # type: ignore[misc]
 
+    @property
+    def lexical_path(self) -> Path | None:
+        """The FTS5 file of the lexical space (None: a store made before it existed)."""
+        info = self.manifest.get("lexical")
+        return self.dir / info["file"] if info else None
+
     def heads(self) -> dict:
         """The heads stored in this generation, by space name."""
         from imgsearch.heads import Head
@@ -192,6 +201,9 @@ def _manifest_problem(m: dict) -> str | None:
         return "manifest without encoder ids"
     if not isinstance(m.get("spaces"), dict):
         return "manifest without spaces"
+    lexical = m.get("lexical")
+    if lexical is not None and not (isinstance(lexical, dict) and _safe_name(lexical.get("file"))):
+        return "the lexical index names a file outside the store"
     for name, info in m["spaces"].items():
         if name not in spaces.BY_NAME:
             return f"unknown space {name!r}"
@@ -346,6 +358,13 @@ class GenerationWriter:
         file = f"{space}.ann" if info["method"] == "annoy" else None
         self.manifest["spaces"][space]["index"] = {**info, "file": file}
 
+    def add_lexical(self, texts: list[str | None]) -> None:
+        """The lexical space: a full-text index of the item texts, row for row."""
+        from imgsearch import lexical
+
+        lexical.write_index(self.dir / "lexical.sqlite", texts)
+        self.manifest["lexical"] = {"file": "lexical.sqlite", "tokenizer": lexical.TOKENIZER}
+
     def write_skipped(self, skipped: list[tuple[str, str]]) -> None:
         text = "".join(f"{_one_line(p)}\t{_one_line(r)}\n" for p, r in skipped)
         (self.dir / "skipped.tsv").write_text(text, encoding="utf-8", errors="surrogateescape")
@@ -416,7 +435,7 @@ def _read_vectors(gen_dir: Path, info: dict, rows: int, mmap: bool) -> np.ndarra
     path = gen_dir / info["file"]
     if path.is_symlink():
         raise ValueError(f"{info['file']} is a link")
-    arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    arr = load_npy(path, mmap=mmap)
     if arr.dtype != np.float32 or arr.shape != (rows, info["dim"]):
         raise ValueError(f"{info['file']} does not match the manifest ({arr.dtype}, {arr.shape})")
     return arr
@@ -440,12 +459,12 @@ def load_chunks(store: Store, encoder_ids: dict) -> tuple[list[Item], dict[str, 
     vectors: dict[str, list[np.ndarray]] = {}
     for path in sorted(store.partial_dir.glob("chunk-*.npz")):
         try:
-            with np.load(path, allow_pickle=False) as z:
-                header = json.loads(bytes(z["header"]).decode("utf-8"))
-                if header["encoders"] != encoder_ids:
-                    continue
-                chunk_items = [Item.from_json(d) for d in header["items"]]
-                chunk = {s: z[s] for s in z.files if s != "header"}
+            arrays = load_npz(path)
+            header = json.loads(bytes(arrays.pop("header")).decode("utf-8"))
+            if header["encoders"] != encoder_ids:
+                continue
+            chunk_items = [Item.from_json(d) for d in header["items"]]
+            chunk = arrays
             if any(len(v) != len(chunk_items) for v in chunk.values()):
                 continue
             items.extend(chunk_items)

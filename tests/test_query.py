@@ -129,6 +129,7 @@ def test_formats(catalog, capsys, monkeypatch):
     _, out, _ = run([*base, "--format", "tsv"], capsys, monkeypatch)
     first = out.splitlines()[0].split("\t")
     assert first[0] == "1" and first[2].endswith("chelsea.png") and len(first) == 4
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: long temporary paths are not folded
     _, out, _ = run([*base, "--format", "table"], capsys, monkeypatch)
     assert "chelsea.png" in out and "score" in out
 
@@ -185,7 +186,7 @@ def test_stale_index_is_refused(catalog, tmp_path, capsys, monkeypatch):
 
 def test_no_results_is_exit_1(catalog, capsys, monkeypatch):
     code, out, _ = run(
-        ["query", "--text", "a cat", "--weight", "text=0,colour=0,photo=0", "--index", catalog],
+        ["query", "--text", "a cat", "--weight", "text=0,colour=0,photo=0,lexical=0", "--index", catalog],
         capsys,
         monkeypatch,
     )
