@@ -1,0 +1,95 @@
+"""Fusion: calibration bounds every space, the lexical space finds exact words, and the shipped
+weight table is well-formed. Small numpy encoders stand in for the models."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from fakes import TinyImageEncoder, TinyTextEncoder, write_image
+
+from imgsearch import fusion, spaces
+from imgsearch.build import index_folder
+from imgsearch.embed import EmbedOptions
+from imgsearch.lexical import match_expression
+from imgsearch.search import QueryEncoder, Searcher, build_query
+from imgsearch.store import Store
+
+
+def test_calibration_keeps_each_space_order_and_bounds_it():
+    z = np.array([-40.0, -3.0, -0.5, 0.0, 0.4, 2.5, 11.6, 300.0], np.float32)
+    for clip in (2.0, 3.0, 5.0):
+        out = fusion.Fusion(clip).calibrate(z)
+        assert np.all(np.diff(out) > 0) or np.all(np.diff(out) >= 0)
+        assert np.all(np.abs(out) <= clip) and out[3] == 0.0
+        assert abs(out[4] - 0.4) < 0.02  # ordinary scores pass almost unchanged
+    np.testing.assert_array_equal(fusion.Fusion(None).calibrate(z), z)
+
+
+def test_a_heavy_tailed_space_cannot_swamp_another():
+    """Item A: colour z 11.6, text z 0.1; item B: text z 3, colour z 0.5 (the pink-dress caption).
+    With a colour weight of 0.5, raw z-scores still rank A first; calibrated, B wins."""
+    colour, text = np.array([11.6, 0.5]), np.array([0.1, 3.0])
+    calib = fusion.Fusion(3.0).calibrate
+    assert (0.5 * colour + text).argmax() == 0
+    assert (0.5 * calib(colour) + calib(text)).argmax() == 1
+    assert calib(colour).max() <= 3.0
+
+
+def test_match_expression_quotes_every_word():
+    assert match_expression(['red "bag" OR', "NEAR(x)"]) == '"red" OR "bag" OR "or" OR "near" OR "x"'
+    assert match_expression(["", "  "]) is None
+
+
+@pytest.fixture
+def titled(tmp_path):
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    titles = {
+        "a.png": "Murcia Women Red Handbag",
+        "b.png": "Nike Men Black Sports Shoes",
+        "c.png": "Puma Women Blue Jeans",
+        "d.png": "Fastrack Unisex Black Watch",
+        "e.png": "Café Crème Cotton Shirt",
+    }
+    for seed, name in enumerate(titles):
+        write_image(folder / name, seed)
+    meta = tmp_path / "catalog.csv"
+    meta.write_text("filename,title\n" + "".join(f"{n},{t}\n" for n, t in titles.items()))
+    index_folder(
+        folder,
+        EmbedOptions(meta=meta, text_columns=["title"]),
+        image=TinyImageEncoder(),
+        text=TinyTextEncoder(),
+    )
+    gen = Store(folder / ".imgsearch").require()
+    return Searcher(gen, QueryEncoder(gen.manifest, TinyImageEncoder(), TinyTextEncoder()))
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [("murcia", "a.png"), ("fastrack", "d.png"), ("creme", "e.png"), ("handbags", "a.png")],
+)
+def test_exact_words_reach_the_top_through_the_lexical_space(titled, words, expected):
+    hits = titled.search(build_query(texts=[words], k=1, weights={"lexical": 1, "text": 0, "colour": 0}))
+    assert hits[0].item.path.endswith(expected)
+    assert hits[0].scores["lexical"] > 0
+
+
+def test_the_lexical_index_is_rebuilt_with_each_generation(titled, tmp_path):
+    assert titled.gen.lexical_path is not None and titled.gen.lexical_path.is_file()
+    assert titled.gen.manifest["lexical"]["file"] == "lexical.sqlite"
+
+
+def test_the_shipped_fusion_table_is_well_formed():
+    table = json.loads(fusion.FILE.read_text())
+    assert table["clip"] is None or 0 < table["clip"] <= 10
+    kinds = {"text@titled", "text@shots", "text@photos", "image", "image+text"}
+    assert set(table["weights"]) <= kinds
+    for weights in table["weights"].values():
+        assert set(weights) <= set(spaces.NAMES) and any(weights.values())
+        assert all(math.isfinite(w) and w >= 0 for w in weights.values())
+    provenance = table["provenance"]
+    assert {"fitted_by", "date", "data", "never_used", "development"} <= set(provenance)
