@@ -22,8 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, machine, require
 
+from imgsearch.build import embed_folder
 from imgsearch.catalog import scan
-from imgsearch.embed import EmbedOptions, decoded_chunks, embed
+from imgsearch.embed import EmbedOptions, decoded_chunks
 from imgsearch.store import Store
 
 
@@ -43,7 +44,7 @@ def end_to_end(entries, runtime: str) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         st = Store(Path(tmp) / "v")
         t = time.perf_counter()
-        report = embed([e.path for e in entries], st, EmbedOptions(runtime=runtime))
+        report = embed_folder([e.path for e in entries], st, EmbedOptions(runtime=runtime))
         total = time.perf_counter() - t
         shutil.rmtree(st.root)
     return len(entries) / total, report.embedded_per_second
@@ -63,14 +64,13 @@ def main() -> None:
     print(f"decode + resize + colour (2 threads)     {rate(len(entries), time.perf_counter() - t)}")
 
     from imgsearch.encoders import (
-        fast_image_encoder,
-        fast_text_encoder,
         load_image_encoder,
         load_text_encoder,
+        open_encoder,
     )
     from imgsearch.encoders.resnet import ResNet50Encoder
 
-    lite_rt, lite_keras = fast_image_encoder(), load_image_encoder()
+    lite_rt, lite_keras = open_encoder("image", "efficientnet-lite0"), load_image_encoder()
     figures = {
         "efficientnet-lite0 LiteRT": model_only(lite_rt, pixels),
         "efficientnet-lite0 Keras": model_only(lite_keras, pixels),
@@ -88,7 +88,10 @@ def main() -> None:
         print(f"  = {share:.0%} of model-only, job start-up included")
     with open(FASHION / "products.csv", encoding="utf-8") as f:
         titles = [r["productDisplayName"] for r in csv.DictReader(f)][: 4 * args.n]
-    for name, enc in (("minilm LiteRT", fast_text_encoder()), ("minilm Keras", load_text_encoder())):
+    for name, enc in (
+        ("minilm LiteRT", open_encoder("text", "minilm")),
+        ("minilm Keras", load_text_encoder()),
+    ):
         enc.encode(titles[:64])
         t = time.perf_counter()
         enc.encode(titles)

@@ -46,6 +46,12 @@ from imgsearch.store import find_store
 OUT = ROOT / "bench" / "out" / "fusion"
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0)
 CLIPS = (None, 2.0, 3.0, 5.0)
+METRICS = {
+    "text@titled": "P@10",
+    "text@shots": "P@10",
+    "image+text": "P@10 (photo of the type in another colour + the colour word)",
+    "text@photos": "hit@10 (flatters the photo head: trained on these images)",
+}
 KIND_SPACES = {
     "text@titled": ("text", "colour", "lexical"),
     "text@shots": ("text", "colour", "lexical", "photo"),
@@ -225,6 +231,7 @@ def main() -> None:
         weights = dict(zip(KIND_SPACES[kind], map(float, f["combos"][i]), strict=True))
         shipped[kind] = weights
         report[kind] = {
+            "metric": METRICS[kind],
             "queries": len(tables[kind]),
             "fitted": round(float(f["results"][clip][i].mean()), 3),
             "cv": round(f["cv"], 3),

