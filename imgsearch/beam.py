@@ -215,12 +215,23 @@ def run_pipeline(plan: Plan, engine: BeamOptions) -> dict[str, int]:
 
     with quiet_beam():
         options = pipeline_options(engine)
-        runner = _local_runner(options) if _runner_name(engine) in LOCAL_RUNNERS else None
+        runner = None
+        if _runner_name(engine) in LOCAL_RUNNERS:
+            plan.threads = _threads_per_worker(options)
+            runner = _local_runner(options)
         pipeline = beam.Pipeline(runner=runner, options=options)
         beam_pipeline.build(pipeline, plan)
         result = pipeline.run()
         result.wait_until_finish()
     return beam_pipeline.counters(result)
+
+
+def _threads_per_worker(options) -> int:
+    """The cores shared out among the local workers: more interpreter threads than cores is slower."""
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    workers = options.view_as(DirectOptions).direct_num_workers or os.cpu_count() or 1
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def _local_runner(options):

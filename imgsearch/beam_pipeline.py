@@ -11,6 +11,7 @@ cross a shuffle: decoding and inference are fused in one stage after the reshuff
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -163,31 +164,40 @@ def _read(path: str) -> str | bytes:
 
 
 class _Model:
-    """Both encoders; a class of its own because RunInference keeps a weak reference to its model."""
+    """Both encoders; a class of its own because RunInference keeps a weak reference to its model.
+
+    RunInference shares one model among the threads of a worker process (``multi_threading`` mode),
+    and a LiteRT interpreter must not run in two threads at once: the lock takes turns.
+    """
 
     def __init__(self, image, text) -> None:
         self.image = image
         self.text = text
+        self.lock = threading.Lock()
 
 
 class EncoderHandler(ModelHandler):
     """The image and text encoders as one model: loaded once per worker, batched by RunInference."""
 
     def __init__(self, plan: Plan) -> None:
-        super().__init__(min_batch_size=1, max_batch_size=MAX_BATCH)
+        super().__init__(min_batch_size=MAX_BATCH, max_batch_size=MAX_BATCH)
         self.plan = plan
 
     def load_model(self):
         o = self.plan.options
-        image = self.plan.image or open_encoder("image", o.image_encoder, o.weights, o.runtime, o.precision)
-        text = self.plan.text or open_encoder("text", o.text_encoder, None, o.runtime)
+        threads = self.plan.threads
+        image = self.plan.image or open_encoder(
+            "image", o.image_encoder, o.weights, o.runtime, o.precision, threads
+        )
+        text = self.plan.text or open_encoder("text", o.text_encoder, None, o.runtime, "fp32", threads)
         return _Model(image, text)
 
     def run_inference(self, batch: Sequence[Example], model, inference_args=None) -> Iterable:
         image, text = model.image, model.text
         good = [(e.entry, e.decoded) for e in batch]
         texts = {e.entry.path: e.text for e in batch}
-        items, vectors = embed_chunk(good, texts, image, text, self.plan.options)
+        with model.lock:
+            items, vectors = embed_chunk(good, texts, image, text, self.plan.options)
         Metrics.counter(NAMESPACE, "images_embedded").inc(len(items))
         rows = enumerate(zip(batch, items, strict=True))
         return [(e.shard, (item, {s: v[row] for s, v in vectors.items()})) for row, (e, item) in rows]

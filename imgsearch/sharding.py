@@ -44,6 +44,7 @@ class Plan:
     image_size: int
     dims: dict[str, int]
     meta: Metadata | None
+    threads: int | None = None  # LiteRT threads per worker (local runs: the cores shared out)
     image: ImageEncoder | None = None  # encoder objects to use instead of loading the named ones
     text: TextEncoder | None = None
 
