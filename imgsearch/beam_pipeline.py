@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,6 +47,9 @@ class Example(NamedTuple):
 
 
 def build(pipeline: beam.Pipeline, plan: Plan) -> None:
+    # only the listing holds the catalog: Beam ships each stage's functions to every worker,
+    # compressed, and the rest of the plan is a few kilobytes
+    lean = replace(plan, meta=None)
     listed = [
         pipeline
         | f"list {n}" >> fileio.MatchFiles(source.pattern, fileio.EmptyMatchTreatment.ALLOW)
@@ -61,18 +65,18 @@ def build(pipeline: beam.Pipeline, plan: Plan) -> None:
         (*listed, every)
         | "all files" >> beam.Flatten()
         | "by shard" >> beam.GroupByKey()
-        | "skip complete shards" >> beam.ParDo(_PlanShard(plan)).with_outputs(TODO, main=FILES)
+        | "skip complete shards" >> beam.ParDo(_PlanShard(lean)).with_outputs(TODO, main=FILES)
     )
     decoded = (
         planned[FILES]
         | "spread" >> beam.Reshuffle()
-        | "decode" >> beam.ParDo(_Decode(plan)).with_outputs(SKIPPED, main=DECODED)
+        | "decode" >> beam.ParDo(_Decode(lean)).with_outputs(SKIPPED, main=DECODED)
     )
-    embedded = decoded[DECODED] | "embed" >> RunInference(EncoderHandler(plan))
+    embedded = decoded[DECODED] | "embed" >> RunInference(EncoderHandler(lean))
     (
         {TODO: planned[TODO], "embedded": embedded, SKIPPED: decoded[SKIPPED]}
         | "gather shards" >> beam.CoGroupByKey()
-        | "write shards" >> beam.ParDo(_WriteShard(plan))
+        | "write shards" >> beam.ParDo(_WriteShard(lean))
     )
 
 

@@ -125,6 +125,15 @@ class Metadata:
                 return self.rows[key]
         return None
 
+    def narrowed(self, columns: list[str]) -> Metadata:
+        """The same lookups with only ``columns`` kept: what a pipeline ships to its workers."""
+        kept: dict[int, dict[str, str]] = {}
+        rows = {
+            key: kept.setdefault(id(row), {c: row.get(c) or "" for c in columns})
+            for key, row in self.rows.items()
+        }
+        return Metadata(rows, list(columns), self.source)
+
     def text(self, path: str, columns: list[str]) -> str | None:
         row = self.lookup(path)
         if row is None:

@@ -43,7 +43,7 @@ class Plan:
     options: EmbedOptions
     image_size: int
     dims: dict[str, int]
-    meta: Metadata | None
+    meta: Metadata | None  # the catalog's text columns only (Metadata.narrowed)
     threads: int | None = None  # LiteRT threads per worker (local runs: the cores shared out)
     image: ImageEncoder | None = None  # encoder objects to use instead of loading the named ones
     text: TextEncoder | None = None

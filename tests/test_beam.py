@@ -233,3 +233,19 @@ def test_beam_equals_local_with_the_real_encoders(tmp_path):
         ]
         answers.append([[hit.item.path for hit in searcher.search(q)] for q in queries])
     assert answers[0] == answers[1]
+
+
+def test_local_runner_defaults_and_cluster_runner_names():
+    needs_beam()
+    from imgsearch.beam import _runner_name, pipeline_options
+
+    local = pipeline_options(BeamOptions()).get_all_options()
+    assert (local["direct_running_mode"], local["direct_num_workers"]) == ("multi_processing", os.cpu_count())
+    assert (
+        pipeline_options(BeamOptions(args=["--direct_num_workers=1"])).get_all_options()["direct_num_workers"]
+        == 1
+    )
+    flink = BeamOptions(args=["--runner", "FlinkRunner", "--flink_master=host:8081"])
+    assert _runner_name(flink) == "FlinkRunner"
+    assert pipeline_options(flink).get_all_options()["direct_running_mode"] != "multi_processing"
+    assert _runner_name(BeamOptions(runner="DataflowRunner", args=["--runner=FlinkRunner"])) == "FlinkRunner"
