@@ -21,6 +21,9 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
         *.ann              Annoy indexes of the indexed spaces (large collections only)
         skipped.tsv        path <TAB> reason, for files that could not be used
       partial/             chunks of an unfinished embedding run, reused by the next run
+      shards/shard-00003-of-00008/
+                           one shard of `embed --engine beam`: a store of its own plus shard.json
+                           (encoder key, digest of its inputs, count); written whole, by a rename
       lock                 held by the one process that writes
 
 Writers build a complete new generation beside the live one and then replace CURRENT, once
