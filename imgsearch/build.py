@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from imgsearch.encoders import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
 from imgsearch.heads import Head, load_heads
 from imgsearch.store import DamagedStore, Generation, Store, default_store
+
+if TYPE_CHECKING:
+    from imgsearch.beam import BeamOptions
 
 PRETRAINED = Path(__file__).parent / "pretrained"
 
@@ -106,16 +110,47 @@ def _update(
         encoders = Encoders(options, progress, image, text)
         result = embed_job(inputs, st, options, live, encoders, progress, stdin)
         plan = _plan(live, result.encoders, explicit, no_model, build_ann, trees, notes)
-        skipped_changed = live is not None and {p for p, _ in live.skipped()} != {
-            p for p, _ in result.report.skipped
-        }
-        unchanged = live is not None and not (result.changed or skipped_changed or plan.forced or notes)
-        if unchanged and _up_to_date(live, plan):
-            store.clear_chunks(st)
-            return IndexReport(result.report, st.root, _indexes(live), False, notes)
-        indexes = _publish(st, result, plan)
+        report = _publish_if_changed(st, live, result, plan, notes)
         store.clear_chunks(st)
-        return IndexReport(result.report, st.root, indexes, True, notes)
+        return report
+
+
+def embed_folder_beam(
+    inputs: list[str],
+    target: Store,
+    options: EmbedOptions,
+    engine: BeamOptions,
+    progress: Progress | None = None,
+    stdin=None,
+    image: ImageEncoder | None = None,
+    text: TextEncoder | None = None,
+) -> EmbedReport:
+    """``imgsearch embed --engine beam``: the Beam pipeline writes shards, then one publish merges them."""
+    from imgsearch import beam
+
+    beam.require_beam()
+    with target.lock():
+        live, notes = _live(target)
+        encoders = Encoders(options, progress, image, text)
+        result = beam.embed_job(inputs, target, options, live, encoders, engine, progress, stdin, image, text)
+        plan = _plan(live, result.encoders, None, False, False, None, notes)
+        report = _publish_if_changed(target, live, result, plan, notes)
+    assert report.embed is not None
+    report.embed.notes = report.notes
+    return report.embed
+
+
+def _publish_if_changed(
+    st: Store, live: Generation | None, result: EmbedResult, plan: _Plan, notes: list[str]
+) -> IndexReport:
+    """Publish ``result`` as one generation, unless the live one already holds exactly that."""
+    skipped_changed = live is not None and {p for p, _ in live.skipped()} != {
+        p for p, _ in result.report.skipped
+    }
+    unchanged = live is not None and not (result.changed or skipped_changed or plan.forced or notes)
+    if unchanged and _up_to_date(live, plan):
+        return IndexReport(result.report, st.root, _indexes(live), False, notes)
+    return IndexReport(result.report, st.root, _publish(st, result, plan), True, notes)
 
 
 def _reindex_store(

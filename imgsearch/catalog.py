@@ -51,7 +51,7 @@ def _walk(root: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def _entry(path: Path) -> FileEntry | str:
+def file_entry(path: Path) -> FileEntry | str:
     """The file's entry, or why it cannot be one. Only regular files (or links to them) are
     opened: reading a FIFO named ``pipe.jpg`` would block forever, a device would never end."""
     try:
@@ -87,11 +87,11 @@ def scan(
     """
     entries: dict[str, FileEntry] = {}
     skipped: list[tuple[str, str]] = []
-    for raw in _expand_stdin(inputs, stdin):
+    for raw in expand_stdin(inputs, stdin):
         path = Path(raw).expanduser()
         found = (p for p in _walk(path) if is_image_path(p)) if path.is_dir() else [path]
         for candidate in found:
-            entry = _entry(candidate)
+            entry = file_entry(candidate)
             if isinstance(entry, FileEntry):
                 entries[entry.path] = entry
             else:
@@ -99,7 +99,7 @@ def scan(
     return sorted(entries.values(), key=lambda e: e.path), skipped
 
 
-def _expand_stdin(inputs: Iterable[str], stdin: Iterable[str] | None) -> Iterator[str]:
+def expand_stdin(inputs: Iterable[str], stdin: Iterable[str] | None) -> Iterator[str]:
     for raw in inputs:
         if raw == "-":
             for line in stdin if stdin is not None else sys.stdin:
@@ -124,6 +124,15 @@ class Metadata:
             if key in self.rows:
                 return self.rows[key]
         return None
+
+    def narrowed(self, columns: list[str]) -> Metadata:
+        """The same lookups with only ``columns`` kept: what a pipeline ships to its workers."""
+        kept: dict[int, dict[str, str]] = {}
+        rows = {
+            key: kept.setdefault(id(row), {c: row.get(c) or "" for c in columns})
+            for key, row in self.rows.items()
+        }
+        return Metadata(rows, list(columns), self.source)
 
     def text(self, path: str, columns: list[str]) -> str | None:
         row = self.lookup(path)

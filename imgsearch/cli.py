@@ -164,12 +164,34 @@ def embed(
     rebuild: RebuildOpt = False,
     runtime: RuntimeOpt = "litert",
     precision: PrecisionOpt = "fp32",
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local (default: this process) or beam (an Apache Beam pipeline: local worker "
+            "processes, or a cluster runner; needs pip install 'imgsearch[beam]').",
+        ),
+    ] = "local",
+    shards: Annotated[
+        int | None,
+        typer.Option("--shards", help="--engine beam: shards written in parallel, then merged (default 4)."),
+    ] = None,
+    runner: Annotated[
+        str | None,
+        typer.Option(
+            "--runner",
+            help="--engine beam: the Beam runner (default DirectRunner: one worker process per core). "
+            "Further Beam options go after `--`.",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Turn images (and their titles) into vectors in an embeddings directory.
 
     Incremental: unchanged files (same path, size, mtime) keep their vectors, and an
     interrupted run resumes. Unreadable files are skipped and listed in skipped.tsv.
+    With --engine beam, Beam pipeline options follow `--`: imgsearch embed DIR --out E
+    --engine beam -- --direct_num_workers=2
     """
     from imgsearch.build import embed_folder
     from imgsearch.store import Store
@@ -177,12 +199,40 @@ def embed(
     options = _embed_options(
         image_encoder, text_encoder, weights, meta, text_columns, auto_tags, rebuild, runtime, precision
     )
-    report = _with_progress(quiet, lambda progress: embed_folder(inputs, Store(out), options, progress))
+    if engine == "beam":
+        from imgsearch.beam import DEFAULT_SHARDS, BeamOptions
+        from imgsearch.build import embed_folder_beam
+
+        inputs, beam_args = _beam_args(inputs)
+        beam = BeamOptions(shards or DEFAULT_SHARDS, runner or "DirectRunner", beam_args)
+        report = _with_progress(
+            quiet, lambda progress: embed_folder_beam(inputs, Store(out), options, beam, progress)
+        )
+    elif engine == "local":
+        if shards is not None or runner is not None:
+            raise _fail("--shards and --runner need --engine beam")
+        report = _with_progress(quiet, lambda progress: embed_folder(inputs, Store(out), options, progress))
+    else:
+        raise _fail("--engine must be local or beam")
     _notes(report.notes)
     if not quiet:
         from imgsearch.render import print_embed_report
 
         print_embed_report(err, report)
+
+
+def _beam_args(inputs: list[str]) -> tuple[list[str], list[str]]:
+    """Split the Beam options (everything after `--` on the command line) from the sources:
+    click hands both over as one list of arguments, the options last."""
+    argv = sys.argv[1:]
+    if "--" not in argv:
+        return inputs, []
+    after = argv[argv.index("--") + 1 :]
+    if not after:
+        return inputs, []
+    if inputs[-len(after) :] != after or len(inputs) == len(after):
+        raise _fail("with --engine beam, sources go before `--` and Beam options after it")
+    return inputs[: -len(after)], after
 
 
 TreesOpt = Annotated[

@@ -59,10 +59,11 @@ _OFFSETS = 3  # positions per axis for each scale below 1
 # --- embed time ---------------------------------------------------------------------------------
 
 
-def decode_and_sign(path: str, size: int) -> tuple[np.ndarray, dict[str, str]]:
-    """Model pixels (``size``×``size``×3 uint8) and the item's duplicate signature, one read."""
+def decode_and_sign(source: str | bytes, size: int) -> tuple[np.ndarray, dict[str, str]]:
+    """Model pixels (``size``×``size``×3 uint8) and the item's duplicate signature, one read
+    (``source``: a path, or the file's bytes already read, e.g. by a Beam worker)."""
     try:
-        data = Path(path).read_bytes()
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
     except FileNotFoundError:
         raise ImageError("file not found") from None
     except IsADirectoryError:

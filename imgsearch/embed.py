@@ -199,7 +199,7 @@ def embed_job(
     if not entries and named:
         raise UserError(f"{named[0][0]}: {named[0][1]}")
     previous = None if options.rebuild else previous
-    options = _sticky_metadata(options, previous)
+    options = sticky_metadata(options, previous)
     meta = read_metadata(options.meta, options.text_columns) if options.meta else None
     texts = {e.path: meta.text(e.path, options.text_columns) if meta else None for e in entries}
     if previous is not None:
@@ -214,7 +214,7 @@ def embed_job(
     return result
 
 
-def _sticky_metadata(options: EmbedOptions, previous: store.Generation | None) -> EmbedOptions:
+def sticky_metadata(options: EmbedOptions, previous: store.Generation | None) -> EmbedOptions:
     """Re-indexing without --meta keeps the catalog the index was built with (if it still exists),
     so a plain `imgsearch index DIR` never silently drops the titles."""
     if options.meta is not None or previous is None:
@@ -281,8 +281,13 @@ class _Decoded:
 
 
 def _decode(entry: FileEntry, size: int) -> _Decoded | ImageError:
+    return decode_source(entry.path, size)
+
+
+def decode_source(source: str | bytes, size: int) -> _Decoded | ImageError:
+    """Model input and colour analysis of a file (or its bytes, read from elsewhere), or why not."""
     try:
-        pixels, signature = dups.decode_and_sign(entry.path, size)
+        pixels, signature = dups.decode_and_sign(source, size)
         hist, backdrop = colors.colour_analysis(pixels)
         return _Decoded(pixels, hist.astype(np.float32), backdrop, signature)
     except ImageError as exc:
@@ -328,7 +333,7 @@ def _embed_todo(
         good = [(e, d) for e, d in decoded if isinstance(d, _Decoded)]
         report.skipped += [(e.path, str(d)) for e, d in decoded if not isinstance(d, _Decoded)]
         if good:
-            items, vectors = _embed_chunk(good, texts, image, text_encoder, options)
+            items, vectors = embed_chunk(good, texts, image, text_encoder, options)
             store.save_chunk(target, n, key, items, vectors)
             for row, item in enumerate(items):
                 done[item.path] = (item, {s: v[row] for s, v in vectors.items()})
@@ -338,7 +343,7 @@ def _embed_todo(
     return done
 
 
-def _embed_chunk(good, texts, image, text_encoder, options) -> tuple[list[Item], dict[str, np.ndarray]]:
+def embed_chunk(good, texts, image, text_encoder, options) -> tuple[list[Item], dict[str, np.ndarray]]:
     pixels = np.stack([d.pixels for _, d in good])
     feats, probs = [], []
     for start in range(0, len(pixels), image.batch_size):

@@ -174,33 +174,40 @@ def load_text_encoder(name: str = DEFAULT_TEXT_ENCODER) -> TextEncoder:
     return load_keras("text", name)
 
 
-def _cached_litert(role: str, spec_id: str, precision: str) -> Encoder | None:
+def _cached_litert(role: str, spec_id: str, precision: str, threads: int | None = None) -> Encoder | None:
     from imgsearch.encoders import litert
 
     loader = litert.load_litert_image if role == "image" else litert.load_litert_text
-    return loader(spec_id, precision)
+    return loader(spec_id, precision, **({"num_threads": threads} if threads else {}))
 
 
 @cache
 def open_encoder(
-    role: str, name: str, weights: str | None = None, runtime: str = "litert", precision: str = "fp32"
+    role: str,
+    name: str,
+    weights: str | None = None,
+    runtime: str = "litert",
+    precision: str = "fp32",
+    threads: int | None = None,
 ) -> Encoder:
     """The encoder to embed with: its LiteRT export (made from Keras on first use), else Keras.
 
     ``int8-full`` must have been exported with calibration images first (``export_image``).
+    ``threads``: LiteRT interpreter threads (default 2); one per core is shared out among the
+    worker processes of a local Beam run.
     """
     entry = lookup(role, name)
     if runtime == "keras" or not entry.exportable:
         return load_keras(role, name, weights)
     known = cheap_id(role, name, weights)
-    found = _cached_litert(role, known, precision) if known else None
+    found = _cached_litert(role, known, precision, threads) if known else None
     if found is None:
         from imgsearch.encoders import litert_export
 
         keras_encoder = load_keras(role, name, weights)
         export = litert_export.export_image if role == "image" else litert_export.export_text
         export(keras_encoder, precision)
-        found = _cached_litert(role, keras_encoder.spec.id, precision)
+        found = _cached_litert(role, keras_encoder.spec.id, precision, threads)
         if found is None:
             return keras_encoder
     # the export is keyed by weights; the name is how this user reaches them (a path may move)
