@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -237,3 +238,21 @@ def test_cli_sheet_png_has_one_row_per_group(indexed, tmp_path):
         assert im.format == "PNG"
         assert im.size == sheet_size([[None] * 3, [None] * 2])  # 2 groups, widest has 3 members
     assert not list(out.parent.glob(".*tmp"))
+
+
+def test_one_look_alike_edge_does_not_chain_two_groups(monkeypatch):
+    """Groups {0,1} and {2,3} (true copies), plus one spurious strong edge 1–2: average linkage keeps
+    them apart, where connected components would make one group of four."""
+    strong = {(0, 1): 0.99, (2, 3): 0.98, (1, 2): 0.95}
+
+    def score(pairs):
+        return np.array([strong.get((min(x, y), max(x, y)), 0.1) for x, y in pairs])
+
+    monkeypatch.setattr(dups, "pair_features", lambda gen, sig, a, b: np.stack([a, b], axis=1))
+    monkeypatch.setattr(dups, "duplicate_score", score)
+    gen = SimpleNamespace(count=5)
+    parent = list(range(5))
+    a, b = np.array([0, 2, 1]), np.array([1, 3, 2])
+    dups._link(gen, None, parent, a, b, score(np.stack([a, b], axis=1)), 0.7)
+    roots = [dups._find(parent, r) for r in range(5)]
+    assert roots[0] == roots[1] and roots[2] == roots[3] and roots[1] != roots[2] and roots[4] == 4
