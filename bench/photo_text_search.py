@@ -64,6 +64,63 @@ def caption_vectors(work: Path, names: list[str], captions: dict[str, list[str]]
     return vecs
 
 
+def augment(data: bytes, rng: np.random.Generator) -> bytes:
+    """A photo as real folders hold it: flipped, cropped, reshaped, downscaled to 120-224 px on the
+    short side and re-saved as JPEG at quality 30-95."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    if rng.random() < 0.5:
+        img = ImageOps.mirror(img)
+    w, h = img.size
+    area, aspect = rng.uniform(0.7, 1.0), np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+    cw, ch = min(w, round(w * np.sqrt(area * aspect))), min(h, round(h * np.sqrt(area / aspect)))
+    left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    img = img.crop((left, top, left + cw, top + ch))
+    short = int(rng.integers(120, 225))
+    scale = short / min(img.size)
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=int(rng.integers(30, 96)))
+    return out.getvalue()
+
+
+def thumbnail_4_3(data: bytes) -> bytes:
+    """The held-out test condition: a 200-px-wide 4:3 JPEG thumbnail (quality 85)."""
+    import io
+
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(data)).convert("RGB").resize((200, 150))
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+def features_of(paths: list[Path], transform, work: Path, name: str) -> np.ndarray:
+    """Lite0 features of transformed copies of ``paths`` (through the index-time decode), cached."""
+    from imgsearch.encoders import open_encoder
+    from imgsearch.images import load_rgb_array
+
+    cache = work / f"{name}.npy"
+    if cache.exists():
+        feats = np.load(cache)
+        if len(feats) == len(paths):
+            return feats
+    encoder = open_encoder("image", "efficientnet-lite0")
+    out = np.zeros((len(paths), encoder.spec.dim), np.float32)
+    t = time.perf_counter()
+    for start in range(0, len(paths), 64):
+        block = paths[start : start + 64]
+        pixels = np.stack([load_rgb_array(transform(p.read_bytes()), 224) for p in block])
+        out[start : start + len(block)] = encoder.encode(pixels).features
+    print(f"embedded {len(paths)} {name} images in {time.perf_counter() - t:.0f} s")
+    np.save(cache, out)
+    return out
+
+
 def ranks_caption_to_image(q: np.ndarray, gallery: np.ndarray, truth: np.ndarray) -> np.ndarray:
     sims = q @ gallery.T
     return (sims > sims[np.arange(len(q)), truth][:, None]).sum(axis=1) + 1
@@ -94,6 +151,9 @@ def main() -> None:
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--ship", action="store_true")
+    parser.add_argument(
+        "--augment", type=int, default=0, help="augmented copies of each training image (0: none)"
+    )
     args = parser.parse_args()
     require(FLICKR)
     print(f"machine: {machine()}")
@@ -112,6 +172,20 @@ def main() -> None:
     print(f"{len(rows)} train, {len(val)} validation, {len(test)} held-out images")
 
     images = np.asarray(gen.vectors["image"], np.float32)
+    paths = [Path(i.path) for i in gen.items]
+    train_images, train_texts, train_rows = images, texts, rows
+    if args.augment:
+        copies = []
+        for k in range(args.augment):
+            rng_k = np.random.default_rng(100 + k)
+            aug = features_of(
+                [paths[r] for r in rows], lambda d, g=rng_k: augment(d, g), args.work, f"augment-{k}"
+            )
+            copies.append(aug)
+        train_images = np.concatenate([images, *copies])
+        train_texts = np.concatenate([texts, *[texts[rows]] * len(copies)])
+        extra = np.arange(len(images), len(train_images))
+        train_rows = np.concatenate([rows, extra])
     cfg = tr.TrainConfig(
         epochs=args.epochs,
         hidden=args.hidden,
@@ -123,9 +197,9 @@ def main() -> None:
     val_truth = [{i} for i in range(len(val))]
     t = time.perf_counter()
     fit = tr.fit_aligned(
-        images,
-        texts,
-        rows,
+        train_images,
+        train_texts,
+        train_rows,
         val,
         val_queries,
         val_truth,
@@ -141,6 +215,10 @@ def main() -> None:
         f"trained in {seconds:.0f} s, best validation R@10 {fit.best:.3f}, temperature {fit.temperature:.3f}"
     )
 
+    val_thumbs = features_of([paths[r] for r in val], thumbnail_4_3, args.work, "val-thumbnails")
+    for label, feats in (("224 px", images[val]), ("200-px 4:3 thumbnails", val_thumbs)):
+        sims = texts[val].reshape(-1, texts.shape[2]) @ head(feats).T
+        report(f"validation, {label}", sims, np.repeat(np.arange(len(val)), 5))
     projected = head(images[test])
     q = texts[test].reshape(-1, texts.shape[2])  # 5 captions per held-out image
     truth = np.repeat(np.arange(len(test)), 5)
