@@ -238,11 +238,20 @@ def main() -> None:
     print(f"  image → caption R@10 {hit:.3f}")
     results["head"]["image→caption R@10"] = float(hit)
     if args.ship:
-        ship(head, gen, fit, cfg, results, seconds, len(rows), len(val), len(test))
+        ship(head, gen, fit, cfg, results, seconds, len(rows), len(val), len(test), args.augment)
 
 
 def ship(
-    head: Head, gen, fit, cfg, results: dict, seconds: float, n_train: int, n_val: int, n_test: int
+    head: Head,
+    gen,
+    fit,
+    cfg,
+    results: dict,
+    seconds: float,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    augment: int,
 ) -> None:
     from dataclasses import asdict
 
@@ -254,13 +263,14 @@ def ship(
             "train_images": n_train,
             "val_images": n_val,
             "held_out": f"{n_test} images listed in bench/flickr8k_holdout.txt",
+            "augmented_copies": augment,
         },
         "held_out_metrics": {k: {m: round(v, 4) for m, v in r.items()} for k, r in results.items()},
         "config": asdict(cfg),
         "temperature": fit.temperature,
         "seconds": round(seconds, 1),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "reproduce": "python bench/photo_text_search.py --ship",
+        "reproduce": f"python bench/photo_text_search.py --augment {augment} --ship",
     }
     SHIP_DIR.mkdir(exist_ok=True)
     head.save(SHIP_DIR)
