@@ -57,7 +57,7 @@ class LexicalIndex:
 
         One query fetching every match and indexing into the array beats asking SQLite for the
         scores of given rows (``rowid IN (...)`` re-ran the match: 54 ms a call on the 9,583-item
-        fashion index, against 3 ms for this; bench/cold_query.py's warm batch went 19 → ~250 q/s).
+        fashion index, against 3 ms for this; bench/cold_query.py's warm batch went 19 → 235 q/s).
         The last expression's array is kept: a query asks for candidates, their scores and the
         calibration sample's.
         """
