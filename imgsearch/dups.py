@@ -25,12 +25,11 @@ import hashlib
 import itertools
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from imgsearch.images import ImageError, open_image, resize_center_crop
+from imgsearch.images import open_image, read_file, resize_center_crop
 from imgsearch.store import Generation
 
 THUMB = 32  # thumbnail side: 32×32 gray lined up separated copies from look-alikes as well as 32×32 RGB
@@ -64,14 +63,7 @@ _OFFSETS = 3  # positions per axis for each scale below 1
 def decode_and_sign(source: str | bytes, size: int) -> tuple[np.ndarray, dict[str, str]]:
     """Model pixels (``size``×``size``×3 uint8) and the item's duplicate signature, one read
     (``source``: a path, or the file's bytes already read, e.g. by a Beam worker)."""
-    try:
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    except FileNotFoundError:
-        raise ImageError("file not found") from None
-    except IsADirectoryError:
-        raise ImageError("is a directory") from None
-    except PermissionError:
-        raise ImageError("permission denied") from None
+    data = source if isinstance(source, bytes) else read_file(source)
     img = open_image(data, min_size=size)
     pixels = np.asarray(resize_center_crop(img, size), dtype=np.uint8)
     return pixels, signature(data, img)

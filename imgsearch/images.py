@@ -9,6 +9,8 @@ bad files raise ``ImageError`` with a short reason instead of crashing a run.
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -27,6 +29,25 @@ class ImageError(ValueError):
     """The file cannot be used as an image; the message is the reason."""
 
 
+def read_file(path: str | Path) -> bytes:
+    """The bytes of an image file. Only a regular file is read: opening is non-blocking and the
+    file type checked first, so a FIFO that appeared after the folder was scanned cannot hang a run."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ImageError("file not found") from None
+    except IsADirectoryError:
+        raise ImageError("is a directory") from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except OSError as exc:
+        raise ImageError(f"cannot open ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ImageError("not a regular file")
+        return f.read()
+
+
 def open_image(source: str | Path | bytes, *, min_size: int | None = None) -> Image.Image:
     """Open, verify size limits, apply EXIF orientation and convert to 8-bit RGB.
 
@@ -36,8 +57,7 @@ def open_image(source: str | Path | bytes, *, min_size: int | None = None) -> Im
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            fp = io.BytesIO(source) if isinstance(source, bytes) else source
-            img = Image.open(fp)
+            img = Image.open(io.BytesIO(source if isinstance(source, bytes) else read_file(source)))
             img.seek(0)  # first frame of GIF/WebP animations
             if min_size and img.format == "JPEG":
                 img.draft("RGB", (min_size, min_size))
@@ -46,12 +66,8 @@ def open_image(source: str | Path | bytes, *, min_size: int | None = None) -> Im
         raise ImageError("image too large (decompression bomb limit)") from None
     except UnidentifiedImageError:
         raise ImageError("not an image Pillow can read") from None
-    except FileNotFoundError:
-        raise ImageError("file not found") from None
-    except IsADirectoryError:
-        raise ImageError("is a directory") from None
-    except PermissionError:
-        raise ImageError("permission denied") from None
+    except ImageError:
+        raise
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"corrupt or truncated image ({exc})") from None
     return to_rgb(ImageOps.exif_transpose(img))

@@ -85,3 +85,14 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
 def test_missing_file(tmp_path):
     with pytest.raises(ImageError, match="not found"):
         open_image(tmp_path / "nope.jpg")
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    """A FIFO that appears after the folder was scanned must not hang the decode (no writer ever comes)."""
+    import os
+
+    from imgsearch.images import ImageError, load_rgb_array
+
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with pytest.raises(ImageError, match="not a regular file"):
+        load_rgb_array(tmp_path / "pipe.jpg", 32)
