@@ -49,8 +49,8 @@ PHASH_BUCKET_CAP = 64  # a 16-bit block shared by more items (blank images...) p
 # 356 duplicates); the thumbnail alignment carries most of the weight.
 WEIGHTS = (-93.81, 20.28, 76.94, -6.6, 5.71)
 # Default threshold on that score: the best development-half F1 with precision ≥ 0.97 in
-# bench/dups.py's sweep, with groups joined by average linkage (`_link`): 0.7, P 0.994 R 0.917
-# (0.8: 0.994 / 0.908; 0.9: 0.997 / 0.850).
+# bench/dups.py's sweep, with groups joined by average linkage (`_link`): 0.7, P 0.994 R 0.900
+# (0.8 ties it; 0.9: 0.997 / 0.850; 0.5: 0.966 / 0.933).
 DEFAULT_THRESHOLD = 0.7
 
 # Crop/shift grid for lining up thumbnails: an edited copy may lose a few % at each edge.
