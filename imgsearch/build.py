@@ -182,6 +182,7 @@ def _live(st: Store) -> tuple[Generation | None, list[str]]:
         live = st.load(mmap=False)
         if live is not None:
             live.check_finite()
+            live.check_lexical()
     except DamagedStore as exc:
         return None, [f"repairing a damaged index: {exc}"]
     try:

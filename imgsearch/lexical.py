@@ -51,6 +51,7 @@ class LexicalIndex:
         self.rows = rows
         self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         self._last: tuple[str, np.ndarray] | None = None
+        self._db.execute("SELECT rowid FROM items LIMIT 1").fetchall()  # a damaged file fails here
 
     def all_scores(self, expression: str) -> np.ndarray:
         """The score of every row (0 where no word matches), from one full-text query.

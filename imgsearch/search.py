@@ -245,6 +245,7 @@ class Searcher:
         rng = np.random.default_rng(0)
         n = gen.count
         self._sample = np.sort(rng.choice(n, size=min(n, CALIBRATION_SAMPLE), replace=False))
+        gen.check_lexical()
         self.lexical = LexicalIndex(gen.lexical_path, n) if gen.lexical_path else None
         self.fusion = fusion.load()
 

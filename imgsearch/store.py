@@ -160,6 +160,21 @@ class Generation:
         except UserError as exc:
             raise DamagedStore(f"{exc}; run `imgsearch index` on its folder to repair it") from None
 
+    def check_lexical(self) -> None:
+        """Refuse a lexical index that SQLite cannot open as one."""
+        import sqlite3
+
+        from imgsearch.lexical import LexicalIndex
+
+        if self.lexical_path is None:
+            return
+        try:
+            LexicalIndex(self.lexical_path, self.count).close()
+        except sqlite3.Error as exc:
+            raise DamagedStore(
+                f"{self.dir}: unreadable lexical index ({exc}); run `imgsearch index` on its folder"
+            ) from None
+
     def check_finite(self) -> None:
         """Refuse vectors holding NaN or inf (a full scan: index time, not query time)."""
         for space, arr in self.vectors.items():

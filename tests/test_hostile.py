@@ -175,6 +175,7 @@ def test_bad_catalog_and_unwritable_places_are_one_line(folder, tmp_path, capsys
         "file outside the store",
         "NaN vectors",
         "wrong dtype",
+        "corrupt lexical index",
     ],
 )
 def test_damaged_index_is_refused_then_repaired(folder, capsys, monkeypatch, damage):
@@ -199,6 +200,8 @@ def test_damaged_index_is_refused_then_repaired(folder, capsys, monkeypatch, dam
         arr = np.load(gen_dir / "text.npy")
         arr[:] = np.nan
         np.save(gen_dir / "text.npy", arr)
+    elif damage == "corrupt lexical index":
+        (gen_dir / "lexical.sqlite").write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
     else:
         np.save(gen_dir / "colour.npy", np.load(gen_dir / "colour.npy").astype(np.float64))
     code, out, err = run(["query", "--text", "red", "--index", folder], capsys, monkeypatch)
