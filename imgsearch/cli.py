@@ -384,6 +384,16 @@ def query(
         str | None,
         typer.Option("--text-encoder", help="Allow loading this text encoder (see --image-encoder)."),
     ] = None,
+    sheet: Annotated[
+        Path | None,
+        typer.Option("--sheet", help="Also write the results as a contact sheet (PNG: rank, score, name)."),
+    ] = None,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview", help="Show thumbnails inline (kitty or iTerm2 image protocol), else the table."
+        ),
+    ] = False,
 ) -> None:
     """Search by image, by text, or both; results ranked by fused, calibrated scores.
 
@@ -416,6 +426,12 @@ def query(
     clock.lap("search")
     if searcher.left_out:
         _notes([f"left out {searcher.left_out} result(s) whose files are gone; run `imgsearch index`"])
+    if sheet is not None and hits:
+        from imgsearch.preview import write_sheet
+
+        err.print(f"wrote {write_sheet(hits, sheet)}", highlight=False)
+    if preview:
+        fmt = _preview(hits) or fmt
     with _pipe_guard():
         quoted = render.render_hits(hits, fmt, sys.stdout if fmt != "table" else None, nul=print0)
     if quoted:
@@ -424,6 +440,19 @@ def query(
         clock.lap("output")
         err.print(clock.report(), highlight=False)
     raise typer.Exit(0 if hits else 1)
+
+
+def _preview(hits) -> str | None:
+    """Draw the hits inline when the terminal can: "none" then (nothing else to print), else None."""
+    from imgsearch.preview import preview, terminal_protocol
+
+    protocol = terminal_protocol(os.environ) if sys.stdout.isatty() else None
+    if protocol is None:
+        _notes(["--preview: no inline images here (kitty or iTerm2 protocol on a terminal)"])
+        return None
+    with _pipe_guard():
+        sys.stdout.write(preview(hits, protocol))
+    return "none"
 
 
 @contextlib.contextmanager

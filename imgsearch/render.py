@@ -89,6 +89,8 @@ def render_hits(hits: list, fmt: str, out, *, nul: bool = False) -> int:
     """Write ``hits`` to the text stream ``out`` in one of ``FORMATS``; returns names quoted."""
     import json
 
+    if fmt == "none":  # already shown (query --preview)
+        return 0
     if fmt == "paths" or nul:
         return write_paths([h.item.path for h in hits], out, nul=nul)
     if fmt == "json":

@@ -213,3 +213,13 @@ def test_two_writers_cannot_both_index(catalog, tmp_path):
     st = Store(tmp_path / "store")
     with st.lock(), pytest.raises(UserError, match="being written"):
         index_folder(catalog, EmbedOptions(), out=tmp_path / "store")
+
+
+def test_sheet_and_preview_outside_a_picture_terminal(catalog, capsys, monkeypatch, tmp_path):
+    sheet = tmp_path / "results.png"
+    args = ["query", "--text", "a cat", "--index", catalog, "-k", "3", "--sheet", sheet, "--preview"]
+    code, out, err = run(args, capsys, monkeypatch)
+    assert code == 0 and len(out.splitlines()) == 3  # a pipe: the paths, as without --preview
+    assert f"wrote {sheet}" in err and "no inline images here" in err
+    with Image.open(sheet) as img:
+        assert img.format == "PNG" and img.width > 3 * 160
