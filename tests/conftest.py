@@ -102,3 +102,28 @@ def run_cli(args, capsys, monkeypatch, stdin: bytes | None = None) -> tuple[int,
     if isinstance(out.out, bytes):
         return exc.value.code or 0, out.out.decode("utf-8", "surrogateescape"), out.err.decode()
     return exc.value.code or 0, out.out, out.err
+
+
+def product_shot(path: Path, rgb: tuple[int, int, int]) -> None:
+    """A product shot: a coloured bag-like shape on a white background."""
+    import numpy as np
+    from PIL import Image
+
+    arr = np.full((224, 224, 3), 255, np.uint8)
+    arr[60:190, 40:184] = rgb
+    arr[30:60, 80:144] = rgb
+    Image.fromarray(arr).save(path)
+
+
+def make_catalog(folder: Path) -> Path:
+    """Six sample photos and two product shots (a red and a blue bag), indexed with the real encoders."""
+    from imgsearch.build import index_folder
+    from imgsearch.embed import EmbedOptions
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SAMPLE_NAMES:
+        shutil.copy2(skimage_data() / name, folder / name)
+    product_shot(folder / "red_bag.png", (200, 20, 25))
+    product_shot(folder / "blue_bag.png", (20, 40, 190))
+    index_folder(folder, EmbedOptions())
+    return folder

@@ -45,7 +45,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from test_serve import make_catalog, start_server
+    from conftest import make_catalog
+    from test_serve import start_server
 
     catalog = make_catalog(tmp_path_factory.mktemp("browser") / "photos")
     proc, url = start_server(catalog)

@@ -66,7 +66,7 @@ def test_like_alone_is_a_query_but_unlike_alone_is_not():
 class TestThroughTheCli:
     @pytest.fixture(scope="class")
     def catalog(self, tmp_path_factory):
-        from test_serve import make_catalog
+        from conftest import make_catalog
 
         return make_catalog(tmp_path_factory.mktemp("feedback") / "photos")
 

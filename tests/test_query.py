@@ -4,9 +4,8 @@ import json
 import shutil
 import sys
 
-import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import make_catalog, run_cli
 from PIL import Image
 
 from imgsearch import cli
@@ -23,25 +22,9 @@ def run(args, capsys, monkeypatch, stdin=None):
     return run_cli(args, capsys, monkeypatch, None if stdin is None else bytes(stdin))
 
 
-def _product(path, rgb):
-    """A product shot: a coloured bag-like shape on a white background."""
-    arr = np.full((224, 224, 3), 255, np.uint8)
-    arr[60:190, 40:184] = rgb
-    arr[30:60, 80:144] = rgb
-    Image.fromarray(arr).save(path)
-
-
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
-    from conftest import SAMPLE_NAMES, skimage_data
-
-    folder = tmp_path_factory.mktemp("catalog")
-    for name in SAMPLE_NAMES:
-        shutil.copy2(skimage_data() / name, folder / name)
-    _product(folder / "red_bag.png", (200, 20, 25))
-    _product(folder / "blue_bag.png", (20, 40, 190))
-    index_folder(folder, EmbedOptions())
-    return folder
+    return make_catalog(tmp_path_factory.mktemp("catalog"))
 
 
 def names(out: str) -> list[str]:

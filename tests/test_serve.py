@@ -14,11 +14,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="serve needs fastapi (a runtime dependency)")
+from conftest import make_catalog
 from fastapi.testclient import TestClient
 
 from imgsearch.batch import run_batch
@@ -31,25 +31,6 @@ from imgsearch.store import Store
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _product(path: Path, rgb: tuple[int, int, int]) -> None:
-    arr = np.full((224, 224, 3), 255, np.uint8)
-    arr[60:190, 40:184] = rgb
-    arr[30:60, 80:144] = rgb
-    Image.fromarray(arr).save(path)
-
-
-def make_catalog(folder: Path) -> Path:
-    from conftest import SAMPLE_NAMES, skimage_data
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in SAMPLE_NAMES:
-        shutil.copy2(skimage_data() / name, folder / name)
-    _product(folder / "red_bag.png", (200, 20, 25))
-    _product(folder / "blue_bag.png", (20, 40, 190))
-    index_folder(folder, EmbedOptions())
-    return folder
 
 
 @pytest.fixture(scope="module")
