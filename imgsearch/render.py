@@ -109,14 +109,18 @@ def print_table(hits: list, console: Console) -> None:
     from rich.table import Table
     from rich.text import Text  # cells as plain text: a title like "[red] bag" is not markup
 
-    table = Table(show_edge=False, header_style="bold")
+    # per-space columns are short (a z-score under the space's name) and the item text is cut with
+    # an ellipsis, so the path keeps its room on an 80-column terminal
+    table = Table(
+        show_edge=False, header_style="bold", caption="per-space columns: z-scores", caption_style="dim"
+    )
     table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("path", overflow="fold", min_width=24)
+    table.add_column("score", justify="right", min_width=5)
+    table.add_column("path", overflow="fold", min_width=18, ratio=3)
     spaces = list(hits[0].z) if hits else []
     for space in spaces:
-        table.add_column(f"{space} z", justify="right", style="dim")
-    table.add_column("item text", overflow="ellipsis", max_width=60)
+        table.add_column(space[:7], justify="right", style="dim", min_width=5)
+    table.add_column("item text", overflow="ellipsis", no_wrap=True, ratio=2, max_width=60)
     for h in hits:
         table.add_row(
             str(h.rank),
