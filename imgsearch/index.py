@@ -159,9 +159,18 @@ class VectorIndex:
     collections, a memory-mapped Annoy index that proposes candidates.
     """
 
-    def __init__(self, vectors: np.ndarray, annoy_index: annoy.AnnoyIndex | None = None, trees: int = 0):
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        annoy_index: annoy.AnnoyIndex | None = None,
+        trees: int = 0,
+        *,
+        all_present: bool = False,
+    ):
         self._vectors = _as_matrix(vectors)
-        self._valid = _valid_rows(self._vectors)
+        # the build recorded how many rows hold a vector: when all do, a cold query need not read
+        # every vector once to find out (the whole matrix from disk: seconds at 1M items)
+        self._valid = np.ones(len(self._vectors), bool) if all_present else _valid_rows(self._vectors)
         self._all_valid = bool(self._valid.all())
         self._count = int(self._valid.sum())
         self._annoy = annoy_index
@@ -177,14 +186,15 @@ class VectorIndex:
         """
         matrix = _as_matrix(vectors)
         _check_info(matrix, info)
+        all_present = info.get("count") is not None and int(info["count"]) == len(matrix)
         if info.get("method") != "annoy":
-            return cls(matrix)
+            return cls(matrix, all_present=all_present)
         if path is None:
             raise ValueError("info says 'annoy' but no index path was given")
         index = annoy.AnnoyIndex(matrix.shape[1], "angular")
         if not index.load(str(path), prefault=False):
             raise OSError(f"annoy could not load {path}")
-        loaded = cls(matrix, index, int(info.get("trees", DEFAULT_TREES)))
+        loaded = cls(matrix, index, int(info.get("trees", DEFAULT_TREES)), all_present=all_present)
         if info.get("count") is not None and int(info["count"]) != len(loaded):
             loaded.close()
             raise ValueError(f"index holds {info['count']} vectors, matrix has {len(loaded)}; rebuild it")

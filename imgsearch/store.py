@@ -9,6 +9,8 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
                            text_source (catalog path and columns), roots, and one entry per space:
                            {"file": "image.npy", "dim": 1280, "index": {method, file, trees, rows,
                            count, dim}, "head": "photo.json"}
+        items.idx.npy      (n + 1,) int64 byte offsets of the lines of items.jsonl (queries parse
+                           only the items they return)
         items.jsonl        one item per line: id, path, size, mtime, text, tags, and the duplicate
                            signature: sha256, phash, thumb (see imgsearch/dups.py); ASCII JSON, so
                            file names that are not valid UTF-8 round-trip as escapes
@@ -42,10 +44,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import mmap
+import operator
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,7 +121,7 @@ class Generation:
 
     dir: Path
     manifest: dict
-    items: list[Item]
+    items: Sequence[Item]  # LazyItems for queries: parsed when asked for
     vectors: dict[str, np.ndarray]
 
     @property
@@ -354,9 +358,13 @@ class GenerationWriter:
     ) -> None:
         self.manifest = new_manifest(encoders, text_source, len(items))
         self.manifest["roots"] = roots
-        with open(self.dir / "items.jsonl", "w", encoding="ascii") as f:
-            for item in items:
-                f.write(json.dumps(item.to_json()) + "\n")
+        offsets = np.zeros(len(items) + 1, np.int64)
+        with open(self.dir / "items.jsonl", "wb") as f:
+            for n, item in enumerate(items):
+                line = (json.dumps(item.to_json()) + "\n").encode("ascii")
+                f.write(line)
+                offsets[n + 1] = offsets[n] + len(line)
+        np.save(self.dir / "items.idx.npy", offsets)
 
     def add_space(self, name: str, vectors: np.ndarray, head=None) -> None:
         """The item vectors of one space (and the head that made them, if any)."""
@@ -424,7 +432,7 @@ def read_generation(gen_dir: Path, *, mmap: bool = True) -> Generation:
         ) from None
     check_manifest(manifest, gen_dir)
     try:
-        items = _read_items(gen_dir / "items.jsonl")
+        items = _open_items(gen_dir, eager=not mmap)
         vectors = {
             space: _read_vectors(gen_dir, info, len(items), mmap)
             for space, info in manifest["spaces"].items()
@@ -436,6 +444,65 @@ def read_generation(gen_dir: Path, *, mmap: bool = True) -> Generation:
     if manifest["count"] != len(items):
         raise DamagedStore(f"{gen_dir}: item count does not match the manifest; run `imgsearch index`")
     return Generation(gen_dir, manifest, items, vectors)
+
+
+def _open_items(gen_dir: Path, *, eager: bool) -> Sequence[Item]:
+    """The items: parsed all at once (``eager``: index time, where every line is checked), else
+    parsed one by one as they are asked for, through the line offsets in ``items.idx.npy``."""
+    path, index = gen_dir / "items.jsonl", gen_dir / "items.idx.npy"
+    if eager or not index.is_file():  # a store written before the offsets file: read it whole
+        return _read_items(path)
+    offsets = load_npy(index, mmap=True)
+    size = path.stat().st_size
+    if offsets.ndim != 1 or offsets.dtype != np.int64 or not len(offsets) or offsets[0] != 0:
+        raise ValueError("items.idx.npy is not a list of line offsets")
+    if int(offsets[-1]) != size:
+        raise ValueError("items.jsonl does not end where items.idx.npy says (cut short?)")
+    return LazyItems(path, offsets)
+
+
+class LazyItems(Sequence[Item]):
+    """The items of a generation, each parsed when first asked for: a query reads the k items it
+    returns, not the whole file (≈ 130 ms at 9.6k items, seconds at 1M). Iterating parses all."""
+
+    def __init__(self, path: Path, offsets: np.ndarray) -> None:
+        self._path = path
+        self._offsets = offsets
+        self._bytes: mmap.mmap | bytes | None = None
+        self._parsed: dict[int, Item] = {}
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = operator.index(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        item = self._parsed.get(i)
+        if item is None:
+            item = self._parse(i)
+            self._parsed[i] = item
+        return item
+
+    def __iter__(self) -> Iterator[Item]:
+        return (self[i] for i in range(len(self)))
+
+    def _parse(self, i: int) -> Item:
+        if self._bytes is None:
+            with open(self._path, "rb") as f:
+                self._bytes = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if len(self) else b""
+        line = self._bytes[int(self._offsets[i]) : int(self._offsets[i + 1])]
+        try:
+            return Item.from_json(json.loads(line))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DamagedStore(
+                f"{self._path.parent}: damaged items.jsonl at item {i} ({exc}); "
+                "run `imgsearch index` on its folder to repair it"
+            ) from None
 
 
 def _read_items(path: Path) -> list[Item]:

@@ -208,7 +208,14 @@ def test_load_refuses_mismatched_vectors(tmp_path: Path) -> None:
         VectorIndex.load(np.vstack([vectors, vectors[:1]]), path, info)
     with pytest.raises(ValueError, match="dimension"):
         VectorIndex.load(vectors[:, :32], path, info)
-    changed = vectors.copy()
+    # a space where some items have no vector (text): the loader counts them and compares
+    holes = vectors.copy()
+    holes[5] = 0.0
+    info = build_index(holes, path, exact_below=0)
+    changed = holes.copy()
     changed[0] = 0.0
     with pytest.raises(ValueError, match="rebuild"):
         VectorIndex.load(changed, path, info)
+    # when the build saw a vector in every row, a cold load trusts that instead of reading them all
+    full = build_index(vectors, tmp_path / "full.ann", exact_below=0)
+    assert len(VectorIndex.load(vectors, tmp_path / "full.ann", full)) == len(vectors)

@@ -90,3 +90,29 @@ def test_chunks_roundtrip_and_ignore_other_encoders(tmp_path):
     got, vecs = store.load_chunks(st, {"image": "x"})
     assert [i.path for i in got] == ["/a.jpg"] and got[0].tags["colours"] == [["red", 0.9]]
     assert len(vecs["image"]) == 1
+
+
+def test_queries_parse_only_the_items_they_touch(tmp_path):
+    st = Store(tmp_path / "s")
+    _write(st, 50)
+    lazy = st.require()  # memory-mapped, as a query opens it
+    assert isinstance(lazy.items, store.LazyItems) and len(lazy.items) == 50
+    assert lazy.items[7].text == "text 7" and lazy.items[-1].path == "/p/49.jpg"
+    assert len(lazy.items._parsed) == 2  # nothing else was read
+    eager = st.load(mmap=False)  # as `index` opens it: every line checked
+    assert [i.path for i in lazy.items] == [i.path for i in eager.items]
+
+
+def test_a_damaged_item_line_is_one_error_and_never_half_read(tmp_path):
+    st = Store(tmp_path / "s")
+    _write(st, 5)
+    path = st.current_dir() / "items.jsonl"
+    data = path.read_bytes()
+    start = data.index(b'"/p/2.jpg"')
+    path.write_bytes(data[:start] + b"X" * 10 + data[start + 10 :])  # same size, line 3 garbled
+    gen = st.require()
+    assert gen.items[1].path == "/p/1.jpg"
+    with pytest.raises(store.DamagedStore, match="imgsearch index"):
+        gen.items[2]
+    with pytest.raises(store.DamagedStore):
+        st.load(mmap=False)  # index time reads every line: the damage is found and repaired
