@@ -22,6 +22,7 @@ from imgsearch.encoders import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
 from imgsearch.heads import Head, load_heads
 from imgsearch.store import DamagedStore, Generation, Store, default_store
+from imgsearch.tags import class_arrays
 
 if TYPE_CHECKING:
     from imgsearch.beam import BeamOptions
@@ -183,6 +184,7 @@ def _live(st: Store) -> tuple[Generation | None, list[str]]:
         if live is not None:
             live.check_finite()
             live.check_lexical()
+            live.class_arrays()
     except DamagedStore as exc:
         return None, [f"repairing a damaged index: {exc}"]
     try:
@@ -256,8 +258,11 @@ def shipped_heads(encoders: dict) -> dict[str, Head]:
 def _up_to_date(live: Generation, plan: _Plan) -> bool:
     """The live generation already holds these heads and (if wanted) fresh indexes."""
     have = {name for name, info in live.manifest["spaces"].items() if info.get("head")}
-    if have != set(plan.heads) or live.lexical_path is None:
-        return False
+    derived = ("lexical", "classes")
+    if have != set(plan.heads) or any(k not in live.manifest for k in derived):
+        return False  # heads changed, or a store from before the lexical space / class file
+    if not (live.dir / "items.idx.npy").is_file():
+        return False  # a store from before the item offsets
     if not plan.ann:
         return True
     wanted_trees = plan.trees or ann.DEFAULT_TREES
@@ -283,6 +288,7 @@ def _publish(st: Store, result: EmbedResult, plan: _Plan) -> dict[str, dict]:
     with st.building() as writer:
         writer.start(result.encoders, result.text_source, result.items, result.roots)
         writer.add_lexical([item.text for item in result.items])
+        writer.add_classes(*class_arrays(result.items))
         vectors = dict(result.vectors)
         for space, arr in result.vectors.items():
             writer.add_space(space, arr)

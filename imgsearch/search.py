@@ -42,7 +42,6 @@ from imgsearch.errors import UserError
 from imgsearch.images import ImageError, load_rgb_array
 from imgsearch.lexical import LexicalIndex, match_expression
 from imgsearch.store import DamagedStore, Generation, Item
-from imgsearch.tags import class_arrays
 
 CANDIDATES_PER_SPACE = 300  # the fused re-rank sees this many nearest items per space (≥ 10·k)
 CALIBRATION_SAMPLE = 1000
@@ -437,7 +436,7 @@ class Searcher:
 
     def _class_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if self._classes is None:
-            self._classes = class_arrays(self.gen.items)
+            self._classes = self.gen.class_arrays()
         return self._classes
 
     @property

@@ -22,6 +22,7 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
         aligned.npz + aligned.json, ...
                            the head itself (weights + its own manifest, see imgsearch/heads.py)
         *.ann              Annoy indexes of the indexed spaces (large collections only)
+        classes.npz        each item's top ImageNet classes as sparse rows (the classes space)
         lexical.sqlite     SQLite FTS5 table of the item texts (the lexical space, BM25; see
                            imgsearch/lexical.py); the manifest's "lexical" entry names it
         skipped.tsv        path <TAB> reason, for files that could not be used
@@ -151,6 +152,22 @@ class Generation:
         info = self.manifest.get("lexical")
         return self.dir / info["file"] if info else None
 
+    def class_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, sqrt-probs) of every item's top classes: from ``classes.npz``, else from the items."""
+        info = self.manifest.get("classes")
+        if info:
+            try:
+                arrays = load_npz(self.dir / info["file"])
+                ids, vals = arrays["ids"], arrays["vals"]
+                if ids.shape == vals.shape and len(ids) == self.count:
+                    return ids, vals
+            except Exception:
+                pass
+            raise DamagedStore(f"{self.dir}: unreadable classes.npz; run `imgsearch index` on its folder")
+        from imgsearch.tags import class_arrays
+
+        return class_arrays(self.items)
+
     def heads(self) -> dict:
         """The heads stored in this generation, by space name."""
         from imgsearch.heads import Head
@@ -223,9 +240,10 @@ def _manifest_problem(m: dict) -> str | None:
         return "manifest without encoder ids"
     if not isinstance(m.get("spaces"), dict):
         return "manifest without spaces"
-    lexical = m.get("lexical")
-    if lexical is not None and not (isinstance(lexical, dict) and _safe_name(lexical.get("file"))):
-        return "the lexical index names a file outside the store"
+    for extra in ("lexical", "classes"):
+        info = m.get(extra)
+        if info is not None and not (isinstance(info, dict) and _safe_name(info.get("file"))):
+            return f"the {extra} entry names a file outside the store"
     for name, info in m["spaces"].items():
         if name not in spaces.BY_NAME:
             return f"unknown space {name!r}"
@@ -383,6 +401,12 @@ class GenerationWriter:
         """What ``index.build_index`` built for ``space`` (an Annoy file, or exact search)."""
         file = f"{space}.ann" if info["method"] == "annoy" else None
         self.manifest["spaces"][space]["index"] = {**info, "file": file}
+
+    def add_classes(self, ids: np.ndarray, vals: np.ndarray) -> None:
+        """The class space's sparse rows (``tags.class_arrays``), so a query need not parse every item."""
+        with atomic_path(self.dir / "classes.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, ids=ids.astype(np.int32), vals=vals.astype(np.float32))
+        self.manifest["classes"] = {"file": "classes.npz"}
 
     def add_lexical(self, texts: list[str | None]) -> None:
         """The lexical space: a full-text index of the item texts, row for row."""

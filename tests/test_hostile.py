@@ -176,6 +176,7 @@ def test_bad_catalog_and_unwritable_places_are_one_line(folder, tmp_path, capsys
         "NaN vectors",
         "wrong dtype",
         "corrupt lexical index",
+        "corrupt class file",
     ],
 )
 def test_damaged_index_is_refused_then_repaired(folder, capsys, monkeypatch, damage):
@@ -200,11 +201,16 @@ def test_damaged_index_is_refused_then_repaired(folder, capsys, monkeypatch, dam
         arr = np.load(gen_dir / "text.npy")
         arr[:] = np.nan
         np.save(gen_dir / "text.npy", arr)
+    elif damage == "corrupt class file":
+        (gen_dir / "classes.npz").write_bytes(b"PK\x03\x04 not a zip")
     elif damage == "corrupt lexical index":
         (gen_dir / "lexical.sqlite").write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
     else:
         np.save(gen_dir / "colour.npy", np.load(gen_dir / "colour.npy").astype(np.float64))
-    code, out, err = run(["query", "--text", "red", "--index", folder], capsys, monkeypatch)
+    query = ["query", "--text", "red", "--index", folder]
+    if damage == "corrupt class file":  # only a query with an image uses the class space
+        query[1:1] = [folder / "blue.png"]
+    code, out, err = run(query, capsys, monkeypatch)
     one_line_error(code, out, err, contains="imgsearch index")
     assert out == ""
     code, _, err = run(["index", folder], capsys, monkeypatch)  # a plain index repairs it
