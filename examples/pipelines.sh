@@ -6,12 +6,21 @@ set -euo pipefail
 # Index a catalog with its titles (CSV columns as in examples/catalog.csv).
 imgsearch index ./catalog --meta ./catalog/catalog.csv --text-columns title,colour
 
-# Top 3 matches for a text, as a long listing.
-imgsearch query --text "black leather watch" --format paths -k 3 | xargs -d '\n' ls -l
+# Top 3 matches for a text, as a long listing (-0: NUL-ended paths, safe for any file name).
+imgsearch query --text "black leather watch" -k 3 -0 | xargs -0 ls -l
 
 # Copy the 20 images most like a photo into a folder.
 mkdir -p picks
-imgsearch query photo.jpg -k 20 --format paths | xargs -d '\n' cp -t picks/
+imgsearch query photo.jpg -k 20 -0 | xargs -0 cp -t picks/
+
+# More like these two results, less like that one (ids or paths as --format json prints them).
+imgsearch query --like ./catalog/a.jpg --like ./catalog/b.jpg --unlike ./catalog/c.jpg -k 10
+
+# Duplicates: every copy but the largest file of each group, ready to review or delete.
+imgsearch dups ./catalog --format json | jq -r '.paths[1:][]'
+
+# A contact sheet of the results, to look at rather than read.
+imgsearch query --text "red handbag" -k 15 --sheet red-handbags.png --format paths > /dev/null
 
 # Embed only last week's photos, found by find, into their own store.
 find ~/Pictures -name '*.jpg' -mtime -7 | imgsearch embed - --out recent-vectors
