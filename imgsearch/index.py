@@ -166,18 +166,26 @@ class VectorIndex:
         trees: int = 0,
         *,
         all_present: bool = False,
+        present: np.ndarray | None = None,
     ):
         self._vectors = _as_matrix(vectors)
-        # the build recorded how many rows hold a vector: when all do, a cold query need not read
-        # every vector once to find out (the whole matrix from disk: seconds at 1M items)
-        self._valid = np.ones(len(self._vectors), bool) if all_present else _valid_rows(self._vectors)
+        # the build recorded which rows hold a vector (all of them, or a stored mask): a cold query
+        # need not read every vector once to find out (the whole matrix from disk: seconds at 1M)
+        if present is not None:
+            self._valid = np.asarray(present, bool)
+        elif all_present:
+            self._valid = np.ones(len(self._vectors), bool)
+        else:
+            self._valid = _valid_rows(self._vectors)
         self._all_valid = bool(self._valid.all())
         self._count = int(self._valid.sum())
         self._annoy = annoy_index
         self._trees = trees
 
     @classmethod
-    def load(cls, vectors: np.ndarray, path: Path | None, info: dict[str, Any]) -> VectorIndex:
+    def load(
+        cls, vectors: np.ndarray, path: Path | None, info: dict[str, Any], present: np.ndarray | None = None
+    ) -> VectorIndex:
         """Open the index that ``build_index`` described with ``info`` for these ``vectors``.
 
         The Annoy file is memory-mapped without prefaulting, so opening is instant
@@ -187,14 +195,21 @@ class VectorIndex:
         matrix = _as_matrix(vectors)
         _check_info(matrix, info)
         all_present = info.get("count") is not None and int(info["count"]) == len(matrix)
+        if present is not None and (
+            len(present) != len(matrix)
+            or ("count" in info and int(np.count_nonzero(present)) != int(info["count"]))
+        ):
+            raise ValueError("the presence mask does not match the index; rebuild it")
         if info.get("method") != "annoy":
-            return cls(matrix, all_present=all_present)
+            return cls(matrix, all_present=all_present, present=present)
         if path is None:
             raise ValueError("info says 'annoy' but no index path was given")
         index = annoy.AnnoyIndex(matrix.shape[1], "angular")
         if not index.load(str(path), prefault=False):
             raise OSError(f"annoy could not load {path}")
-        loaded = cls(matrix, index, int(info.get("trees", DEFAULT_TREES)), all_present=all_present)
+        loaded = cls(
+            matrix, index, int(info.get("trees", DEFAULT_TREES)), all_present=all_present, present=present
+        )
         if info.get("count") is not None and int(info["count"]) != len(loaded):
             loaded.close()
             raise ValueError(f"index holds {info['count']} vectors, matrix has {len(loaded)}; rebuild it")

@@ -238,7 +238,8 @@ class Searcher:
             if space in gen.vectors:
                 info, path = gen.index_info(space)
                 try:
-                    self.indexes[space] = ann.VectorIndex.load(gen.vectors[space], path, info)
+                    present = gen.present(space)
+                    self.indexes[space] = ann.VectorIndex.load(gen.vectors[space], path, info, present)
                 except (ValueError, OSError) as exc:
                     raise DamagedStore(f"{gen.dir}: {exc}; run `imgsearch index` on its folder") from None
         rng = np.random.default_rng(0)

@@ -16,6 +16,7 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
                            file names that are not valid UTF-8 round-trip as escapes
         image.npy          (n, d_image) float32, L2-normalised (spaces: see imgsearch/spaces.py)
         text.npy           (n, d_text) float32, zero rows for items with no text
+        text.present.npy   (n,) bool: the rows that hold a vector (only for spaces with empty rows)
         colour.npy         (n, len(PALETTE)) foreground share per colour name
         aligned.npy, metric.npy, photo.npy
                            head outputs, one row per item
@@ -133,6 +134,16 @@ class Generation:
     def encoders(self) -> dict[str, dict]:
         return self.manifest["encoders"]
 
+    def present(self, space: str) -> np.ndarray | None:
+        """Which rows hold a vector in ``space`` (None: every row, or a store without the mask)."""
+        name = self.manifest["spaces"][space].get("present")
+        if not name:
+            return None
+        mask = load_npy(self.dir / name, mmap=True)
+        if mask.dtype != np.bool_ or mask.shape != (self.count,):
+            raise DamagedStore(f"{self.dir}: {name} does not match the items; run `imgsearch index`")
+        return mask
+
     def index_info(self, space: str) -> tuple[dict, Path | None]:
         """How ``space`` is searched: the index description and its file (None: exact search)."""
         info = self.manifest["spaces"][space].get("index") or {"method": "exact"}
@@ -249,7 +260,7 @@ def _manifest_problem(m: dict) -> str | None:
             return f"unknown space {name!r}"
         if not isinstance(info, dict) or not isinstance(info.get("dim"), int):
             return f"space {name} without a dimension"
-        files = [info.get("file"), info.get("head"), (info.get("index") or {}).get("file")]
+        files = [info.get(k) for k in ("file", "head", "present")] + [(info.get("index") or {}).get("file")]
         if not _safe_name(info.get("file")) or not all(f is None or _safe_name(f) for f in files):
             return f"space {name} names a file outside the store"
     return None
@@ -385,10 +396,16 @@ class GenerationWriter:
         np.save(self.dir / "items.idx.npy", offsets)
 
     def add_space(self, name: str, vectors: np.ndarray, head=None) -> None:
-        """The item vectors of one space (and the head that made them, if any)."""
+        """The item vectors of one space (and the head that made them, if any). A space where some
+        items have no vector (all-zero rows: items without text) also gets the mask of the rows
+        that have one, so a cold query need not read every vector to find out."""
         arr = np.ascontiguousarray(vectors, dtype=np.float32)
         np.save(self.dir / f"{name}.npy", arr)
         info: dict = {"file": f"{name}.npy", "dim": int(arr.shape[1])}
+        present = np.any(arr != 0, axis=1)
+        if not present.all():
+            np.save(self.dir / f"{name}.present.npy", present)
+            info["present"] = f"{name}.present.npy"
         if head is not None:
             head.save(self.dir)
             info["head"] = f"{name}.json"

@@ -93,3 +93,17 @@ def test_the_shipped_fusion_table_is_well_formed():
         assert all(math.isfinite(w) and w >= 0 for w in weights.values())
     provenance = table["provenance"]
     assert {"fitted_by", "date", "data", "never_used", "development"} <= set(provenance)
+
+
+@pytest.mark.slow
+def test_the_lexical_index_survives_tensorflow_loading_first():
+    """TensorFlow bundles a SQLite without FTS5; importing imgsearch first keeps the system one."""
+    import subprocess
+    import sys
+
+    code = (
+        "import imgsearch, tensorflow, sqlite3;"
+        "sqlite3.connect(':memory:').execute('CREATE VIRTUAL TABLE t USING fts5(x)'); print('fts5')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "fts5", done.stderr[-500:]

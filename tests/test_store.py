@@ -116,3 +116,22 @@ def test_a_damaged_item_line_is_one_error_and_never_half_read(tmp_path):
         gen.items[2]
     with pytest.raises(store.DamagedStore):
         st.load(mmap=False)  # index time reads every line: the damage is found and repaired
+
+
+def test_spaces_with_empty_rows_store_which_rows_hold_a_vector(tmp_path):
+    from imgsearch.index import VectorIndex
+
+    st = Store(tmp_path / "s")
+    items = [Item(f"id{i}", f"/p/{i}.jpg", 10, 1.0) for i in range(4)]
+    text = np.array([[1, 0, 0], [0, 0, 0], [0, 1, 0], [0, 0, 0]], np.float32)
+    store.write_generation(
+        st,
+        {"image": {"id": "i"}, "text": {"id": "t"}},
+        items,
+        {"image": np.eye(4, 4, dtype=np.float32), "text": text},
+    )
+    gen = st.require()
+    assert gen.present("image") is None  # every row has a vector: nothing stored
+    np.testing.assert_array_equal(gen.present("text"), [True, False, True, False])
+    index = VectorIndex.load(gen.vectors["text"], None, {"method": "exact"}, gen.present("text"))
+    assert len(index) == 2 and index.search(np.array([0, 1, 0], np.float32), 5)[0].tolist() == [2, 0]
