@@ -183,7 +183,9 @@ def _live(st: Store) -> tuple[Generation | None, list[str]]:
         live = st.load(mmap=False)
         if live is not None:
             live.check_finite()
-            live.check_lexical()
+            lexical = live.lexical_index()
+            if lexical is not None:
+                lexical.close()
             live.class_arrays()
     except DamagedStore as exc:
         return None, [f"repairing a damaged index: {exc}"]

@@ -760,44 +760,13 @@ def dups(
     groups = dp.find_groups(
         gen, dp.DEFAULT_THRESHOLD if threshold is None else threshold, exact_only=exact_only
     )
-    _render_groups(gen, groups, fmt, print0)
+    from imgsearch.render import render_groups
+
+    with _pipe_guard():
+        render_groups(gen, groups, fmt, sys.stdout, nul=print0)
     if sheet is not None and groups:
         _dups_sheet(gen, groups, sheet)
     raise typer.Exit(0 if groups else 1)
-
-
-def _render_groups(gen, groups, fmt: str, print0: bool) -> None:
-    import json
-    import os
-
-    if fmt == "json":
-        for n, g in enumerate(groups, start=1):
-            paths = [gen.items[r].path for r in g.rows]
-            ids = [gen.items[r].id for r in g.rows]
-            sys.stdout.write(
-                json.dumps({"group": n, "paths": paths, "ids": ids, "similarity": g.similarity}) + "\n"
-            )
-    elif fmt == "paths" and print0:
-        out = sys.stdout.buffer
-        for g in groups:
-            out.write(b"".join(os.fsencode(gen.items[r].path) + b"\0" for r in g.rows) + b"\0")
-        out.flush()
-    elif fmt == "paths":
-        sys.stdout.writelines("\t".join(gen.items[r].path for r in g.rows) + "\n" for g in groups)
-    else:
-        from rich.table import Table
-
-        from imgsearch.dups import display_path
-
-        table = Table(show_edge=False, header_style="bold")
-        for name, justify in (("group", "right"), ("score", "right"), ("size", "right"), ("path", "left")):
-            table.add_column(name, justify=justify, overflow="fold" if name == "path" else "ellipsis")
-        for n, g in enumerate(groups, start=1):
-            for k, (r, s) in enumerate(zip(g.rows, g.similarity, strict=True)):
-                item = gen.items[r]
-                table.add_row(str(n) if k == 0 else "", f"{s:.2f}", f"{item.size:,}", display_path(item.path))
-            table.add_section()
-        Console().print(table)
 
 
 def _dups_sheet(gen, groups, out: Path) -> None:

@@ -392,8 +392,3 @@ def _ordered(gen: Generation, sig: _Signatures, rows: list[int]) -> Group:
         scores[scorable] = duplicate_score(pair_features(gen, sig, firsts, others))
     scores[~same & ~scorable] = 0.0
     return Group(rows, [1.0, *(round(float(s), 4) for s in scores)])
-
-
-def display_path(path: str) -> str:
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel

@@ -35,7 +35,8 @@ def display(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _display_path(path: str) -> str:
+def display_path(path: str) -> str:
+    """A path for people: relative when below the current directory, shown safely (``display``)."""
     import os
 
     rel = os.path.relpath(path)
@@ -105,6 +106,47 @@ def render_hits(hits: list, fmt: str, out, *, nul: bool = False) -> int:
     return 0
 
 
+def render_groups(gen, groups: list, fmt: str, out, *, nul: bool = False) -> None:
+    """Duplicate groups (``dups.Group``) to ``out``: JSON lines, paths (a group per line,
+    tab-separated; with ``nul`` each path NUL-ended and each group one more NUL), or a table."""
+    import json
+    import os
+
+    if fmt == "json":
+        for n, g in enumerate(groups, start=1):
+            paths = [gen.items[r].path for r in g.rows]
+            ids = [gen.items[r].id for r in g.rows]
+            line = {"group": n, "paths": paths, "ids": ids, "similarity": g.similarity}
+            out.write(json.dumps(line) + "\n")
+    elif fmt == "paths":
+
+        def line(group) -> bytes:
+            paths = [os.fsencode(gen.items[r].path) for r in group.rows]
+            return b"".join(p + b"\0" for p in paths) + b"\0" if nul else b"\t".join(paths) + b"\n"
+
+        out.flush()
+        out.buffer.write(b"".join(line(g) for g in groups))
+        out.buffer.flush()
+    else:
+        print_groups(gen, groups, Console(file=out))
+
+
+def print_groups(gen, groups: list, console: Console) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_edge=False, header_style="bold")
+    for name, justify in (("group", "right"), ("score", "right"), ("size", "right"), ("path", "left")):
+        table.add_column(name, justify=justify, overflow="fold" if name == "path" else "ellipsis")
+    for n, g in enumerate(groups, start=1):
+        for k, (r, s) in enumerate(zip(g.rows, g.similarity, strict=True)):
+            item = gen.items[r]
+            path = Text(display_path(item.path))  # a file name like "[red].jpg" is not markup
+            table.add_row(str(n) if k == 0 else "", f"{s:.2f}", f"{item.size:,}", path)
+        table.add_section()
+    console.print(table)
+
+
 def print_table(hits: list, console: Console) -> None:
     from rich.table import Table
     from rich.text import Text  # cells as plain text: a title like "[red] bag" is not markup
@@ -125,7 +167,7 @@ def print_table(hits: list, console: Console) -> None:
         table.add_row(
             str(h.rank),
             f"{h.score:.2f}",
-            Text(_display_path(h.item.path)),
+            Text(display_path(h.item.path)),
             *(f"{h.z[s]:.1f}" for s in spaces),
             Text(h.item.text or ""),
         )

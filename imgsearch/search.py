@@ -40,7 +40,7 @@ from imgsearch import index as ann
 from imgsearch.encoders.base import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
 from imgsearch.images import ImageError, load_rgb_array
-from imgsearch.lexical import LexicalIndex, match_expression
+from imgsearch.lexical import match_expression
 from imgsearch.store import DamagedStore, Generation, Item
 
 CANDIDATES_PER_SPACE = 300  # the fused re-rank sees this many nearest items per space (≥ 10·k)
@@ -232,7 +232,6 @@ class Searcher:
         self.encoder = encoder or QueryEncoder(gen.manifest)
         self.heads = gen.heads() if heads is None else heads
         self._classes: tuple[np.ndarray, np.ndarray] | None = None
-        self._item_rows = None  # feedback.ItemRows, built on the first --like/--unlike
         self.indexes: dict[str, ann.VectorIndex] = {}
         for space in spaces.INDEXED:
             if space in gen.vectors:
@@ -245,8 +244,7 @@ class Searcher:
         rng = np.random.default_rng(0)
         n = gen.count
         self._sample = np.sort(rng.choice(n, size=min(n, CALIBRATION_SAMPLE), replace=False))
-        gen.check_lexical()
-        self.lexical = LexicalIndex(gen.lexical_path, n) if gen.lexical_path else None
+        self.lexical = gen.lexical_index()
         self.fusion = fusion.load()
 
     def query_vectors(self, q: Query) -> dict[str, Any]:
@@ -286,11 +284,16 @@ class Searcher:
     def _feedback(self, q: Query, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from imgsearch import feedback
 
-        if self._item_rows is None:
-            self._item_rows = feedback.ItemRows(self.gen.items)
-        liked = self._item_rows.resolve(q.like, "--like")
-        unliked = self._item_rows.resolve(q.unlike, "--unlike")
+        liked = self.item_rows.resolve(q.like, "--like")
+        unliked = self.item_rows.resolve(q.unlike, "--unlike")
         return feedback.apply_feedback(vectors, self.gen.vectors, liked, unliked, feedback.Rocchio.from_env())
+
+    @cached_property
+    def item_rows(self):
+        """Rows by item id or path (``feedback.ItemRows``), built on first use: every item is read."""
+        from imgsearch.feedback import ItemRows
+
+        return ItemRows(self.gen.items)
 
     def search(
         self,
@@ -317,8 +320,8 @@ class Searcher:
         if exclude:
             candidates = np.setdiff1d(candidates, np.fromiter(exclude, np.int64))
         raw = {s: self._raw_scores(s, v, candidates) for s, v in active.items()}
-        z = {s: self._standardise(s, v, raw[s], candidates) for s, v in active.items()}
-        fused = sum(weights[s] * self.fusion.calibrate(z[s]) for s in active)
+        z = {s: self.fusion.calibrate(self._standardise(s, v, raw[s], candidates)) for s, v in active.items()}
+        fused = sum(weights[s] * z[s] for s in active)
         if not np.all(np.isfinite(fused)):
             raise DamagedStore(
                 f"{self.gen.dir}: vectors that are not finite numbers; run `imgsearch index` on its folder"
@@ -337,7 +340,7 @@ class Searcher:
                     item,
                     int(candidates[i]),
                     scores,
-                    {s: float(self.fusion.calibrate(z[s][i : i + 1])[0]) for s in active},
+                    {s: float(z[s][i]) for s in active},
                 )
             )
             if len(hits) == q.k:

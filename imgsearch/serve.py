@@ -35,7 +35,6 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from imgsearch.batch import BAD_QUERY, parse_line
 from imgsearch.errors import UserError
-from imgsearch.feedback import ItemRows
 from imgsearch.images import ImageError
 from imgsearch.render import hit_json
 from imgsearch.search import Searcher
@@ -55,8 +54,7 @@ class Snapshot:
 
     name: str
     searcher: Searcher
-    rows: ItemRows
-    by_id: dict[str, Item]
+    by_id: dict[str, Item]  # ids only: the items endpoint never takes a path
 
 
 class LiveIndex:
@@ -94,7 +92,7 @@ class LiveIndex:
         if old is not None and old.searcher.gen.manifest["encoders"] == gen.manifest["encoders"]:
             encoder = old.searcher.encoder  # same models: no reload
         searcher = Searcher(gen, encoder)
-        return Snapshot(gen.dir.name, searcher, ItemRows(gen.items), {i.id: i for i in gen.items})
+        return Snapshot(gen.dir.name, searcher, {i.id: i for i in gen.items})
 
 
 def is_loopback(host: str) -> bool:
@@ -124,7 +122,7 @@ def query_line(body: bytes, snap: Snapshot) -> str:
 def _image_source(value: str, snap: Snapshot, key: str) -> str:
     """An indexed item (id or path) → its file; base64 or a data: URL → a checked data: URL."""
     if len(value) < 4096:
-        row = snap.rows.get(value)
+        row = snap.searcher.item_rows.get(value)
         if row is not None:
             return snap.searcher.gen.items[row].path
     payload = value.partition(",")[2] if value.startswith("data:") else value

@@ -192,16 +192,17 @@ class Generation:
         except UserError as exc:
             raise DamagedStore(f"{exc}; run `imgsearch index` on its folder to repair it") from None
 
-    def check_lexical(self) -> None:
-        """Refuse a lexical index that SQLite cannot open as one."""
+    def lexical_index(self):
+        """The lexical space's ``LexicalIndex`` (None: a store made before it existed); a file that
+        SQLite cannot open as one is refused."""
         import sqlite3
 
         from imgsearch.lexical import LexicalIndex
 
         if self.lexical_path is None:
-            return
+            return None
         try:
-            LexicalIndex(self.lexical_path, self.count).close()
+            return LexicalIndex(self.lexical_path, self.count)
         except sqlite3.Error as exc:
             raise DamagedStore(
                 f"{self.dir}: unreadable lexical index ({exc}); run `imgsearch index` on its folder"

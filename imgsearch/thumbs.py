@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
-from PIL import Image
-
+from imgsearch import sheet
 from imgsearch.cache import atomic_path
-from imgsearch.images import open_image
 from imgsearch.store import Item
 
 THUMB_SIZE = 256  # longest side in pixels: sharp in a ~200 px grid cell on a 1.25× laptop screen
@@ -32,8 +31,8 @@ def thumbnail(item: Item, cache: Path) -> tuple[bytes, str]:
         return path.read_bytes(), key
     except FileNotFoundError:
         pass
-    img = open_image(item.path, min_size=THUMB_SIZE)
-    img.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    sheet.thumbnail(item.path, THUMB_SIZE).save(out, "JPEG", quality=JPEG_QUALITY, optimize=True)
     with atomic_path(path) as tmp:
-        img.save(tmp, "JPEG", quality=JPEG_QUALITY, optimize=True)
-    return path.read_bytes(), key
+        tmp.write_bytes(out.getvalue())
+    return out.getvalue(), key
