@@ -45,7 +45,8 @@ class _Plan:
 
     heads: dict[str, Head]
     ann: bool
-    trees: int | None
+    options: ann.AnnOptions
+    shards: int  # parts per Annoy index (``index.part_bounds`` caps it by size)
     forced: bool  # --model/--no-model given: publish even if nothing else changed
 
 
@@ -54,7 +55,7 @@ def index_folder(
     options: EmbedOptions,
     *,
     out: Path | None = None,
-    trees: int | None = None,
+    ann_options: ann.AnnOptions = ann.AnnOptions(),
     model: Path | None = None,
     no_model: bool = False,
     progress: Progress | None = None,
@@ -70,11 +71,13 @@ def index_folder(
     """
     explicit = load_heads(model) if model else None
     if Store.is_store(target) and out is None:
-        return _reindex_store(Store(target), explicit, no_model, trees)
+        return _reindex_store(Store(target), explicit, no_model, ann_options)
     if not target.exists():
         raise UserError(f"{target}: no such file or directory")
     st = Store(out or default_store(target if target.is_dir() else target.parent))
-    return _update(st, [str(target)], options, explicit, no_model, True, trees, progress, stdin, image, text)
+    return _update(
+        st, [str(target)], options, explicit, no_model, ann_options, progress, stdin, image, text
+    )
 
 
 def embed_folder(
@@ -87,7 +90,7 @@ def embed_folder(
     text: TextEncoder | None = None,
 ) -> EmbedReport:
     """``imgsearch embed``: the vectors (and kept heads) without ANN indexes; ``index`` adds them."""
-    report = _update(target, inputs, options, None, False, False, None, progress, stdin, image, text)
+    report = _update(target, inputs, options, None, False, None, progress, stdin, image, text)
     assert report.embed is not None
     report.embed.notes = report.notes
     return report.embed
@@ -99,8 +102,7 @@ def _update(
     options: EmbedOptions,
     explicit: dict[str, Head] | None,
     no_model: bool,
-    build_ann: bool,
-    trees: int | None,
+    ann_options: ann.AnnOptions | None,
     progress: Progress | None,
     stdin,
     image: ImageEncoder | None,
@@ -110,7 +112,7 @@ def _update(
         live, notes = _live(st)
         encoders = Encoders(options, progress, image, text)
         result = embed_job(inputs, st, options, live, encoders, progress, stdin)
-        plan = _plan(live, result.encoders, explicit, no_model, build_ann, trees, notes)
+        plan = _plan(st, live, result.encoders, explicit, no_model, ann_options, notes)
         report = _publish_if_changed(st, live, result, plan, notes)
         store.clear_chunks(st)
         return report
@@ -134,7 +136,7 @@ def embed_folder_beam(
         live, notes = _live(target)
         encoders = Encoders(options, progress, image, text)
         result = beam.embed_job(inputs, target, options, live, encoders, engine, progress, stdin, image, text)
-        plan = _plan(live, result.encoders, None, False, False, None, notes)
+        plan = _plan(target, live, result.encoders, None, False, None, notes)
         report = _publish_if_changed(target, live, result, plan, notes)
     assert report.embed is not None
     report.embed.notes = report.notes
@@ -155,13 +157,13 @@ def _publish_if_changed(
 
 
 def _reindex_store(
-    st: Store, explicit: dict[str, Head] | None, no_model: bool, trees: int | None
+    st: Store, explicit: dict[str, Head] | None, no_model: bool, ann_options: ann.AnnOptions
 ) -> IndexReport:
     """``imgsearch index E`` on an embeddings dir: heads and indexes for the vectors it holds."""
     with st.lock():
         live = st.require()
         notes: list[str] = []
-        plan = _plan(live, live.encoders, explicit, no_model, True, trees, notes)
+        plan = _plan(st, live, live.encoders, explicit, no_model, ann_options, notes)
         if _up_to_date(live, plan) and not plan.forced and not notes:
             return IndexReport(None, st.root, _indexes(live), False, notes)
         report = EmbedReport(st.root, count=live.count, unchanged=live.count, skipped=live.skipped())
@@ -198,14 +200,15 @@ def _live(st: Store) -> tuple[Generation | None, list[str]]:
 
 
 def _plan(
+    st: Store,
     live: Generation | None,
     encoders: dict,
     explicit: dict[str, Head] | None,
     no_model: bool,
-    build_ann: bool,
-    trees: int | None,
+    ann_options: ann.AnnOptions | None,
     notes: list[str],
 ) -> _Plan:
+    """``ann_options`` None: embed only (no Annoy indexes)."""
     if explicit is not None:
         trained = explicit
     elif no_model or live is None:
@@ -220,7 +223,9 @@ def _plan(
                 f"head {name!r} was trained on image encoder {trained_for}, this index uses {image_id}"
             )
     forced = explicit is not None or (no_model and live is not None and bool(_trained_names(live)))
-    return _Plan({**shipped_heads(encoders), **trained}, build_ann, trees, forced)
+    options = ann_options or ann.AnnOptions()
+    shards = options.parts(st.beam_shards())
+    return _Plan({**shipped_heads(encoders), **trained}, ann_options is not None, options, shards, forced)
 
 
 def _trained_names(gen: Generation) -> list[str]:
@@ -267,11 +272,14 @@ def _up_to_date(live: Generation, plan: _Plan) -> bool:
         return False  # a store from before the item offsets
     if not plan.ann:
         return True
-    wanted_trees = plan.trees or ann.DEFAULT_TREES
+    wanted_trees = plan.options.trees or ann.DEFAULT_TREES
     for space in spaces.INDEXED:
         if space in live.vectors:
             info = live.manifest["spaces"][space].get("index")
             if not info or info.get("rows") != live.count or info.get("trees") not in (0, wanted_trees):
+                return False
+            wanted_parts = len(ann.part_bounds(live.count, int(info.get("count", 0)), plan.shards)) - 1
+            if info["method"] == "annoy" and len(info.get("parts") or [None]) != wanted_parts:
                 return False
     return True
 
@@ -300,7 +308,9 @@ def _publish(st: Store, result: EmbedResult, plan: _Plan) -> dict[str, dict]:
         if plan.ann:
             for space in spaces.INDEXED:
                 if space in vectors:
-                    info = ann.build_index(vectors[space], writer.index_path(space), trees=plan.trees)
+                    info = ann.build_index(
+                        vectors[space], writer.index_path(space), trees=plan.options.trees, shards=plan.shards
+                    )
                     writer.add_index(space, info)
                     built[space] = info
         writer.write_skipped(result.report.skipped)

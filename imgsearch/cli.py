@@ -239,10 +239,26 @@ TreesOpt = Annotated[
     int | None,
     typer.Option(
         "--trees",
+        min=1,
         help="Annoy trees (default 10, measured recall@10 ≥ 0.98 against exact search at 100k items). "
         "More trees: bigger index and slower build for a little more recall.",
     ),
 ]
+ShardsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--shards",
+        min=1,
+        help="Annoy indexes per space, each over a slice of the items; a query searches them all and "
+        "merges the top k exactly. Default: one per shard of `embed --engine beam`, else one. Parts "
+        "under 8,000 items are merged (bench/scale_query.py measures latency by shard count).",
+    ),
+]
+
+
+def _parts(info: dict) -> str:
+    parts = len(info.get("parts") or [None])
+    return f" × {parts} shards" if parts > 1 else ""
 
 
 @app.command()
@@ -263,6 +279,7 @@ def index(
     runtime: RuntimeOpt = "litert",
     precision: PrecisionOpt = "fp32",
     trees: TreesOpt = None,
+    shards: ShardsOpt = None,
     model: Annotated[
         Path | None,
         typer.Option("--model", help="Model dir from `imgsearch train`: its heads go into the index."),
@@ -280,6 +297,7 @@ def index(
     searched exactly; larger ones through Annoy (recall@10 ≥ 0.98 measured at 100k).
     """
     from imgsearch.build import index_folder
+    from imgsearch.index import AnnOptions
 
     if model is not None and no_model:
         raise _fail("--model and --no-model contradict each other")
@@ -289,7 +307,13 @@ def index(
     report = _with_progress(
         quiet,
         lambda progress: index_folder(
-            target, options, out=out, trees=trees, model=model, no_model=no_model, progress=progress
+            target,
+            options,
+            out=out,
+            ann_options=AnnOptions(trees, shards),
+            model=model,
+            no_model=no_model,
+            progress=progress,
         ),
     )
     _notes(report.notes)
@@ -299,7 +323,7 @@ def index(
         if report.embed:
             print_embed_report(err, report.embed)
         built = ", ".join(
-            f"{s}: {i['method']}" + (f" ({i['trees']} trees)" if i["trees"] else "")
+            f"{s}: {i['method']}" + (f" ({i['trees']} trees{_parts(i)})" if i["trees"] else "")
             for s, i in report.indexes.items()
         )
         err.print(

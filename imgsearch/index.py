@@ -7,6 +7,12 @@ in sync.  Larger collections go through an Annoy forest memory-mapped from disk;
 Annoy only proposes candidates, which are re-scored against the stored vectors, so
 every score this module returns is an exact cosine whichever path produced it.
 
+A sharded index (``build_index(shards=N)``, ``imgsearch index --shards N``) is one Annoy
+forest per contiguous slice of the rows. A search asks every part for its nearest items with
+a share of the node budget, keeps the best by Annoy's distance and re-scores them against the
+stored vectors, so scores are the ones a single index gives; ``bench/scale_query.py`` measures
+recall and latency by shard count.
+
 An all-zero row means "this item has no vector in this space": it is never added
 to the Annoy index and never returned by either path.
 
@@ -17,6 +23,7 @@ See the constants below and ``bench/query_latency.py`` for the measured trade-of
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,21 +110,36 @@ def _best_first(rows: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray,
     return rows[order].astype(np.int64, copy=False), sims[order].astype(np.float32, copy=False)
 
 
-def _save_annoy(vectors: np.ndarray, rows: np.ndarray, path: Path, trees: int) -> None:
+def _save_annoy(vectors: np.ndarray, rows: np.ndarray, start: int, path: Path, trees: int) -> None:
     """Build an angular Annoy forest over ``rows`` and write it to ``path`` atomically.
 
-    Item ids are the row numbers, so skipped rows leave holes that Annoy never
-    returns.  Rows go in as lists: measurably faster than numpy rows in add_item.
+    Item ids are the row numbers less ``start`` (the first row of this part), so skipped rows
+    leave holes that Annoy never returns.  Rows go in as lists: measurably faster than numpy
+    rows in add_item.
     """
     index = annoy.AnnoyIndex(vectors.shape[1], "angular")
     index.set_seed(_ANNOY_SEED)
     for row in rows.tolist():
-        index.add_item(row, vectors[row].tolist())
-    index.build(trees, n_jobs=-1)
+        index.add_item(row - start, vectors[row].tolist())
+    index.build(trees, n_jobs=-1)  # Annoy builds the trees of one part on every core
     with atomic_path(path) as tmp:
         if not index.save(str(tmp)):
             raise OSError(f"annoy could not write {tmp}")
         index.unload()  # release the mmap of tmp before it is renamed
+
+
+def part_path(path: Path, part: int, parts: int) -> Path:
+    """The file of one part of a sharded index: ``image.ann`` → ``image-03-of-16.ann``."""
+    return path if parts == 1 else path.with_name(f"{path.stem}-{part:02d}-of-{parts:02d}{path.suffix}")
+
+
+def part_bounds(rows: int, valid: int, shards: int, min_part: int | None = None) -> np.ndarray:
+    """Row boundaries of the parts: ``shards`` contiguous slices of the rows, fewer where a part
+    would hold under ``min_part`` vectors (default ``EXACT_BELOW``: one index is cheaper than a
+    fan-out to tiny ones)."""
+    floor = max(1, EXACT_BELOW if min_part is None else min_part)
+    parts = max(1, min(int(shards), valid // floor))
+    return np.linspace(0, rows, parts + 1).round().astype(np.int64)
 
 
 def build_index(
@@ -125,45 +147,75 @@ def build_index(
     path: Path,
     *,
     trees: int | None = None,
-    exact_below: int = EXACT_BELOW,
+    exact_below: int | None = None,
+    shards: int = 1,
 ) -> dict[str, Any]:
     """Build what ``VectorIndex.load`` needs for ``vectors``; return its JSON-able description.
 
-    With fewer than ``exact_below`` non-zero rows nothing is written: exact search
-    is faster there.  Otherwise an Annoy index with ``trees`` trees (default
-    ``DEFAULT_TREES``) replaces ``path`` atomically.  ``rows`` in the result is
+    With fewer than ``exact_below`` (default ``EXACT_BELOW``) non-zero rows nothing is written: exact search
+    is faster there.  Otherwise Annoy indexes with ``trees`` trees (default
+    ``DEFAULT_TREES``) replace ``path`` atomically: one, or with ``shards`` > 1 one per
+    contiguous slice of the rows (``part_path``; ``parts`` in the result lists them). A query
+    searches every part and merges them exactly (``VectorIndex``). ``rows`` in the result is
     ``len(vectors)``, so a later load can tell the index was built for other vectors.
     """
     matrix = _as_matrix(vectors)
-    rows = np.flatnonzero(_valid_rows(matrix))
+    valid = _valid_rows(matrix)
+    count = int(valid.sum())
     info: dict[str, Any] = {
         "method": "exact",
         "trees": 0,
-        "count": len(rows),
+        "count": count,
         "dim": int(matrix.shape[1]),
         "rows": int(matrix.shape[0]),
     }
-    if len(rows) < exact_below:
+    exact_below = EXACT_BELOW if exact_below is None else exact_below
+    if count < exact_below:
         return info
     n_trees = DEFAULT_TREES if trees is None else int(trees)
     if n_trees < 1:
         raise ValueError(f"trees must be >= 1, got {n_trees}")
-    _save_annoy(matrix, rows, Path(path), n_trees)
-    return {**info, "method": "annoy", "trees": n_trees}
+    bounds = part_bounds(len(matrix), count, shards, exact_below)
+    parts = []
+    for j, (start, stop) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)):
+        file = part_path(Path(path), j, len(bounds) - 1)
+        _save_annoy(matrix, start + np.flatnonzero(valid[start:stop]), start, file, n_trees)
+        parts.append({"file": file.name, "start": start, "stop": stop})
+    return {**info, "method": "annoy", "trees": n_trees, "parts": parts}
+
+
+@dataclass(frozen=True)
+class AnnOptions:
+    """How ``imgsearch index`` builds the Annoy indexes of a store."""
+
+    trees: int | None = None  # None: DEFAULT_TREES
+    shards: int | None = None  # None: one part per Beam shard of the store (else one index)
+
+    def parts(self, default: int) -> int:
+        return self.shards if self.shards is not None else max(1, default)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One Annoy index over the rows ``start`` to ``stop`` (its item ids are ``row - start``)."""
+
+    annoy: annoy.AnnoyIndex
+    start: int
+    stop: int
 
 
 class VectorIndex:
     """Top-k cosine search over the rows of one vector matrix.
 
     Holds the vectors (needed for exact scores on both paths) and, for large
-    collections, a memory-mapped Annoy index that proposes candidates.
+    collections, memory-mapped Annoy indexes (one, or one per part of a sharded index)
+    that propose candidates.
     """
 
     def __init__(
         self,
         vectors: np.ndarray,
-        annoy_index: annoy.AnnoyIndex | None = None,
-        trees: int = 0,
+        parts: list[_Part] | None = None,
         *,
         all_present: bool = False,
         present: np.ndarray | None = None,
@@ -179,18 +231,18 @@ class VectorIndex:
             self._valid = _valid_rows(self._vectors)
         self._all_valid = bool(self._valid.all())
         self._count = int(self._valid.sum())
-        self._annoy = annoy_index
-        self._trees = trees
+        self._parts = parts or []
 
     @classmethod
     def load(
         cls, vectors: np.ndarray, path: Path | None, info: dict[str, Any], present: np.ndarray | None = None
     ) -> VectorIndex:
-        """Open the index that ``build_index`` described with ``info`` for these ``vectors``.
+        """Open the index that ``build_index(vectors, path)`` described with ``info``.
 
-        The Annoy file is memory-mapped without prefaulting, so opening is instant
-        and only the pages a query touches are read.  Raises ValueError when
-        ``info`` does not match ``vectors`` (a stale index would miss new rows).
+        The Annoy files (``path``, or the parts listed in ``info`` beside it) are
+        memory-mapped without prefaulting, so opening is instant and only the pages a
+        query touches are read.  Raises ValueError when ``info`` does not match
+        ``vectors`` (a stale index would miss new rows).
         """
         matrix = _as_matrix(vectors)
         _check_info(matrix, info)
@@ -204,12 +256,15 @@ class VectorIndex:
             return cls(matrix, all_present=all_present, present=present)
         if path is None:
             raise ValueError("info says 'annoy' but no index path was given")
-        index = annoy.AnnoyIndex(matrix.shape[1], "angular")
-        if not index.load(str(path), prefault=False):
-            raise OSError(f"annoy could not load {path}")
-        loaded = cls(
-            matrix, index, int(info.get("trees", DEFAULT_TREES)), all_present=all_present, present=present
-        )
+        parts = []
+        for start, stop, file in _part_files(Path(path), info, len(matrix)):
+            index = annoy.AnnoyIndex(matrix.shape[1], "angular")
+            if not index.load(str(file), prefault=False):
+                for part in parts:
+                    part.annoy.unload()
+                raise OSError(f"annoy could not load {file}")
+            parts.append(_Part(index, start, stop))
+        loaded = cls(matrix, parts, all_present=all_present, present=present)
         if info.get("count") is not None and int(info["count"]) != len(loaded):
             loaded.close()
             raise ValueError(f"index holds {info['count']} vectors, matrix has {len(loaded)}; rebuild it")
@@ -222,17 +277,22 @@ class VectorIndex:
 
     @property
     def method(self) -> str:
-        return "exact" if self._annoy is None else "annoy"
+        return "exact" if not self._parts else "annoy"
+
+    @property
+    def shards(self) -> int:
+        """How many Annoy indexes a search fans out to (0: exact search)."""
+        return len(self._parts)
 
     def __len__(self) -> int:
         """Number of searchable (non-zero) rows."""
         return self._count
 
     def close(self) -> None:
-        """Release the Annoy memory map (searches fall back to exact afterwards)."""
-        if self._annoy is not None:
-            self._annoy.unload()
-            self._annoy = None
+        """Release the Annoy memory maps (searches fall back to exact afterwards)."""
+        for part in self._parts:
+            part.annoy.unload()
+        self._parts = []
 
     def search(
         self, query: np.ndarray, k: int, *, search_k: int | None = None
@@ -247,7 +307,7 @@ class VectorIndex:
         q = _unit_query(query, self._vectors.shape[1])
         if q is None or k <= 0 or self._count == 0:
             return _empty()
-        if self._annoy is None:
+        if not self._parts:
             return self._search_exact(q, k)
         return self._search_annoy(q, k, search_k)
 
@@ -276,13 +336,49 @@ class VectorIndex:
         return _best_first(rows, sims[rows], k)
 
     def _search_annoy(self, q: np.ndarray, k: int, search_k: int | None) -> tuple[np.ndarray, np.ndarray]:
-        assert self._annoy is not None
         n = max(k, MIN_CANDIDATES)
         budget = n * DEFAULT_SEARCH_K_PER_RESULT if search_k is None else int(search_k)
-        found = self._annoy.get_nns_by_vector(q.tolist(), n, search_k=budget)
-        rows = np.asarray(found, dtype=np.int64)
+        vector = q.tolist()
+        if len(self._parts) == 1:
+            rows = np.asarray(self._parts[0].annoy.get_nns_by_vector(vector, n, search_k=budget), np.int64)
+        else:
+            rows = self._merged_candidates(vector, n, _part_budget(budget, len(self._parts), n))
         rows = rows[self._valid[rows]]  # belt and braces: holes are never added
         return _best_first(rows, self._vectors[rows] @ q, k)
+
+    def _merged_candidates(self, vector: list[float], n: int, budget: int) -> np.ndarray:
+        """The ``n`` nearest of every part's ``n`` nearest, by Annoy's own distance (the same
+        float32 vectors, so the same order as the cosines the caller then recomputes)."""
+        found, distances = [], []
+        for part in self._parts:
+            ids, dist = part.annoy.get_nns_by_vector(vector, n, search_k=budget, include_distances=True)
+            found.append(np.asarray(ids, np.int64) + part.start)
+            distances.append(np.asarray(dist, np.float32))
+        rows, dist = np.concatenate(found), np.concatenate(distances)
+        if len(rows) > n:
+            rows = rows[np.argpartition(dist, n - 1)[:n]]
+        return rows
+
+
+def _part_budget(budget: int, parts: int, n: int) -> int:
+    """Annoy's node budget for each part of a sharded index: the whole budget shared out, since
+    each part is that much smaller, but never under ``n`` (a part must be able to return ``n``)."""
+    return max(n, -(-budget // parts))
+
+
+def _part_files(path: Path, info: dict[str, Any], rows: int) -> list[tuple[int, int, Path]]:
+    """(start, stop, file) of each part ``info`` lists; a store from before sharding has one."""
+    parts = info.get("parts") or [{"file": path.name, "start": 0, "stop": rows}]
+    out, expected = [], 0
+    for part in parts:
+        start, stop = int(part["start"]), int(part["stop"])
+        if start != expected or stop < start:
+            raise ValueError("index parts do not cover the rows in order; rebuild it")
+        out.append((start, stop, path.with_name(str(part["file"]))))
+        expected = stop
+    if expected != rows:
+        raise ValueError("index parts do not cover every row; rebuild it")
+    return out
 
 
 def _check_info(vectors: np.ndarray, info: dict[str, Any]) -> None:

@@ -22,7 +22,10 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
                            head outputs, one row per item
         aligned.npz + aligned.json, ...
                            the head itself (weights + its own manifest, see imgsearch/heads.py)
-        *.ann              Annoy indexes of the indexed spaces (large collections only)
+        *.ann              Annoy indexes of the indexed spaces (large collections only); a sharded
+                           one is a file per contiguous slice of the rows (image-03-of-16.ann),
+                           listed with its rows in the manifest ("index": {"parts": [{file,
+                           start, stop}, ...]}; imgsearch/index.py searches and merges them)
         classes.npz        each item's top ImageNet classes as sparse rows (the classes space)
         lexical.sqlite     SQLite FTS5 table of the item texts (the lexical space, BM25; see
                            imgsearch/lexical.py); the manifest's "lexical" entry names it
@@ -261,7 +264,12 @@ def _manifest_problem(m: dict) -> str | None:
             return f"unknown space {name!r}"
         if not isinstance(info, dict) or not isinstance(info.get("dim"), int):
             return f"space {name} without a dimension"
-        files = [info.get(k) for k in ("file", "head", "present")] + [(info.get("index") or {}).get("file")]
+        index = info.get("index") or {}
+        parts = index.get("parts") or []
+        if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+            return f"space {name} has a malformed index entry"
+        files = [info.get(k) for k in ("file", "head", "present")] + [index.get("file")]
+        files += [p.get("file") for p in parts]
         if not _safe_name(info.get("file")) or not all(f is None or _safe_name(f) for f in files):
             return f"space {name} names a file outside the store"
     return None
@@ -291,6 +299,11 @@ class Store:
     @staticmethod
     def is_store(path: Path) -> bool:
         return (Path(path) / CURRENT).is_file()
+
+    def beam_shards(self) -> int:
+        """How many shards the last ``embed --engine beam`` wrote here (0: none)."""
+        counts = {path.name.rsplit("-of-", 1)[-1] for path in (self.root / SHARDS).glob("shard-*-of-*")}
+        return max((int(c) for c in counts if c.isdigit()), default=0)
 
     @property
     def partial_dir(self) -> Path:

@@ -219,3 +219,51 @@ def test_load_refuses_mismatched_vectors(tmp_path: Path) -> None:
     # when the build saw a vector in every row, a cold load trusts that instead of reading them all
     full = build_index(vectors, tmp_path / "full.ann", exact_below=0)
     assert len(VectorIndex.load(vectors, tmp_path / "full.ann", full)) == len(vectors)
+
+
+def test_a_sharded_index_merges_to_the_exact_top_k(tmp_path: Path) -> None:
+    """Every part searched and the best kept by exact cosine: with a budget that lets Annoy see
+    every item, a 4-part index returns what exact search returns, scores included."""
+    vectors = clustered(3000, seed=21)
+    vectors[[7, 1500, 2999]] = 0.0  # items without a vector, one at a part's edge
+    path = tmp_path / "x.ann"
+    info = build_index(vectors, path, exact_below=0, shards=4)
+    assert [p["file"] for p in info["parts"]] == [f"x-{j:02d}-of-04.ann" for j in range(4)]
+    bounds = [(p["start"], p["stop"]) for p in info["parts"]]
+    assert bounds == [(0, 750), (750, 1500), (1500, 2250), (2250, 3000)]
+    assert sorted(f.name for f in tmp_path.iterdir()) == [p["file"] for p in info["parts"]]
+    sharded = VectorIndex.load(vectors, path, info)
+    exact = VectorIndex(vectors)
+    assert sharded.shards == 4 and len(sharded) == 2997
+    for q in clustered(25, seed=22):
+        rows, scores = sharded.search(q, 10, search_k=len(vectors) * 10)
+        want_rows, want_scores = exact.search(q, 10)
+        np.testing.assert_array_equal(rows, want_rows)
+        np.testing.assert_allclose(scores, want_scores, rtol=0, atol=1e-6)  # BLAS order: last bits
+        assert not set(rows.tolist()) & {7, 1500, 2999}
+
+
+def test_a_sharded_index_keeps_recall_at_the_default_budget(tmp_path: Path) -> None:
+    vectors = clustered(8000, seed=23)
+    info = build_index(vectors, tmp_path / "x.ann", exact_below=0, shards=4)
+    sharded = VectorIndex.load(vectors, tmp_path / "x.ann", info)
+    queries = clustered(40, seed=24)
+    found = sum(len(np.intersect1d(sharded.search(q, 10)[0], true_topk(vectors, q, 10))) for q in queries)
+    assert found / (10 * len(queries)) >= 0.9
+
+
+def test_parts_never_shrink_below_the_exact_threshold() -> None:
+    assert index_mod.part_bounds(20_000, 20_000, 16).tolist() == [0, 10_000, 20_000]
+    assert index_mod.part_bounds(20_000, 5_000, 4).tolist() == [0, 20_000]
+    assert index_mod.part_bounds(10, 10, 3, min_part=1).tolist() == [0, 3, 7, 10]
+
+
+def test_parts_that_do_not_cover_the_rows_are_refused(tmp_path: Path) -> None:
+    vectors = clustered(1200, seed=25)
+    info = build_index(vectors, tmp_path / "x.ann", exact_below=0, shards=2)
+    gap = {**info, "parts": [info["parts"][0], {**info["parts"][1], "start": 601}]}
+    with pytest.raises(ValueError, match="cover"):
+        VectorIndex.load(vectors, tmp_path / "x.ann", gap)
+    short = {**info, "parts": info["parts"][:1]}
+    with pytest.raises(ValueError, match="cover"):
+        VectorIndex.load(vectors, tmp_path / "x.ann", short)

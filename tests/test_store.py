@@ -135,3 +135,17 @@ def test_spaces_with_empty_rows_store_which_rows_hold_a_vector(tmp_path):
     np.testing.assert_array_equal(gen.present("text"), [True, False, True, False])
     index = VectorIndex.load(gen.vectors["text"], None, {"method": "exact"}, gen.present("text"))
     assert len(index) == 2 and index.search(np.array([0, 1, 0], np.float32), 5)[0].tolist() == [2, 0]
+
+
+@pytest.mark.parametrize(
+    "parts", [[{"file": "../../etc/passwd", "start": 0, "stop": 3}], {"file": "image.ann"}, ["image.ann"]]
+)
+def test_index_parts_must_name_files_inside_the_store(tmp_path, parts):
+    st = Store(tmp_path / "s")
+    _write(st, 3)
+    path = st.current_dir() / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["spaces"]["image"]["index"] = {"method": "annoy", "file": "image.ann", "parts": parts}
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(store.DamagedStore, match="index"):
+        st.require()
