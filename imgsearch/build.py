@@ -75,9 +75,7 @@ def index_folder(
     if not target.exists():
         raise UserError(f"{target}: no such file or directory")
     st = Store(out or default_store(target if target.is_dir() else target.parent))
-    return _update(
-        st, [str(target)], options, explicit, no_model, ann_options, progress, stdin, image, text
-    )
+    return _update(st, [str(target)], options, explicit, no_model, ann_options, progress, stdin, image, text)
 
 
 def embed_folder(
