@@ -9,18 +9,30 @@ space's 0.73 (issue 13, ``../shared/tools/fts_floor.py``). Porter stemming match
 The index file is written once per generation (``store.GenerationWriter.add_lexical``) and opened
 read-only by queries. Rows are the generation's item rows; scores are ``-bm25`` (higher is
 better), 0 for items that match no query word.
+
+Postings: SQLite computes ``bm25()`` row by row, which grows with the number of matching items
+(at 1M titles "navy blue shirt" matches 320k of them: 0.9 s). Each term's BM25 contribution to
+each item does not depend on the query, so the build stores it: one row per term with the items
+that hold it and their weights (FTS5's own formula, tokens and statistics), and a query adds the
+arrays of its terms with numpy (bench/scale_query.py). A query term that tokenises to more or
+fewer than one term (and an index written before postings) takes SQLite's ``bm25()`` instead.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
 
 TOKENIZER = "porter unicode61 remove_diacritics 2"
 _WORD = re.compile(r"\w+", re.UNICODE)
+_PHRASE = re.compile(r'"([^"]*)"')
+# FTS5's bm25() defaults (sqlite/ext/fts5/fts5_aux.c): k1, b, and the floor of a term's idf
+_K1, _B, _MIN_IDF = 1.2, 0.75, 1e-6
 
 
 def write_index(path: Path, texts: list[str | None]) -> None:
@@ -32,9 +44,42 @@ def write_index(path: Path, texts: list[str | None]) -> None:
             "INSERT INTO items(rowid, text) VALUES (?, ?)",
             ((row + 1, text) for row, text in enumerate(texts) if text),
         )
+        _write_postings(db)
         db.commit()
     finally:
         db.close()
+
+
+def _write_postings(db: sqlite3.Connection) -> None:
+    """Each term's items and BM25 weights, as FTS5's bm25() would add them up for a query."""
+    db.execute("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, items, 'instance')")
+    found = np.array(
+        db.execute(
+            "SELECT term, doc, count(*) FROM temp.vocab GROUP BY term, doc ORDER BY term, doc"
+        ).fetchall(),
+        dtype=object,
+    ).reshape(-1, 3)
+    db.execute("CREATE TABLE postings(term TEXT PRIMARY KEY, rows BLOB, weights BLOB) WITHOUT ROWID")
+    if not len(found):
+        return
+    terms, docs, tf = found[:, 0], found[:, 1].astype(np.int64), found[:, 2].astype(np.float64)
+    total = db.execute("SELECT count(*) FROM items").fetchone()[0]
+    length = np.bincount(docs, weights=tf)  # tokens per item (rowid), as FTS5 counts them
+    norm = 1 - _B + _B * length[docs] / (length.sum() / total)
+    weights = tf * (_K1 + 1) / (tf + _K1 * norm)
+    starts = np.flatnonzero(np.r_[True, terms[1:] != terms[:-1]])
+    stops = np.r_[starts[1:], len(terms)]
+    rows = []
+    for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+        idf = max(math.log((total - (stop - start) + 0.5) / (stop - start + 0.5)), _MIN_IDF)
+        rows.append(
+            (
+                terms[start],
+                (docs[start:stop] - 1).astype(np.int32).tobytes(),
+                (idf * weights[start:stop]).astype(np.float32).tobytes(),
+            )
+        )
+    db.executemany("INSERT INTO postings VALUES (?, ?, ?)", rows)
 
 
 def match_expression(texts: list[str]) -> str | None:
@@ -52,6 +97,13 @@ class LexicalIndex:
         self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         self._last: tuple[str, np.ndarray] | None = None
         self._db.execute("SELECT rowid FROM items LIMIT 1").fetchall()  # a damaged file fails here
+        self._postings = bool(
+            self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'postings'"
+            ).fetchall()
+        )
+        self._terms: sqlite3.Connection | None = None  # an in-memory FTS5 table: the query's terms
+        self._terms_lock = threading.Lock()  # `serve` answers queries in threads
 
     def all_scores(self, expression: str) -> np.ndarray:
         """The score of every row (0 where no word matches), from one full-text query.
@@ -64,13 +116,51 @@ class LexicalIndex:
         """
         if self._last is not None and self._last[0] == expression:
             return self._last[1]
+        terms = self._query_terms(expression) if self._postings else None
+        scores = self._bm25_sql(expression) if terms is None else self._bm25_postings(terms)
+        self._last = (expression, scores)
+        return scores
+
+    def _bm25_sql(self, expression: str) -> np.ndarray:
         scores = np.zeros(self.rows, np.float32)
         found = self._db.execute("SELECT rowid, bm25(items) FROM items WHERE items MATCH ?", (expression,))
         for rowid, score in found:
             if 0 < rowid <= self.rows:
                 scores[rowid - 1] = -score
-        self._last = (expression, scores)
         return scores
+
+    def _bm25_postings(self, terms: list[str]) -> np.ndarray:
+        rows, weights = [np.empty(0, np.int32)], [np.empty(0, np.float32)]
+        for term in terms:  # a term named by two phrases counts twice, as in FTS5
+            found = self._db.execute("SELECT rows, weights FROM postings WHERE term = ?", (term,)).fetchone()
+            if found:
+                rows.append(np.frombuffer(found[0], np.int32))
+                weights.append(np.frombuffer(found[1], np.float32))
+        at, by = np.concatenate(rows), np.concatenate(weights)
+        keep = at < self.rows
+        return np.bincount(at[keep], weights=by[keep], minlength=self.rows).astype(np.float32)
+
+    def _query_terms(self, expression: str) -> list[str] | None:
+        """The term of each quoted phrase of ``expression``, tokenised as the items were (None: a
+        phrase that is not exactly one term, which only SQLite's phrase matching scores right)."""
+        phrases = _PHRASE.findall(expression)
+        with self._terms_lock:
+            found = self._tokenise(phrases)
+        terms = dict(found)
+        if len(found) != len(phrases) or len(terms) != len(phrases):
+            return None
+        return [terms[n] for n in range(1, len(phrases) + 1)]
+
+    def _tokenise(self, phrases: list[str]) -> list[tuple[int, str]]:
+        """(phrase number, term) of every token of ``phrases``."""
+        if self._terms is None:
+            self._terms = sqlite3.connect(":memory:", check_same_thread=False)
+            self._terms.execute(f"CREATE VIRTUAL TABLE q USING fts5(text, tokenize='{TOKENIZER}')")
+            self._terms.execute("CREATE VIRTUAL TABLE qv USING fts5vocab(q, 'instance')")
+        db = self._terms
+        db.execute("DELETE FROM q")
+        db.executemany("INSERT INTO q(rowid, text) VALUES (?, ?)", enumerate(phrases, 1))
+        return db.execute("SELECT doc, term FROM qv").fetchall()
 
     def search(self, expression: str, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` best-matching rows and their scores, best first (only rows that match)."""
@@ -85,3 +175,5 @@ class LexicalIndex:
 
     def close(self) -> None:
         self._db.close()
+        if self._terms is not None:
+            self._terms.close()

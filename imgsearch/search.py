@@ -45,6 +45,7 @@ from imgsearch.store import DamagedStore, Generation, Item
 
 CANDIDATES_PER_SPACE = 300  # the fused re-rank sees this many nearest items per space (≥ 10·k)
 CALIBRATION_SAMPLE = 1000
+SAMPLE_EXACT_BELOW = 100_000  # up to here the sample costs a few ms and stays what it always was
 # Annoy node budget per candidate when gathering the fused re-rank's candidates: the index's
 # default budget (400 per result, for recall@10 ≥ 0.97 on its own) made 300 candidates cost
 # 4.6 ms a query on the fashion index; 20 per candidate gives the same fused results there
@@ -241,9 +242,7 @@ class Searcher:
                     self.indexes[space] = ann.VectorIndex.load(gen.vectors[space], path, info, present)
                 except (ValueError, OSError) as exc:
                     raise DamagedStore(f"{gen.dir}: {exc}; run `imgsearch index` on its folder") from None
-        rng = np.random.default_rng(0)
-        n = gen.count
-        self._sample = np.sort(rng.choice(n, size=min(n, CALIBRATION_SAMPLE), replace=False))
+        self._sample = calibration_sample(gen.count)
         self.lexical = gen.lexical_index()
         self.fusion = fusion.load()
 
@@ -420,7 +419,7 @@ class Searcher:
             elif space in self.indexes:
                 found.append(self.indexes[space].search(vec, n, search_k=CANDIDATE_SEARCH_K * n)[0])
             else:
-                found.append(np.argsort(-self._raw_all(space, vec))[:n])
+                found.append(_top_rows(self._raw_all(space, vec), n))
         return np.unique(np.concatenate(found)).astype(np.int64)
 
     def _raw_all(self, space: str, vec: np.ndarray) -> np.ndarray:
@@ -458,6 +457,26 @@ class Searcher:
         if space == "text":  # an item without text is neutral, neither boosted nor buried
             z[~self._has_text[rows]] = 0.0
         return z.astype(np.float32)
+
+
+def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
+    """The rows of the ``n`` highest scores, ties to the lowest rows, in row order (without a full
+    sort: 100 ms at 1M rows)."""
+    if n >= len(scores):
+        return np.arange(len(scores))
+    kth = np.partition(scores, len(scores) - n)[len(scores) - n]
+    above = np.flatnonzero(scores > kth)
+    return np.sort(np.r_[above, np.flatnonzero(scores == kth)[: n - len(above)]])
+
+
+def calibration_sample(n: int) -> np.ndarray:
+    """The rows whose scores calibrate each space, fixed for a collection: ``CALIBRATION_SAMPLE``
+    distinct rows (all of a small one); above ``SAMPLE_EXACT_BELOW`` rows drawn with replacement,
+    duplicates dropped (drawing without replacement permutes all ``n`` rows: 60 ms at 1M items)."""
+    rng = np.random.default_rng(0)
+    if n <= SAMPLE_EXACT_BELOW:
+        return np.sort(rng.choice(n, size=min(n, CALIBRATION_SAMPLE), replace=False))
+    return np.unique(rng.integers(0, n, CALIBRATION_SAMPLE))
 
 
 def data_url_bytes(url: str) -> bytes:

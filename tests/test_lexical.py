@@ -1,0 +1,71 @@
+"""imgsearch.lexical: BM25 from stored postings equals SQLite's own bm25()."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imgsearch.lexical import LexicalIndex, match_expression, write_index
+
+TEXTS = [
+    "Murcia Women Hahk Red Handbags",
+    "Nike Men Black Sports Shoes",
+    None,  # an item without text
+    "Puma Women Blue Jeans, blue blue",
+    "Café Crème Cotton Shirt",
+    "!!!",  # text without a single token still counts as a row for FTS5's statistics
+    "Red red red bag with a red strap and a long handle made of leather",
+    "Fastrack Unisex Black Watch",
+    "Handbag",
+    "Peter England Men Navy Blue T-shirt",
+]
+
+
+@pytest.fixture
+def index(tmp_path):
+    write_index(tmp_path / "lex.sqlite", TEXTS)
+    found = LexicalIndex(tmp_path / "lex.sqlite", len(TEXTS))
+    yield found
+    found.close()
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["red bag"],
+        ["blue"],
+        ["creme cafe"],  # diacritics removed on both sides
+        ["handbags handbag"],  # two words, one stem: FTS5 counts the term twice
+        ["navy blue t-shirt", "black"],
+        ["nothing matches this"],
+    ],
+)
+def test_postings_give_the_scores_sqlite_gives(index, words):
+    expression = match_expression(words)
+    terms = index._query_terms(expression)
+    assert terms is not None
+    np.testing.assert_allclose(index._bm25_postings(terms), index._bm25_sql(expression), rtol=1e-5, atol=1e-6)
+
+
+def test_the_best_match_comes_first(index):
+    rows, scores = index.search(match_expression(["red handbag"]), 3)
+    assert rows[0] == 0 and np.all(np.diff(scores) <= 0)
+    assert 2 not in index.search(match_expression(["red"]), 10)[0]  # the item without text
+
+
+def test_a_phrase_of_several_tokens_falls_back_to_sqlite(index):
+    assert index._query_terms('"navy_blue"') is None  # "_" splits into two tokens for FTS5
+    scores = index.all_scores('"navy_blue"')
+    assert scores.shape == (len(TEXTS),)
+
+
+def test_an_index_without_postings_still_answers(tmp_path):
+    import sqlite3
+
+    write_index(tmp_path / "lex.sqlite", TEXTS)
+    db = sqlite3.connect(tmp_path / "lex.sqlite")
+    db.execute("DROP TABLE postings")
+    db.commit()
+    db.close()
+    old = LexicalIndex(tmp_path / "lex.sqlite", len(TEXTS))
+    assert old.search(match_expression(["fastrack"]), 1)[0].tolist() == [7]

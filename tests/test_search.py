@@ -1,0 +1,27 @@
+"""imgsearch.search: the pieces of a query that must not grow with the collection."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from imgsearch.search import CALIBRATION_SAMPLE, _top_rows, calibration_sample
+
+
+@given(st.lists(st.integers(0, 4), min_size=1, max_size=60), st.integers(1, 80))
+def test_top_rows_are_the_best_scores_ties_to_the_lowest_rows(values, n):
+    scores = np.array(values, np.float32)
+    want = np.sort(np.lexsort((np.arange(len(scores)), -scores))[:n])
+    np.testing.assert_array_equal(_top_rows(scores, n), want)
+
+
+def test_the_calibration_sample_is_fixed_distinct_and_bounded():
+    for n in (1, 500, 9_583, 100_000, 100_001, 3_000_000):
+        sample = calibration_sample(n)
+        assert np.array_equal(sample, calibration_sample(n))  # the same rows every query
+        assert len(np.unique(sample)) == len(sample) and np.all(np.diff(sample) > 0)
+        assert sample[0] >= 0 and sample[-1] < n
+        assert len(sample) == min(n, CALIBRATION_SAMPLE) or (
+            n > 100_000 and len(sample) >= 0.99 * CALIBRATION_SAMPLE
+        )
