@@ -51,34 +51,26 @@ def write_index(path: Path, texts: list[str | None]) -> None:
 
 
 def _write_postings(db: sqlite3.Connection) -> None:
-    """Each term's items and BM25 weights, as FTS5's bm25() would add them up for a query."""
+    """Each term's items and BM25 weights, as FTS5's bm25() would add them up for a query.
+
+    The items of a term come as one comma-separated string per term (an item once per
+    occurrence): a row per occurrence through Python cost twice the time (1M titles).
+    """
     db.execute("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, items, 'instance')")
-    found = np.array(
-        db.execute(
-            "SELECT term, doc, count(*) FROM temp.vocab GROUP BY term, doc ORDER BY term, doc"
-        ).fetchall(),
-        dtype=object,
-    ).reshape(-1, 3)
+    found = db.execute("SELECT term, group_concat(doc) FROM temp.vocab GROUP BY term").fetchall()
     db.execute("CREATE TABLE postings(term TEXT PRIMARY KEY, rows BLOB, weights BLOB) WITHOUT ROWID")
-    if not len(found):
+    if not found:
         return
-    terms, docs, tf = found[:, 0], found[:, 1].astype(np.int64), found[:, 2].astype(np.float64)
+    occurrences = [np.array(docs.split(","), np.int64) for _, docs in found]
     total = db.execute("SELECT count(*) FROM items").fetchone()[0]
-    length = np.bincount(docs, weights=tf)  # tokens per item (rowid), as FTS5 counts them
-    norm = 1 - _B + _B * length[docs] / (length.sum() / total)
-    weights = tf * (_K1 + 1) / (tf + _K1 * norm)
-    starts = np.flatnonzero(np.r_[True, terms[1:] != terms[:-1]])
-    stops = np.r_[starts[1:], len(terms)]
+    length = np.bincount(np.concatenate(occurrences)).astype(np.float64)  # tokens per item (rowid)
+    average = length.sum() / total
     rows = []
-    for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
-        idf = max(math.log((total - (stop - start) + 0.5) / (stop - start + 0.5)), _MIN_IDF)
-        rows.append(
-            (
-                terms[start],
-                (docs[start:stop] - 1).astype(np.int32).tobytes(),
-                (idf * weights[start:stop]).astype(np.float32).tobytes(),
-            )
-        )
+    for (term, _), each in zip(found, occurrences, strict=True):
+        docs, tf = np.unique(each, return_counts=True)
+        idf = max(math.log((total - len(docs) + 0.5) / (len(docs) + 0.5)), _MIN_IDF)
+        weights = idf * tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * length[docs] / average))
+        rows.append((term, (docs - 1).astype(np.int32).tobytes(), weights.astype(np.float32).tobytes()))
     db.executemany("INSERT INTO postings VALUES (?, ?, ?)", rows)
 
 
