@@ -46,6 +46,10 @@ from imgsearch.store import DamagedStore, Generation, Item
 CANDIDATES_PER_SPACE = 300  # the fused re-rank sees this many nearest items per space (≥ 10·k)
 CALIBRATION_SAMPLE = 1000
 SAMPLE_EXACT_BELOW = 100_000  # up to here the sample costs a few ms and stays what it always was
+# Up to here a space without an index proposes candidates by reading all its rows: at 100k items
+# the classes and colour scans cost 20-30 ms of a cold image + text query, at 1M 0.3-1 s (read
+# from disk; bench/scale_query.py), so above it they only re-rank what the indexes propose.
+SCAN_BELOW = 100_000
 # Annoy node budget per candidate when gathering the fused re-rank's candidates: the index's
 # default budget (400 per result, for recall@10 ≥ 0.97 on its own) made 300 candidates cost
 # 4.6 ms a query on the fashion index; 20 per candidate gives the same fused results there
@@ -407,9 +411,7 @@ class Searcher:
     ) -> np.ndarray:
         n = max(CANDIDATES_PER_SPACE, 10 * k)
         found = []
-        # feedback gives a text query image vectors too: then every space proposes
-        proposers = [s for s in active if s in spaces.IMAGE_SIDE and image_query] or list(active)
-        for space in proposers:
+        for space in self._proposers(active, image_query, within):
             vec = active[space]
             if space == "lexical" and within is None:
                 found.append(self.lexical.search(vec, n)[0])
@@ -421,6 +423,16 @@ class Searcher:
             else:
                 found.append(_top_rows(self._raw_all(space, vec), n))
         return np.unique(np.concatenate(found)).astype(np.int64)
+
+    def _proposers(self, active: dict, image_query: bool, within: np.ndarray | None) -> list[str]:
+        """The spaces whose nearest items make the candidates: the image side for an image query
+        (feedback gives a text query image vectors too: then every space proposes). Above
+        ``SCAN_BELOW`` items a space without an index (classes, colour) only re-ranks, unless
+        nothing else can propose: it would be read whole for every query."""
+        wanted = [s for s in active if s in spaces.IMAGE_SIDE and image_query] or list(active)
+        if within is not None or self.gen.count <= SCAN_BELOW:
+            return wanted
+        return [s for s in wanted if s in self.indexes or s == "lexical"] or wanted
 
     def _raw_all(self, space: str, vec: np.ndarray) -> np.ndarray:
         if space == "classes":

@@ -202,7 +202,7 @@ def test_damaged_index_is_refused_then_repaired(folder, capsys, monkeypatch, dam
         arr[:] = np.nan
         np.save(gen_dir / "text.npy", arr)
     elif damage == "corrupt class file":
-        (gen_dir / "classes.npz").write_bytes(b"PK\x03\x04 not a zip")
+        (gen_dir / "classes.ids.npy").write_bytes(b"\x93NUMPY not an array")
     elif damage == "corrupt lexical index":
         (gen_dir / "lexical.sqlite").write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
     else:

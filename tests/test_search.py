@@ -25,3 +25,20 @@ def test_the_calibration_sample_is_fixed_distinct_and_bounded():
         assert len(sample) == min(n, CALIBRATION_SAMPLE) or (
             n > 100_000 and len(sample) >= 0.99 * CALIBRATION_SAMPLE
         )
+
+
+def test_spaces_without_an_index_propose_only_in_collections_small_enough_to_read_whole():
+    from types import SimpleNamespace
+
+    from imgsearch import search
+
+    def proposers(count, active, image_query=True, within=None):
+        fake = SimpleNamespace(gen=SimpleNamespace(count=count), indexes={"image": None, "text": None})
+        return search.Searcher._proposers(fake, dict.fromkeys(active), image_query, within)
+
+    both = ["image", "classes", "text", "colour", "lexical"]
+    assert proposers(search.SCAN_BELOW, both) == ["image", "classes"]
+    assert proposers(search.SCAN_BELOW + 1, both) == ["image"]
+    assert proposers(10**6, ["text", "colour", "lexical"], image_query=False) == ["text", "lexical"]
+    assert proposers(10**6, ["colour"], image_query=False) == ["colour"]  # nothing else can propose
+    assert proposers(10**6, both, within=np.arange(5)) == ["image", "classes"]  # an evaluation gallery
