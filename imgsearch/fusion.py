@@ -52,3 +52,17 @@ def load(path: Path = FILE) -> Fusion:
     except FileNotFoundError:
         return Fusion()
     return Fusion(data.get("clip"), data.get("weights") or {}, data.get("provenance") or {})
+
+
+CALIBRATION_SAMPLE = 1000
+SAMPLE_EXACT_BELOW = 100_000  # up to here the sample costs a few ms and stays what it always was
+
+
+def calibration_sample(n: int) -> np.ndarray:
+    """The rows whose scores calibrate each space, fixed for a collection: ``CALIBRATION_SAMPLE``
+    distinct rows (all of a small one); above ``SAMPLE_EXACT_BELOW`` rows drawn with replacement,
+    duplicates dropped (drawing without replacement permutes all ``n`` rows: 60 ms at 1M items)."""
+    rng = np.random.default_rng(0)
+    if n <= SAMPLE_EXACT_BELOW:
+        return np.sort(rng.choice(n, size=min(n, CALIBRATION_SAMPLE), replace=False))
+    return np.unique(rng.integers(0, n, CALIBRATION_SAMPLE))

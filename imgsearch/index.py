@@ -322,11 +322,7 @@ class VectorIndex:
 
         Zero rows score 0.  Used to re-rank candidates coming from another space.
         """
-        idx = np.asarray(rows, dtype=np.int64).reshape(-1)
-        q = _unit_query(query, self._vectors.shape[1])
-        if q is None:
-            return np.zeros(len(idx), dtype=np.float32)
-        return (self._vectors[idx] @ q).astype(np.float32, copy=False)
+        return cosines(self._vectors[np.asarray(rows, dtype=np.int64).reshape(-1)], query)
 
     def _search_exact(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         sims = self._vectors @ q
@@ -358,6 +354,14 @@ class VectorIndex:
         if len(rows) > n:
             rows = rows[np.argpartition(dist, n - 1)[:n]]
         return rows
+
+
+def cosines(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Cosine of ``query`` with each row of unit ``vectors`` (0 for a zero query or row)."""
+    q = _unit_query(query, vectors.shape[1])
+    if q is None:
+        return np.zeros(len(vectors), dtype=np.float32)
+    return (np.asarray(vectors, np.float32) @ q).astype(np.float32, copy=False)
 
 
 def _part_budget(budget: int, parts: int, n: int) -> int:

@@ -44,8 +44,6 @@ from imgsearch.lexical import match_expression
 from imgsearch.store import DamagedStore, Generation, Item
 
 CANDIDATES_PER_SPACE = 300  # the fused re-rank sees this many nearest items per space (≥ 10·k)
-CALIBRATION_SAMPLE = 1000
-SAMPLE_EXACT_BELOW = 100_000  # up to here the sample costs a few ms and stays what it always was
 # Up to here a space without an index proposes candidates by reading all its rows: at 100k items
 # the classes and colour scans cost 20-30 ms of a cold image + text query, at 1M 0.3-1 s (read
 # from disk; bench/scale_query.py), so above it they only re-rank what the indexes propose.
@@ -246,7 +244,10 @@ class Searcher:
                     self.indexes[space] = ann.VectorIndex.load(gen.vectors[space], path, info, present)
                 except (ValueError, OSError) as exc:
                     raise DamagedStore(f"{gen.dir}: {exc}; run `imgsearch index` on its folder") from None
-        self._sample = calibration_sample(gen.count)
+        self._calibration = gen.calibration()  # None: a store from before it was stored
+        self._sample = (
+            fusion.calibration_sample(gen.count) if self._calibration is None else self._calibration.rows
+        )
         self.lexical = gen.lexical_index()
         self.fusion = fusion.load()
 
@@ -459,10 +460,28 @@ class Searcher:
         """Which items have a text vector: the text index worked it out when it loaded."""
         return self.indexes["text"].present
 
+    def _sample_scores(self, space: str, vec) -> np.ndarray:
+        """The calibration sample's raw scores: from the sample's own rows stored at index time
+        (one small read, where reading them from the collection is a random read per row: seconds
+        at 1M items with an empty page cache, bench/scale_query.py --drop-caches)."""
+        stored = None if self._calibration is None or space == "lexical" else self._calibration.get(space)
+        if stored is None:
+            return self._raw_scores(space, vec, self._sample)
+        if space == "classes":
+            ids, vals = stored
+            return (vec[ids] * vals).sum(axis=1).astype(np.float32)
+        if space in self.indexes:
+            return ann.cosines(stored, vec)
+        return np.asarray(stored @ vec, np.float32)
+
+    def _sample_has_text(self) -> np.ndarray:
+        stored = None if self._calibration is None else self._calibration.get("text")
+        return self._has_text[self._sample] if stored is None else np.any(stored != 0, axis=1)
+
     def _standardise(self, space: str, vec: np.ndarray, raw: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        sample = self._raw_scores(space, vec, self._sample)
+        sample = self._sample_scores(space, vec)
         if space == "text":
-            has_text = self._has_text[self._sample]
+            has_text = self._sample_has_text()
             sample = sample[has_text] if has_text.any() else sample
         mean, std = float(sample.mean()), float(sample.std()) or 1.0
         z = (raw - mean) / std
@@ -479,16 +498,6 @@ def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
     kth = np.partition(scores, len(scores) - n)[len(scores) - n]
     above = np.flatnonzero(scores > kth)
     return np.sort(np.r_[above, np.flatnonzero(scores == kth)[: n - len(above)]])
-
-
-def calibration_sample(n: int) -> np.ndarray:
-    """The rows whose scores calibrate each space, fixed for a collection: ``CALIBRATION_SAMPLE``
-    distinct rows (all of a small one); above ``SAMPLE_EXACT_BELOW`` rows drawn with replacement,
-    duplicates dropped (drawing without replacement permutes all ``n`` rows: 60 ms at 1M items)."""
-    rng = np.random.default_rng(0)
-    if n <= SAMPLE_EXACT_BELOW:
-        return np.sort(rng.choice(n, size=min(n, CALIBRATION_SAMPLE), replace=False))
-    return np.unique(rng.integers(0, n, CALIBRATION_SAMPLE))
 
 
 def data_url_bytes(url: str) -> bytes:

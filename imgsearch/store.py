@@ -31,6 +31,8 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
                            (n, 5) int32 class ids and float32 sqrt-probabilities
         lexical.sqlite     SQLite FTS5 table of the item texts (the lexical space, BM25; see
                            imgsearch/lexical.py); the manifest's "lexical" entry names it
+        calibration.npz    the calibration sample (fusion.calibration_sample): its rows, and their
+                           vectors in each space and class rows, read at once by a query
         skipped.tsv        path <TAB> reason, for files that could not be used
       partial/             chunks of an unfinished embedding run, reused by the next run
       shards/shard-00003-of-00008/
@@ -63,7 +65,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsearch import spaces
+from imgsearch import fusion, spaces
 from imgsearch.cache import atomic_dir, atomic_path, atomic_write_text
 from imgsearch.errors import UserError
 from imgsearch.npyio import load_npy, load_npz
@@ -191,6 +193,22 @@ class Generation:
 
         return class_arrays(self.items)
 
+    def calibration(self) -> CalibrationSample | None:
+        """The rows of the calibration sample and their vectors in each space (None: a store
+        written before they were stored)."""
+        info = self.manifest.get("calibration")
+        if not info:
+            return None
+        try:
+            arrays = load_npz(self.dir / info["file"])
+            rows = arrays.pop("rows")
+            fits = rows.ndim == 1 and all(len(a) == len(rows) for a in arrays.values())
+            if fits and (not len(rows) or (rows.min() >= 0 and rows.max() < self.count)):
+                return CalibrationSample(rows, arrays)
+        except Exception:
+            pass
+        raise DamagedStore(f"{self.dir}: unreadable calibration.npz; run `imgsearch index` on its folder")
+
     def heads(self) -> dict:
         """The heads stored in this generation, by space name."""
         from imgsearch.heads import Head
@@ -225,6 +243,22 @@ class Generation:
         for space, arr in self.vectors.items():
             if not np.all(np.isfinite(arr)):
                 raise DamagedStore(f"{self.dir}: {space} vectors that are not finite numbers")
+
+
+@dataclass
+class CalibrationSample:
+    """A fixed sample of the items (``fusion.calibration_sample``) and their rows in each space,
+    written at index time so a query reads them at once instead of row by row."""
+
+    rows: np.ndarray
+    arrays: dict[str, np.ndarray]
+
+    def get(self, space: str):
+        """The sample's vectors in ``space`` ((ids, vals) for classes), or None."""
+        if space == "classes":
+            found = self.arrays.get("classes.ids"), self.arrays.get("classes.vals")
+            return None if found[0] is None or found[1] is None else found
+        return self.arrays.get(space)
 
 
 def new_manifest(encoders: dict[str, dict | None], text_source: dict, count: int) -> dict:
@@ -264,7 +298,7 @@ def _manifest_problem(m: dict) -> str | None:
         return "manifest without encoder ids"
     if not isinstance(m.get("spaces"), dict):
         return "manifest without spaces"
-    for extra in ("lexical", "classes"):
+    for extra in ("lexical", "classes", "calibration"):
         info = m.get(extra)
         if info is None:
             continue
@@ -407,6 +441,8 @@ class GenerationWriter:
     def __init__(self, gen_dir: Path) -> None:
         self.dir = gen_dir
         self.manifest: dict = {}
+        self._sample = np.empty(0, np.int64)
+        self._samples: dict[str, np.ndarray] = {}
 
     def start(
         self, encoders: dict[str, dict], text_source: dict, items: list[Item], roots: list[str]
@@ -420,6 +456,7 @@ class GenerationWriter:
                 f.write(line)
                 offsets[n + 1] = offsets[n] + len(line)
         np.save(self.dir / "items.idx.npy", offsets)
+        self._sample = fusion.calibration_sample(len(items))
 
     def add_space(self, name: str, vectors: np.ndarray, head=None) -> None:
         """The item vectors of one space (and the head that made them, if any). A space where some
@@ -427,6 +464,7 @@ class GenerationWriter:
         that have one, so a cold query need not read every vector to find out."""
         arr = np.ascontiguousarray(vectors, dtype=np.float32)
         np.save(self.dir / f"{name}.npy", arr)
+        self._samples[name] = arr[self._sample]
         info: dict = {"file": f"{name}.npy", "dim": int(arr.shape[1])}
         present = np.any(arr != 0, axis=1)
         if not present.all():
@@ -451,6 +489,8 @@ class GenerationWriter:
         # of npz at 1M items (0.75 s cold, bench/scale_query.py)
         np.save(self.dir / "classes.ids.npy", ids.astype(np.int32))
         np.save(self.dir / "classes.vals.npy", vals.astype(np.float32))
+        self._samples["classes.ids"] = ids[self._sample].astype(np.int32)
+        self._samples["classes.vals"] = vals[self._sample].astype(np.float32)
         self.manifest["classes"] = {"ids": "classes.ids.npy", "vals": "classes.vals.npy"}
 
     def add_lexical(self, texts: list[str | None]) -> None:
@@ -465,6 +505,10 @@ class GenerationWriter:
         (self.dir / "skipped.tsv").write_text(text, encoding="utf-8", errors="surrogateescape")
 
     def finish(self) -> None:
+        if self._samples:
+            with open(self.dir / "calibration.npz", "wb") as f:
+                np.savez(f, rows=self._sample, **self._samples)
+            self.manifest["calibration"] = {"file": "calibration.npz"}
         (self.dir / "manifest.json").write_text(json.dumps(self.manifest, indent=2, ensure_ascii=True))
         read_generation(self.dir)  # refuse to publish anything a reader would refuse
 

@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imgsearch.search import CALIBRATION_SAMPLE, _top_rows, calibration_sample
+from imgsearch.fusion import CALIBRATION_SAMPLE, calibration_sample
+from imgsearch.search import _top_rows
 
 
 @given(st.lists(st.integers(0, 4), min_size=1, max_size=60), st.integers(1, 80))
@@ -42,3 +43,48 @@ def test_spaces_without_an_index_propose_only_in_collections_small_enough_to_rea
     assert proposers(10**6, ["text", "colour", "lexical"], image_query=False) == ["text", "lexical"]
     assert proposers(10**6, ["colour"], image_query=False) == ["colour"]  # nothing else can propose
     assert proposers(10**6, both, within=np.arange(5)) == ["image", "classes"]  # an evaluation gallery
+
+
+def test_the_stored_calibration_sample_scores_like_the_rows_it_was_taken_from(tmp_path):
+    from fakes import TinyImageEncoder, TinyTextEncoder, write_image
+
+    from imgsearch import fusion
+    from imgsearch.build import index_folder
+    from imgsearch.embed import EmbedOptions
+    from imgsearch.search import QueryEncoder, Searcher, build_query
+    from imgsearch.store import Store
+
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    words = ["red bag", "blue shoe", "black watch", "green shirt", "white cap"]
+    for seed in range(40):
+        write_image(folder / f"{seed:02d}.png", seed)
+    meta = tmp_path / "catalog.csv"
+    rows = "".join(
+        f"{seed:02d}.png,{words[seed % 5]} {seed}\n" for seed in range(0, 40, 2)
+    )  # half without text
+    meta.write_text("filename,title\n" + rows)
+    index_folder(
+        folder,
+        EmbedOptions(meta=meta, text_columns=["title"]),
+        image=TinyImageEncoder(),
+        text=TinyTextEncoder(),
+    )
+    gen = Store(folder / ".imgsearch").require()
+    stored = gen.calibration()
+    assert stored is not None and np.array_equal(stored.rows, fusion.calibration_sample(gen.count))
+
+    def searcher(calibration):
+        found = Searcher(gen, QueryEncoder(gen.manifest, TinyImageEncoder(), TinyTextEncoder()))
+        found._calibration = calibration
+        return found
+
+    for query in (
+        build_query(texts=["red bag"], k=8),
+        build_query(images=[str(folder / "03.png")], texts=["blue"]),
+    ):
+        new, old = searcher(stored).search(query), searcher(None).search(query)
+        assert [h.row for h in new] == [h.row for h in old]
+        for a, b in zip(new, old, strict=True):
+            assert a.z.keys() == b.z.keys()
+            np.testing.assert_allclose(list(a.z.values()), list(b.z.values()), rtol=1e-5, atol=1e-5)

@@ -149,3 +149,16 @@ def test_index_parts_must_name_files_inside_the_store(tmp_path, parts):
     path.write_text(json.dumps(manifest))
     with pytest.raises(store.DamagedStore, match="index"):
         st.require()
+
+
+def test_the_calibration_sample_is_stored_and_a_damaged_one_refused(tmp_path):
+    st = Store(tmp_path / "s")
+    _write(st, 3)
+    gen = st.require()
+    sample = gen.calibration()
+    assert sample.rows.tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(sample.get("image"), gen.vectors["image"])
+    assert sample.get("classes") is None  # this store has no class rows
+    (gen.dir / "calibration.npz").write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(store.DamagedStore, match="calibration"):
+        gen.calibration()
