@@ -67,6 +67,12 @@ EXACT_BELOW = 8_000
 # recall@10 0.984 with 10, 20 or 50 candidates re-scored).
 MIN_CANDIDATES = 10
 
+# A sharded index gives each part this many parts' shares of the search budget. 1M × 384 text
+# vectors (bench/scale_query.py, k=10, default budget), recall@10 and p50 against one index's
+# 0.710 / 1.92 ms: 16 parts with 1 share 0.591 / 2.39 ms, 2 shares 0.684 / 2.48 ms, 3 shares
+# 0.744 / 2.73 ms; 4 parts with 2 shares 0.778 / 2.84 ms. 3 keeps recall at or above one index's.
+SHARD_BUDGET = 3
+
 # Fixed so that rebuilding the same vectors gives the same file.
 _ANNOY_SEED = 1234
 
@@ -365,9 +371,9 @@ def cosines(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
 
 
 def _part_budget(budget: int, parts: int, n: int) -> int:
-    """Annoy's node budget for each part of a sharded index: the whole budget shared out, since
-    each part is that much smaller, but never under ``n`` (a part must be able to return ``n``)."""
-    return max(n, -(-budget // parts))
+    """Annoy's node budget for each part of a sharded index: ``SHARD_BUDGET`` shares of the whole
+    budget (never more than all of it, never under ``n``: a part must be able to return ``n``)."""
+    return max(n, min(budget, -(-SHARD_BUDGET * budget // parts)))
 
 
 def _part_files(path: Path, info: dict[str, Any], rows: int) -> list[tuple[int, int, Path]]:
