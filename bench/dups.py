@@ -255,13 +255,12 @@ def fit(store: Path, labels: dict) -> None:
     from imgsearch import dups as dp
 
     gen = Store(store).require()
-    sig = dp._Signatures(gen)
-    a, b = dp.candidate_pairs(gen, sig)
+    table = dp.table_of(gen)  # the pairs and features `imgsearch index` stored
+    a, b = table.a, table.b
     names = [Path(i.path).name for i in gen.items]
     dups_dev, flips_dev, dev_names = pair_sets(labels, "dev")
-    all_dups = pair_sets(labels, "dev")[0] | pair_sets(labels, "test")[0]
     cand = {tuple(sorted((names[x], names[y]))) for x, y in zip(a, b, strict=True)}
-    print(f"candidate pairs {len(a)}; duplicate pairs proposed {len(cand & all_dups)}/{len(all_dups)}")
+    print(f"candidate pairs {len(a)}; dev duplicate pairs proposed {len(cand & dups_dev)}/{len(dups_dev)}")
     keep = [
         i
         for i, (x, y) in enumerate(zip(a, b, strict=True))
@@ -269,7 +268,7 @@ def fit(store: Path, labels: dict) -> None:
         and names[y] in dev_names
         and tuple(sorted((names[x], names[y]))) not in flips_dev
     ]
-    X = dp.pair_features(gen, sig, a[keep], b[keep])
+    X = table.features[keep].astype(np.float64)
     y = np.array([tuple(sorted((names[a[i]], names[b[i]]))) in dups_dev for i in keep], float)
     Z = np.column_stack([np.ones(len(X)), X])
     w = np.zeros(Z.shape[1])

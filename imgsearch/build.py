@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from imgsearch import dups, spaces, store
 from imgsearch import index as ann
-from imgsearch import spaces, store
 from imgsearch.embed import EmbedOptions, EmbedReport, EmbedResult, Encoders, Progress, embed_job
 from imgsearch.encoders import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
@@ -267,6 +267,8 @@ def _up_to_date(live: Generation, plan: _Plan) -> bool:
         return False  # a store from before the item offsets
     if not plan.ann:
         return True
+    if (live.manifest.get("dups") or {}).get("features") != dups.FEATURES:
+        return False  # a store from before the duplicate table, or with other pair features
     wanted_trees = plan.trees or ann.DEFAULT_TREES
     for space in spaces.INDEXED:
         if space in live.vectors:
@@ -303,5 +305,9 @@ def _publish(st: Store, result: EmbedResult, plan: _Plan) -> dict[str, dict]:
                     info = ann.build_index(vectors[space], writer.index_path(space), trees=plan.trees)
                     writer.add_index(space, info)
                     built[space] = info
+            if "image" in built:  # duplicate candidates come from the image index just built
+                annoy_file = writer.index_path("image") if built["image"]["method"] == "annoy" else None
+                table = dups.pair_table(result.items, vectors["image"], vectors.get("colour"), annoy_file)
+                writer.add_dups(table.arrays(), dups.FEATURES)
         writer.write_skipped(result.report.skipped)
     return built

@@ -24,6 +24,9 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
                            the head itself (weights + its own manifest, see imgsearch/heads.py)
         *.ann              Annoy indexes of the indexed spaces (large collections only)
         classes.npz        each item's top ImageNet classes as sparse rows (the classes space)
+        dups.npz           duplicate candidates: pairs of rows, their features and the
+                           exact-duplicate pairs (imgsearch/dups.py: `dups` only scores them);
+                           written with the indexes, the manifest's "dups" entry names it
         lexical.sqlite     SQLite FTS5 table of the item texts (the lexical space, BM25; see
                            imgsearch/lexical.py); the manifest's "lexical" entry names it
         skipped.tsv        path <TAB> reason, for files that could not be used
@@ -179,6 +182,14 @@ class Generation:
 
         return class_arrays(self.items)
 
+    def dup_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays of ``dups.npz`` (``dups.PairTable`` checks them); the manifest says it exists."""
+        try:
+            return load_npz(self.dir / self.manifest["dups"]["file"])
+        except Exception:
+            where = self.dir
+            raise DamagedStore(f"{where}: unreadable dups.npz; run `imgsearch index` on its folder") from None
+
     def heads(self) -> dict:
         """The heads stored in this generation, by space name."""
         from imgsearch.heads import Head
@@ -252,7 +263,7 @@ def _manifest_problem(m: dict) -> str | None:
         return "manifest without encoder ids"
     if not isinstance(m.get("spaces"), dict):
         return "manifest without spaces"
-    for extra in ("lexical", "classes"):
+    for extra in ("lexical", "classes", "dups"):
         info = m.get(extra)
         if info is not None and not (isinstance(info, dict) and _safe_name(info.get("file"))):
             return f"the {extra} entry names a file outside the store"
@@ -425,6 +436,12 @@ class GenerationWriter:
         with atomic_path(self.dir / "classes.npz") as tmp, open(tmp, "wb") as f:
             np.savez(f, ids=ids.astype(np.int32), vals=vals.astype(np.float32))
         self.manifest["classes"] = {"file": "classes.npz"}
+
+    def add_dups(self, arrays: dict[str, np.ndarray], features: str) -> None:
+        """Duplicate candidates (``dups.PairTable.arrays``), so ``dups`` need not search for them."""
+        with atomic_path(self.dir / "dups.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        self.manifest["dups"] = {"file": "dups.npz", "features": features, "pairs": len(arrays["a"])}
 
     def add_lexical(self, texts: list[str | None]) -> None:
         """The lexical space: a full-text index of the item texts, row for row."""
