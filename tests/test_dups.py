@@ -344,7 +344,7 @@ def test_a_damaged_pair_table_is_refused_in_one_line(library, tmp_path):
     arrays["a"] = arrays["a"] + 1000  # rows out of range
     with open(path, "wb") as f:
         np.savez(f, **arrays)
-    with pytest.raises(store.DamagedStore, match="dups.npz"):
+    with pytest.raises(store.DamagedStore, match=r"dups\.npz"):
         dups.find_groups(Store(out).require())
     path.write_bytes(b"not a zip")
     done = run("dups", "--index", str(out))
