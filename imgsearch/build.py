@@ -151,7 +151,7 @@ def _publish_if_changed(
     unchanged = live is not None and not (result.changed or skipped_changed or plan.forced or notes)
     if unchanged and _up_to_date(live, plan):
         return IndexReport(result.report, st.root, _indexes(live), False, notes)
-    return IndexReport(result.report, st.root, _publish(st, result, plan), True, notes)
+    return IndexReport(result.report, st.root, _publish(st, result, plan, live), True, notes)
 
 
 def _reindex_store(
@@ -174,7 +174,7 @@ def _reindex_store(
             list(live.manifest.get("roots") or []),
             changed=False,
         )
-        return IndexReport(None, st.root, _publish(st, result, plan), True, notes)
+        return IndexReport(None, st.root, _publish(st, result, plan, live), True, notes)
 
 
 def _live(st: Store) -> tuple[Generation | None, list[str]]:
@@ -286,7 +286,7 @@ def _indexes(gen: Generation) -> dict[str, dict]:
     }
 
 
-def _publish(st: Store, result: EmbedResult, plan: _Plan) -> dict[str, dict]:
+def _publish(st: Store, result: EmbedResult, plan: _Plan, live: Generation | None = None) -> dict[str, dict]:
     """Write vectors, head outputs, heads and indexes as one generation and make it live."""
     built = {}
     with st.building() as writer:
@@ -307,7 +307,27 @@ def _publish(st: Store, result: EmbedResult, plan: _Plan) -> dict[str, dict]:
                     built[space] = info
             if "image" in built:  # duplicate candidates come from the image index just built
                 annoy_file = writer.index_path("image") if built["image"]["method"] == "annoy" else None
-                table = dups.pair_table(result.items, vectors["image"], vectors.get("colour"), annoy_file)
+                table = dups.pair_table(
+                    result.items,
+                    vectors["image"],
+                    vectors.get("colour"),
+                    annoy_file,
+                    previous=_previous_pairs(live, result.encoders),
+                )
                 writer.add_dups(table.arrays(), dups.FEATURES)
         writer.write_skipped(result.report.skipped)
     return built
+
+
+def _previous_pairs(live: Generation | None, encoders: dict) -> tuple[list, dups.PairTable] | None:
+    """The live generation's items and pair table, when its pair features can be reused: made
+    with the same pair features from vectors of the same image encoder."""
+    if live is None or (live.manifest.get("dups") or {}).get("features") != dups.FEATURES:
+        return None
+    if (live.encoders.get("image") or {}).get("id") != (encoders.get("image") or {}).get("id"):
+        return None
+    try:
+        table = dups.PairTable.from_arrays(live.dup_arrays(), live.count)
+    except DamagedStore:
+        return None  # rebuilt from scratch
+    return (list(live.items), table) if table is not None else None

@@ -165,17 +165,33 @@ FEATURES = "dups-2:" + ",".join(FEATURE_NAMES)
 
 
 def pair_table(
-    items: Sequence[Item], image: np.ndarray, colour: np.ndarray | None, annoy_file: Path | None
+    items: Sequence[Item],
+    image: np.ndarray,
+    colour: np.ndarray | None,
+    annoy_file: Path | None,
+    *,
+    previous: tuple[Sequence[Item], PairTable] | None = None,
 ) -> PairTable:
     """Candidates and their features. ``annoy_file``: the image space's Annoy index over ``image``
-    (None: exact neighbours, as for collections under ``index.EXACT_BELOW``)."""
+    (None: exact neighbours, as for collections under ``index.EXACT_BELOW``). ``previous``: the
+    items and table of the generation this one replaces, made from the same image encoder: pairs
+    of unchanged files keep their features, so adding a few files to a large index lines up only
+    the new pairs."""
     sig = _Signatures(items)
     exact = np.array(_exact_pairs(items), np.int32).reshape(-1, 2)
     image = np.asarray(image, np.float32)
     colour = None if colour is None else _unit_rows(colour)
     a, b = candidate_pairs(image, sig, annoy_file)
+
+    def features_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = np.empty((len(a), len(FEATURE_NAMES)), np.float32)
+        known = _previous_features(items, previous, a, b, out)
+        todo = np.flatnonzero(~known)
+        out[todo] = pair_features(image, colour, sig, a[todo], b[todo])
+        return out
+
     with _blas_single_threaded():
-        features = pair_features(image, colour, sig, a, b)
+        features = features_of(a, b)
         # Close the triangles of likely pairs: when x–y and y–z may be duplicates, x–z is what
         # `_link` asks about when it merges their groups, and a pair missing from the table
         # counts 0 there (bench/dups.py, development half: a small copy whose pair with the crop
@@ -183,11 +199,36 @@ def pair_table(
         ca, cb = _closing_pairs(a, b, duplicate_score(features) >= CLOSE_FROM)
         if len(ca):
             a, b = np.concatenate([a, ca]), np.concatenate([b, cb])
-            features = np.concatenate([features, pair_features(image, colour, sig, ca, cb)])
+            features = np.concatenate([features, features_of(ca, cb)])
     order = np.lexsort((b, a))
     return PairTable(
         a[order].astype(np.int32), b[order].astype(np.int32), features[order].astype(np.float32), exact
     )
+
+
+def _previous_features(
+    items: Sequence[Item],
+    previous: tuple[Sequence[Item], PairTable] | None,
+    a: np.ndarray,
+    b: np.ndarray,
+    out: np.ndarray,
+) -> np.ndarray:
+    """Fill ``out`` with the previous table's features of pairs whose two files are unchanged
+    (same path, size, mtime and bytes); return which rows were filled."""
+    known = np.zeros(len(a), bool)
+    if previous is None or not len(a):
+        return known
+    old_items, old = previous
+    old_row = {(*item.fingerprint(), item.sha256): r for r, item in enumerate(old_items)}
+    before = np.array([old_row.get((*item.fingerprint(), item.sha256), -1) for item in items], np.int64)
+    index = {pair: i for i, pair in enumerate(zip(old.a.tolist(), old.b.tolist(), strict=True))}
+    oa, ob = before[a], before[b]
+    for i, (x, y) in enumerate(zip(np.minimum(oa, ob).tolist(), np.maximum(oa, ob).tolist(), strict=True)):
+        at = index.get((x, y)) if x >= 0 else None
+        if at is not None:
+            out[i] = old.features[at]
+            known[i] = True
+    return known
 
 
 # A pair this likely (at the current WEIGHTS) takes part in closing triangles (`_closing_pairs`);

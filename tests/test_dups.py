@@ -350,3 +350,24 @@ def test_a_damaged_pair_table_is_refused_in_one_line(library, tmp_path):
     done = run("dups", "--index", str(out))
     err = done.stderr.decode().strip()
     assert done.returncode == 2 and len(err.splitlines()) == 1 and "imgsearch index" in err
+
+
+def test_reindex_after_adding_a_file_lines_up_only_the_new_pairs(library, tmp_path, monkeypatch):
+    out = tmp_path / "store"
+    _tiny_index(library, out)
+    before = dups.table_of(Store(out).require())
+    _crop_copy(library["rocket"], library["cat"].parent / "rocket_crop.jpg")
+    scored: list[int] = []
+    real = dups.pair_features
+    monkeypatch.setattr(dups, "pair_features", lambda *a: scored.append(len(a[3])) or real(*a))
+    _tiny_index(library, out)
+    gen = Store(out).require()
+    after = dups.table_of(gen)
+    new_row = next(r for r, i in enumerate(gen.items) if Path(i.path).name == "rocket_crop.jpg")
+    involving = int(((after.a == new_row) | (after.b == new_row)).sum())
+    assert involving and sum(scored) == involving < len(after.a)  # only pairs with the new file
+    monkeypatch.setattr(dups, "pair_features", real)
+    fresh = dups.pair_table(list(gen.items), gen.vectors["image"], gen.vectors["colour"], None)
+    assert np.array_equal(after.a, fresh.a) and np.array_equal(after.b, fresh.b)
+    np.testing.assert_allclose(after.features, fresh.features, atol=1e-5)
+    assert len(after.a) > len(before.a)
