@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from imgsearch import dups, spaces, store
 from imgsearch import index as ann
-from imgsearch import spaces, store
 from imgsearch.embed import EmbedOptions, EmbedReport, EmbedResult, Encoders, Progress, embed_job
 from imgsearch.encoders import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
@@ -151,7 +151,7 @@ def _publish_if_changed(
     unchanged = live is not None and not (result.changed or skipped_changed or plan.forced or notes)
     if unchanged and _up_to_date(live, plan):
         return IndexReport(result.report, st.root, _indexes(live), False, notes)
-    return IndexReport(result.report, st.root, _publish(st, result, plan), True, notes)
+    return IndexReport(result.report, st.root, _publish(st, result, plan, live), True, notes)
 
 
 def _reindex_store(
@@ -174,7 +174,7 @@ def _reindex_store(
             list(live.manifest.get("roots") or []),
             changed=False,
         )
-        return IndexReport(None, st.root, _publish(st, result, plan), True, notes)
+        return IndexReport(None, st.root, _publish(st, result, plan, live), True, notes)
 
 
 def _live(st: Store) -> tuple[Generation | None, list[str]]:
@@ -270,6 +270,8 @@ def _up_to_date(live: Generation, plan: _Plan) -> bool:
         return False  # a store from before the item offsets
     if not plan.ann:
         return True
+    if (live.manifest.get("dups") or {}).get("features") != dups.FEATURES:
+        return False  # a store from before the duplicate table, or with other pair features
     wanted_trees = plan.options.trees or ann.DEFAULT_TREES
     for space in spaces.INDEXED:
         if space in live.vectors:
@@ -290,7 +292,7 @@ def _indexes(gen: Generation) -> dict[str, dict]:
     }
 
 
-def _publish(st: Store, result: EmbedResult, plan: _Plan) -> dict[str, dict]:
+def _publish(st: Store, result: EmbedResult, plan: _Plan, live: Generation | None = None) -> dict[str, dict]:
     """Write vectors, head outputs, heads and indexes as one generation and make it live."""
     built = {}
     with st.building() as writer:
@@ -311,5 +313,33 @@ def _publish(st: Store, result: EmbedResult, plan: _Plan) -> dict[str, dict]:
                     )
                     writer.add_index(space, info)
                     built[space] = info
+            if "image" in built:  # duplicate candidates come from the image index just built
+                parts = (
+                    ann.part_files(writer.index_path("image"), built["image"], len(vectors["image"]))
+                    if built["image"]["method"] == "annoy"
+                    else None
+                )
+                table = dups.pair_table(
+                    result.items,
+                    vectors["image"],
+                    vectors.get("colour"),
+                    parts,
+                    previous=_previous_pairs(live, result.encoders),
+                )
+                writer.add_dups(table.arrays(), dups.FEATURES)
         writer.write_skipped(result.report.skipped)
     return built
+
+
+def _previous_pairs(live: Generation | None, encoders: dict) -> tuple[list, dups.PairTable] | None:
+    """The live generation's items and pair table, when its pair features can be reused: made
+    with the same pair features from vectors of the same image encoder."""
+    if live is None or (live.manifest.get("dups") or {}).get("features") != dups.FEATURES:
+        return None
+    if (live.encoders.get("image") or {}).get("id") != (encoders.get("image") or {}).get("id"):
+        return None
+    try:
+        table = dups.PairTable.from_arrays(live.dup_arrays(), live.count)
+    except DamagedStore:
+        return None  # rebuilt from scratch
+    return (list(live.items), table) if table is not None else None

@@ -737,7 +737,7 @@ def dups(
         float | None,
         typer.Option(
             "--threshold",
-            help="Duplicate score (0-1) a pair needs; default 0.7, chosen on bench/dups.py. "
+            help="Duplicate score (0-1) a pair needs; default 0.6, chosen on bench/dups.py. "
             "Lower finds more edited copies and more look-alikes.",
         ),
     ] = None,

@@ -4,34 +4,42 @@ At embed time every file gets a small signature, computed from the bytes and the
 ``embed`` decodes anyway: a SHA-256 of the file bytes (exact duplicates), a 64-bit DCT
 perceptual hash (pHash) and a 32×32 grayscale thumbnail (1 KB).
 
-At ``dups`` time the image vectors only *propose* candidate pairs: each item's nearest
-neighbours through the index (Annoy above ``index.EXACT_BELOW`` items, exact below), plus items
-whose pHashes share a 16-bit block (a resized, recompressed copy can fall out of the vector
-neighbourhood, since Lite0 sees the blur, while its pHash barely moves). Each pair is then
-scored by a logistic model over four cheap features: the image cosine, the best correlation of
-the two thumbnails over a small grid of crops and shifts (an edited copy lines up, a look-alike
-product does not), the pHash distance and the colour-histogram cosine. Pairs at or above the
-threshold are edges; groups are connected components.
+When ``imgsearch index`` publishes a generation it also builds the pair table (``pair_table``,
+stored as ``dups.npz``): the image vectors only *propose* candidate pairs, each item's nearest
+neighbours through the index just built plus items whose pHashes share a 16-bit block (a
+resized, recompressed copy can fall out of the vector neighbourhood, since Lite0 sees the blur,
+while its pHash barely moves), plus the pairs that close a triangle of likely pairs. Each pair
+gets four features: the image cosine, the correlation of the two thumbnails once lined up (a
+grid of crops and shifts, then Gauss-Newton steps to a fraction of a pixel: an edited copy lines
+up, a look-alike product does not), the colour-histogram cosine, and the correlation of the
+thumbnails' detail (high-pass) at that alignment. ``dups`` itself only scores the stored pairs
+with a logistic model, joins groups by average linkage and prints them: on 10,661 items it runs
+in well under a second, where searching and lining up the pairs costs seconds.
 
 Why not a cosine threshold alone: look-alike products on white backgrounds are as close in Lite0
 space as edited copies of one photo (bench/dups.py: no cosine threshold reaches precision 0.5
-at recall 0.5 there), while the thumbnails and hashes see the pixels.
+at recall 0.5 there), while the thumbnails see the pixels.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import ctypes
+import functools
 import hashlib
 import itertools
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from imgsearch.images import open_image, read_file, resize_center_crop
-from imgsearch.store import Generation
+from imgsearch.store import DamagedStore, Generation, Item
 
 THUMB = 32  # thumbnail side: 32×32 gray lined up separated copies from look-alikes as well as 32×32 RGB
 _DCT_SIDE = 32  # pHash: 32×32 grayscale, DCT, the 8×8 lowest frequencies against their median
@@ -41,17 +49,22 @@ _DCT_SIDE = 32  # pHash: 32×32 grayscale, DCT, the 8×8 lowest frequencies agai
 NEIGHBOURS = 8
 CANDIDATE_COSINE = 0.70  # below it no duplicate pair was seen in bench/dups.py (1st pct 0.71)
 ANNOY_SEARCH_K = 400  # node budget per item: near-duplicates share leaves, a small budget finds them
-PHASH_CANDIDATE_BITS = 8  # pHash-proposed pairs further apart than this are not scored
+# pHash-proposed pairs further apart than this are not scored: the development-half duplicate
+# pairs that only the pHash proposed were 0-6 bits apart (bench/dups.py; the bits of two such
+# hashes differ in pairs); 8 added 9 % more pairs to scoring on the 10k index.
+PHASH_CANDIDATE_BITS = 6
 PHASH_BUCKET_CAP = 64  # a 16-bit block shared by more items (blank images...) proposes nothing
 
-# Logistic model: P(duplicate) = sigmoid(b0 + b·[cosine, aligned, phash_bits/64, colour]).
-# Fitted by `python bench/dups.py --fit` on the development half's candidate pairs (1,487 pairs,
-# 356 duplicates); the thumbnail alignment carries most of the weight.
-WEIGHTS = (-93.81, 20.28, 76.94, -6.6, 5.71)
-# Default threshold on that score: the best development-half F1 with precision ≥ 0.97 in
-# bench/dups.py's sweep, with groups joined by average linkage (`_link`): 0.7, P 0.994 R 0.900
-# (0.8 ties it; 0.9: 0.997 / 0.850; 0.5: 0.966 / 0.933).
-DEFAULT_THRESHOLD = 0.7
+# Logistic model: P(duplicate) = sigmoid(b0 + b·[cosine, aligned, colour, detail]) (FEATURE_NAMES).
+# Fitted by `python bench/dups.py --fit` on the development half's pairs in the table (1,438
+# pairs, 360 duplicates; refitting on the table the fitted weights close gives the same weights).
+# The pHash distance, a feature before, got a weight near 0 next to the detail correlation.
+WEIGHTS = (-74.63, 19.79, 32.38, 5.08, 29.17)
+# Default threshold on that score: the best development-half F1 in bench/dups.py's sweep with
+# development precision ≥ 0.99 (a margin over the 0.97 goal: held-out precision came out below
+# development before), the higher of tied thresholds: 0.5 and 0.6 both P 0.997 R 0.992;
+# 0.4: 0.984 / 1.000; 0.7: 0.997 / 0.967; 0.9: 0.997 / 0.917.
+DEFAULT_THRESHOLD = 0.6
 
 # Crop/shift grid for lining up thumbnails: an edited copy may lose a few % at each edge.
 _SCALES = (1.0, 0.95, 0.90)
@@ -103,41 +116,226 @@ def thumbnail_gray(gray: Image.Image) -> np.ndarray:
     return np.asarray(gray.resize((THUMB, THUMB), Image.Resampling.BOX), np.uint8)
 
 
-# --- dups time ----------------------------------------------------------------------------------
+# --- the pair table: built when the index is published, read by `dups` -------------------------
 
 
 @dataclass
-class Group:
-    rows: list[int]  # item rows, the largest file first
-    similarity: list[float]  # each member's duplicate score against the first (first: 1.0)
+class PairTable:
+    """Every candidate pair of a generation with its features, and the exact-duplicate pairs.
+
+    Built by ``pair_table`` when ``imgsearch index`` publishes a generation (stored as
+    ``dups.npz``), so ``dups`` itself only scores, links and prints: on 10,661 items the
+    candidate search and the pair features take seconds, which is index-time work.
+    """
+
+    a: np.ndarray  # (n,) int32 rows, a < b
+    b: np.ndarray
+    features: np.ndarray  # (n, len(FEATURE_NAMES)) float32
+    exact: np.ndarray  # (m, 2) int32: pairs of rows with the same file bytes
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"a": self.a, "b": self.b, "features": self.features, "exact": self.exact}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], count: int) -> PairTable | None:
+        """The table, or None when the arrays do not check out (wrong shapes, rows out of range)."""
+        try:
+            a, b, f, e = (arrays[k] for k in ("a", "b", "features", "exact"))
+        except KeyError:
+            return None
+        ok = (
+            a.ndim == b.ndim == 1
+            and len(a) == len(b) == len(f)
+            and f.ndim == 2
+            and f.shape[1] == len(FEATURE_NAMES)
+            and e.ndim == 2
+            and e.shape[1] == 2
+            and all(x.dtype == np.int32 for x in (a, b, e))
+            and f.dtype == np.float32
+            and all(not len(x) or (int(x.min()) >= 0 and int(x.max()) < count) for x in (a, b, e))
+            and bool(np.isfinite(f).all())
+        )
+        return cls(a, b, f, e) if ok else None
+
+
+FEATURE_NAMES = ("cosine", "aligned", "colour", "detail")
+# Stored with the table: a table made with other features is rebuilt on the fly (and by the next
+# `imgsearch index`), never scored with the wrong weights.
+FEATURES = "dups-2:" + ",".join(FEATURE_NAMES)
+
+
+def pair_table(
+    items: Sequence[Item],
+    image: np.ndarray,
+    colour: np.ndarray | None,
+    annoy_parts: list[tuple[int, int, Path]] | None,
+    *,
+    previous: tuple[Sequence[Item], PairTable] | None = None,
+) -> PairTable:
+    """Candidates and their features. ``annoy_parts``: the image space's Annoy index over ``image``
+    (``index.part_files``; None: exact neighbours, as for collections under
+    ``index.EXACT_BELOW``). ``previous``: the items and table of the generation this one replaces,
+    made from the same image encoder: pairs of unchanged files keep their features, so adding a
+    few files to a large index lines up only the new pairs."""
+    sig = _Signatures(items)
+    exact = np.array(_exact_pairs(items), np.int32).reshape(-1, 2)
+    image = np.asarray(image, np.float32)
+    colour = None if colour is None else _unit_rows(colour)
+    a, b = candidate_pairs(image, sig, annoy_parts)
+
+    def features_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = np.empty((len(a), len(FEATURE_NAMES)), np.float32)
+        known = _previous_features(items, previous, a, b, out)
+        todo = np.flatnonzero(~known)
+        out[todo] = pair_features(image, colour, sig, a[todo], b[todo])
+        return out
+
+    with _blas_single_threaded():
+        features = features_of(a, b)
+        # Close the triangles of likely pairs: when x–y and y–z may be duplicates, x–z is what
+        # `_link` asks about when it merges their groups, and a pair missing from the table
+        # counts 0 there (bench/dups.py, development half: a small copy whose pair with the crop
+        # was never proposed kept the two apart, and with them most of the missed pairs).
+        ca, cb = _closing_pairs(a, b, duplicate_score(features) >= CLOSE_FROM)
+        if len(ca):
+            a, b = np.concatenate([a, ca]), np.concatenate([b, cb])
+            features = np.concatenate([features, features_of(ca, cb)])
+    order = np.lexsort((b, a))
+    return PairTable(
+        a[order].astype(np.int32), b[order].astype(np.int32), features[order].astype(np.float32), exact
+    )
+
+
+def _previous_features(
+    items: Sequence[Item],
+    previous: tuple[Sequence[Item], PairTable] | None,
+    a: np.ndarray,
+    b: np.ndarray,
+    out: np.ndarray,
+) -> np.ndarray:
+    """Fill ``out`` with the previous table's features of pairs whose two files are unchanged
+    (same path, size, mtime and bytes); return which rows were filled."""
+    known = np.zeros(len(a), bool)
+    if previous is None or not len(a):
+        return known
+    old_items, old = previous
+    old_row = {(*item.fingerprint(), item.sha256): r for r, item in enumerate(old_items)}
+    before = np.array([old_row.get((*item.fingerprint(), item.sha256), -1) for item in items], np.int64)
+    index = {pair: i for i, pair in enumerate(zip(old.a.tolist(), old.b.tolist(), strict=True))}
+    oa, ob = before[a], before[b]
+    for i, (x, y) in enumerate(zip(np.minimum(oa, ob).tolist(), np.maximum(oa, ob).tolist(), strict=True)):
+        at = index.get((x, y)) if x >= 0 else None
+        if at is not None:
+            out[i] = old.features[at]
+            known[i] = True
+    return known
+
+
+# A pair this likely (at the current WEIGHTS) takes part in closing triangles (`_closing_pairs`);
+# a node with more likely partners than CLOSE_CAP closes none (a huge cluster of look-alikes).
+CLOSE_FROM = 0.05
+CLOSE_CAP = 16
+
+
+def _closing_pairs(a: np.ndarray, b: np.ndarray, likely: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (x, z), x < z, not among (a, b), such that x–y and y–z are both ``likely``."""
+    partners: dict[int, list[int]] = {}
+    for x, y in zip(a[likely].tolist(), b[likely].tolist(), strict=True):
+        partners.setdefault(x, []).append(y)
+        partners.setdefault(y, []).append(x)
+    have = set(zip(a.tolist(), b.tolist(), strict=True))
+    new: set[tuple[int, int]] = set()
+    for near in partners.values():
+        if len(near) <= CLOSE_CAP:
+            for x, z in itertools.combinations(sorted(near), 2):
+                if (x, z) not in have:
+                    new.add((x, z))
+    if not new:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    arr = np.array(sorted(new), np.int64)
+    return arr[:, 0], arr[:, 1]
+
+
+def table_of(gen: Generation) -> PairTable:
+    """The generation's stored table, else one computed now (stores from `embed`, or older ones)."""
+    info = gen.manifest.get("dups") or {}
+    if info.get("features") == FEATURES:
+        table = PairTable.from_arrays(gen.dup_arrays(), gen.count)
+        if table is None:
+            raise DamagedStore(f"{gen.dir}: damaged dups.npz; run `imgsearch index` on its folder")
+        return table
+    return pair_table(gen.items, gen.vectors["image"], gen.vectors.get("colour"), image_index_parts(gen))
+
+
+def image_index_parts(gen: Generation) -> list[tuple[int, int, Path]] | None:
+    """The Annoy parts of the generation's image index (None: it is searched exactly, or stale)."""
+    from imgsearch.index import part_files
+
+    info, path = gen.index_info("image")
+    if info.get("method") != "annoy" or path is None or info.get("rows") != gen.count:
+        return None
+    try:
+        return part_files(path, info, gen.count)
+    except ValueError:
+        return None
+
+
+@contextlib.contextmanager
+def _blas_single_threaded():
+    """OpenBLAS on one thread (for this thread) while the pair features are made: they are many
+    small products, and splitting each across threads cost more than it saved (10,661 items on
+    2 busy cores: the thumbnail grid took 20 s with OpenBLAS's default threads, 2.8 s on one).
+    A no-op where numpy's BLAS is not the OpenBLAS of the numpy wheel."""
+    set_threads = _openblas_set_threads_local()
+    if set_threads is None:
+        yield
+        return
+    before = set_threads(1)
+    try:
+        yield
+    finally:
+        set_threads(before)
+
+
+@functools.cache
+def _openblas_set_threads_local():
+    for lib in sorted((Path(np.__file__).resolve().parent.parent / "numpy.libs").glob("*openblas*")):
+        try:
+            fn = ctypes.CDLL(str(lib)).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+        return fn
+    return None
 
 
 class _Signatures:
-    """Signature columns of a generation; thumbnails decoded only for the rows that need them."""
+    """Signature columns of some items (all, or the rows asked for): pHash, thumbnails."""
 
-    def __init__(self, gen: Generation) -> None:
-        self.items = gen.items
-        self.has = np.array([i.sha256 is not None and i.thumb is not None for i in gen.items], bool)
-        self.phash = np.array([int(i.phash, 16) if i.phash else 0 for i in gen.items], np.uint64)
-        colour = np.asarray(gen.vectors["colour"], np.float32) if "colour" in gen.vectors else None
-        self.colour = None if colour is None else _unit_rows(colour)
+    def __init__(self, items: Sequence[Item], rows: np.ndarray | None = None) -> None:
+        self.rows = np.arange(len(items)) if rows is None else np.asarray(rows)
+        chosen = [items[r] for r in self.rows.tolist()]
+        self.has = np.array([i.sha256 is not None and i.thumb is not None for i in chosen], bool)
+        self.phash = np.array([int(i.phash, 16) if i.phash else 0 for i in chosen], np.uint64)
+        blank = bytes(THUMB * THUMB)
+        thumbs = (base64.b64decode(i.thumb) if h else blank for i, h in zip(chosen, self.has, strict=True))
+        raw = b"".join(thumbs)
+        self.thumbs = np.frombuffer(raw, np.uint8).reshape(len(chosen), THUMB, THUMB).astype(np.float32)
+        self.plain = _normalise(self.thumbs).reshape(len(chosen), -1)
 
-    def thumbs(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), THUMB, THUMB) float32 thumbnails."""
-        raw = b"".join(base64.b64decode(self.items[r].thumb or "") for r in rows.tolist())
-        return np.frombuffer(raw, np.uint8).reshape(len(rows), THUMB, THUMB).astype(np.float32)
+    def local(self, rows: np.ndarray) -> np.ndarray:
+        """Positions of item rows among this object's rows."""
+        contiguous = not len(self.rows) or len(self.rows) == self.rows[-1] + 1  # all rows: themselves
+        return rows if contiguous else np.searchsorted(self.rows, rows)
 
-    def plain(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), THUMB²) zero-mean unit-norm thumbnails."""
-        return _normalise(self.thumbs(rows)).reshape(len(rows), -1)
-
-    def warps(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), grid size, THUMB²): every crop/shift of the grid, normalised."""
-        w = _WARP_Y[None] @ self.thumbs(rows)[:, None] @ _WARP_XT[None]
-        return _normalise(w.reshape(-1, THUMB, THUMB)).reshape(len(rows), len(_WARP_Y), -1)
+    def warps(self, local: np.ndarray) -> np.ndarray:
+        """(len(local), grid size, THUMB²): every crop/shift of the grid, normalised."""
+        w = _WARP_Y[None] @ self.thumbs[local][:, None] @ _WARP_XT[None]
+        return _normalise(w.reshape(-1, THUMB, THUMB)).reshape(len(local), len(_WARP_Y), -1)
 
 
 def _unit_rows(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, np.float32)
     return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
 
 
@@ -158,8 +356,8 @@ def _resample(n: int, start: float, length: float) -> np.ndarray:
     return m
 
 
-def _warp_grid() -> tuple[np.ndarray, np.ndarray]:
-    ys, xs = [], []
+def _warp_grid() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ys, xs, params = [], [], []
     for s in _SCALES:
         span = THUMB * s
         offsets = [0.0] if s == 1.0 else np.linspace(0, THUMB - span, _OFFSETS)
@@ -167,41 +365,153 @@ def _warp_grid() -> tuple[np.ndarray, np.ndarray]:
             for ox in offsets:
                 ys.append(_resample(THUMB, oy, span))
                 xs.append(_resample(THUMB, ox, span).T)
-    return np.stack(ys), np.stack(xs)
+                params.append((s, oy, ox))
+    return np.stack(ys), np.stack(xs), np.array(params, np.float32)
 
 
-_WARP_Y, _WARP_XT = _warp_grid()
+_WARP_Y, _WARP_XT, _WARP_PARAMS = _warp_grid()
 
 
-def aligned_correlation(sig: _Signatures, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per pair, the best thumbnail correlation with either image cropped and shifted over the grid.
+def _coarse_alignment(sig: _Signatures, a: np.ndarray, b: np.ndarray):
+    """Per pair (local rows), the best correlation over the grid with either image warped: (best,
+    grid index, whether ``b`` was the warped one).
 
-    Pairs are taken in blocks of ``_BLOCK`` distinct first rows, so the warped thumbnails of a
-    block are made once and memory stays bounded however many pairs there are.
+    One pass over the rows in blocks of ``_BLOCK``: a row's warped thumbnails are made once and
+    matched against all its partners, whichever side of the pair it is on, so memory stays
+    bounded however many pairs there are.
     """
-    best = np.full(len(a), -1.0)
-    rows = np.unique(np.concatenate([a, b]))
-    plain = np.concatenate([sig.plain(rows[k : k + 4096]) for k in range(0, len(rows), 4096)] or [[]])
-    for x, y in ((a, b), (b, a)):
-        y_plain = np.searchsorted(rows, y)
-        order = np.argsort(x, kind="stable")
-        firsts, starts = np.unique(x[order], return_index=True)
-        bounds = [*starts.tolist(), len(order)]
-        for k in range(0, len(firsts), _BLOCK):
-            warps = sig.warps(firsts[k : k + _BLOCK])
-            for i, warped in enumerate(warps):  # one small BLAS product per row: no per-pair copies
-                pairs = order[bounds[k + i] : bounds[k + i + 1]]
-                corr = (warped @ plain[y_plain[pairs]].T).max(axis=0)
-                best[pairs] = np.maximum(best[pairs], corr)
-    return best
+    best = np.full(len(a), -1.0, np.float32)
+    arg = np.zeros(len(a), np.intp)
+    b_warped = np.zeros(len(a), bool)
+    warped_side = np.concatenate([a, b])
+    other_side = np.concatenate([b, a])
+    pair = np.concatenate([np.arange(len(a)), np.arange(len(a))])
+    order = np.argsort(warped_side, kind="stable")
+    firsts, starts = np.unique(warped_side[order], return_index=True)
+    bounds = [*starts.tolist(), len(order)]
+    for k in range(0, len(firsts), _BLOCK):
+        warps = sig.warps(firsts[k : k + _BLOCK])
+        for i, warped in enumerate(warps):  # one small BLAS product per row: no per-pair copies
+            entries = order[bounds[k + i] : bounds[k + i + 1]]
+            corr = warped @ sig.plain[other_side[entries]].T  # (grid, partners)
+            top = corr.argmax(axis=0)
+            value = corr[top, np.arange(len(entries))]
+            rows = pair[entries]  # distinct: a row is on one side of each of its pairs
+            better = value > best[rows]
+            best[rows[better]] = value[better]
+            arg[rows[better]] = top[better]
+            b_warped[rows[better]] = entries[better] >= len(a)
+    return best, arg, b_warped
 
 
 _BLOCK = 64
 
 
-def pair_features(gen: Generation, sig: _Signatures, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, 4): image cosine, aligned thumbnail correlation, pHash bits / 64, colour cosine."""
-    image = np.asarray(gen.vectors["image"], np.float32)  # once into memory: fancy indexing a memmap is slow
+def _warp(img: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """(n, THUMB, THUMB) images sampled bilinearly on a per-image square window: params (n, 3) =
+    (scale, top, left) in pixels, the window THUMB·scale wide. As two batched products with
+    bilinear resampling matrices: 4× faster than gathering the four neighbours."""
+    k = np.arange(THUMB, dtype=np.float32) + 0.5
+
+    def resampling(start: np.ndarray) -> np.ndarray:
+        c = np.clip(start[:, None] + k[None] * params[:, :1] - 0.5, 0, THUMB - 1)
+        lo = np.minimum(np.floor(c).astype(np.intp), THUMB - 2)
+        frac = (c - lo).astype(np.float32)[:, :, None]
+        m = np.zeros((len(params), THUMB, THUMB), np.float32)
+        np.put_along_axis(m, lo[:, :, None], 1 - frac, 2)
+        np.put_along_axis(m, lo[:, :, None] + 1, frac, 2)
+        return m
+
+    return resampling(params[:, 1]) @ img @ resampling(params[:, 2]).transpose(0, 2, 1)
+
+
+def _refine(moving: np.ndarray, fixed: np.ndarray, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Newton steps on (scale, top, left) from the grid's best window, keeping the best
+    correlation seen (so never below the grid's): a 5-8 % crop falls between grid points, and
+    lining it up to a fraction of a pixel lifted the duplicate pairs' correlation (bench/dups.py,
+    development half: 1st percentile 0.920 → 0.952) more than the look-alikes'."""
+    params = params.copy()
+    k = np.arange(THUMB, dtype=np.float32) + 0.5
+    best = np.full(len(moving), -2.0, np.float32)
+    best_params = params.copy()
+    for step in range(_REFINE_STEPS + 1):
+        w = _warp(moving, params)
+        wc = (w - w.mean(axis=(1, 2), keepdims=True)).reshape(len(w), -1)
+        norm = np.maximum(np.linalg.norm(wc, axis=1), 1e-6)
+        corr = np.einsum("nk,nk->n", wc, fixed) / norm
+        better = corr > best
+        best[better], best_params[better] = corr[better], params[better]
+        if step == _REFINE_STEPS:
+            break
+        gi, gj = np.gradient(w, axis=(1, 2))
+        gy, gx = gi / params[:, :1, None], gj / params[:, :1, None]  # per source pixel
+        jac = np.empty((len(w), 3, THUMB, THUMB), np.float32)  # d(warped)/d(scale, top, left)
+        np.add(gy * k[None, :, None], gx * k[None, None, :], out=jac[:, 0])
+        jac[:, 1], jac[:, 2] = gy, gx
+        jac = jac.reshape(len(w), 3, -1)
+        jac -= jac.mean(axis=2, keepdims=True)
+        hess = jac @ jac.transpose(0, 2, 1) + 1e-3 * np.eye(3, dtype=np.float32)  # batched: BLAS
+        rhs = jac @ (norm[:, None] * fixed - wc)[:, :, None]
+        delta = np.linalg.solve(hess, rhs)[..., 0]
+        params += np.clip(delta, -_MAX_STEP, _MAX_STEP)
+        params[:, 0] = np.clip(params[:, 0], _MIN_SCALE, 1.0)
+        params[:, 1:] = np.clip(params[:, 1:], 0, THUMB * (1 - params[:, :1]))
+    return best, best_params
+
+
+# Only pairs whose grid correlation reaches this are refined (most of the index-time cost): every
+# development-half duplicate pair had ≥ 0.908 on the grid (bench/dups.py), and refining lifts a
+# pair by at most ~0.07.
+REFINE_FROM = 0.88
+_REFINE_STEPS = 2  # bench/dups.py dev half: 1 step got most of it, 4 and 8 no more than 2
+_MAX_STEP = np.array([0.03, 1.5, 1.5], np.float32)  # scale, pixels: stay near the grid's window
+_MIN_SCALE = 0.84
+
+
+def _high_pass(stack: np.ndarray) -> np.ndarray:
+    """Each image minus its 3×3 box blur: the detail (stitching, buckles, print) that tells two
+    look-alike products apart once their silhouettes line up."""
+    p = np.pad(stack, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    blur = sum(p[:, i : i + THUMB, j : j + THUMB] for i in range(3) for j in range(3)) / 9.0
+    return stack - blur
+
+
+def aligned_features(sig: _Signatures, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair of local rows: the lined-up thumbnail correlation and the detail correlation at
+    that alignment (see ``_refine`` and ``_high_pass``)."""
+    aligned = np.empty(len(a), np.float32)
+    detail = np.empty(len(a), np.float32)
+    if not len(a):
+        return aligned, detail
+    coarse, arg, b_warped = _coarse_alignment(sig, a, b)
+    moving, fixed = np.where(b_warped, b, a), np.where(b_warped, a, b)
+    params = _WARP_PARAMS[arg]
+    aligned[:] = coarse
+    refine = np.flatnonzero(coarse >= REFINE_FROM)
+
+    def refine_chunk(at: np.ndarray) -> None:
+        with _blas_single_threaded():
+            aligned[at], params[at] = _refine(sig.thumbs[moving[at]], sig.plain[fixed[at]], params[at])
+
+    def detail_chunk(at: slice) -> None:
+        m, f = moving[at], fixed[at]
+        with _blas_single_threaded():
+            lined = _normalise(_high_pass(_warp(sig.thumbs[m], params[at]))).reshape(len(m), -1)
+        target = _normalise(_high_pass(sig.thumbs[f])).reshape(len(f), -1)
+        detail[at] = np.einsum("nk,nk->n", lined, target)
+
+    # chunks of whole-array numpy work, which releases the GIL: one thread per core
+    with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+        list(pool.map(refine_chunk, [refine[k : k + 4096] for k in range(0, len(refine), 4096)]))
+        list(pool.map(detail_chunk, [slice(k, k + 4096) for k in range(0, len(a), 4096)]))
+    return aligned, detail
+
+
+def pair_features(
+    image: np.ndarray, colour: np.ndarray | None, sig: _Signatures, a: np.ndarray, b: np.ndarray
+) -> np.ndarray:
+    """(n, 4) float32 for item rows a, b: image cosine, aligned thumbnail correlation, colour
+    cosine (``colour``: unit rows, or None), detail correlation."""
     cos = np.concatenate(
         [
             np.einsum("ij,ij->i", image[a[k : k + 8192]], image[b[k : k + 8192]])
@@ -209,47 +519,61 @@ def pair_features(gen: Generation, sig: _Signatures, a: np.ndarray, b: np.ndarra
         ]
         or [np.empty(0, np.float32)]
     )
-    aligned = aligned_correlation(sig, a, b)
-    bits = np.array([(int(x) ^ int(y)).bit_count() for x, y in zip(sig.phash[a], sig.phash[b], strict=True)])
-    colour = (
-        np.einsum("ij,ij->i", sig.colour[a], sig.colour[b]) if sig.colour is not None else np.ones(len(a))
-    )
-    return np.column_stack([cos, aligned, bits / 64.0, colour]).astype(np.float64)
+    la, lb = sig.local(a), sig.local(b)
+    aligned, detail = aligned_features(sig, la, lb)
+    col = np.einsum("ij,ij->i", colour[a], colour[b]) if colour is not None else np.ones(len(a))
+    return np.column_stack([cos, aligned, col, detail]).astype(np.float32)
 
 
 def duplicate_score(features: np.ndarray) -> np.ndarray:
     b0, *b = WEIGHTS
-    return 1.0 / (1.0 + np.exp(-(b0 + features @ np.asarray(b))))
+    return 1.0 / (1.0 + np.exp(-(b0 + np.asarray(features, np.float64) @ np.asarray(b))))
+
+
+# --- dups time ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Group:
+    rows: list[int]  # item rows, the largest file first
+    similarity: list[float]  # each member's duplicate score against the first (first: 1.0)
 
 
 def find_groups(
     gen: Generation, threshold: float = DEFAULT_THRESHOLD, *, exact_only: bool = False
 ) -> list[Group]:
     """Duplicate groups of ``gen``: exact (same bytes) and, unless ``exact_only``, near ones."""
-    sig = _Signatures(gen)
+    table = table_of(gen)
     parent = list(range(gen.count))
-    for a, b in _exact_pairs(gen):
+    for a, b in table.exact.tolist():
         _union(parent, a, b)
-    if not exact_only:
-        a, b = candidate_pairs(gen, sig)
-        if len(a):
-            scores = duplicate_score(pair_features(gen, sig, a, b))
-            _link(gen, sig, parent, a, b, scores, threshold)
+    known: dict[tuple[int, int], float] = {}
+    if not exact_only and len(table.a):
+        scores = duplicate_score(table.features)
+        keep = scores >= min(threshold, _KNOWN_FLOOR)  # the rest count 0 in `_cross_mean` anyway
+        a, b, scores = table.a[keep], table.b[keep], scores[keep]
+        known = dict(zip(zip(a.tolist(), b.tolist(), strict=True), scores.tolist(), strict=True))
+        _link(gen, parent, a, b, scores, threshold, known)
     members: dict[int, list[int]] = {}
     for row in range(gen.count):
         members.setdefault(_find(parent, row), []).append(row)
-    groups = [_ordered(gen, sig, rows) for rows in members.values() if len(rows) > 1]
+    groups = _ordered(gen, [rows for rows in members.values() if len(rows) > 1], known)
     return sorted(groups, key=lambda g: (-len(g.rows), gen.items[g.rows[0]].path))
 
 
+# Pairs scoring below this are dropped before linking: they could only lower a cross mean, and
+# counting them as 0 changes it by less than this per pair.
+_KNOWN_FLOOR = 0.01
+
+
 def _link(
-    gen: Generation,
-    sig: _Signatures,
+    gen,
     parent: list[int],
     a: np.ndarray,
     b: np.ndarray,
     scores: np.ndarray,
     threshold: float,
+    known: dict,
 ) -> None:
     """Join pairs above ``threshold``, strongest first; two groups merge only when their members
     score ``threshold`` on average across the groups. Plain connected components let one
@@ -258,8 +582,6 @@ def _link(
     members: dict[int, list[int]] = {}
     for row in range(gen.count):  # exact duplicates are joined already
         members.setdefault(_find(parent, row), []).append(row)
-    # scores already known (every candidate pair); cross pairs of a merge are mostly among them
-    known = dict(zip(zip(a.tolist(), b.tolist(), strict=True), scores.tolist(), strict=True))
     for i in np.argsort(-scores, kind="stable"):
         if scores[i] < threshold:
             break
@@ -276,16 +598,16 @@ def _link(
 
 def _cross_mean(known: dict, left: list[int], right: list[int]) -> float:
     """Mean score over every pair across two groups. A pair that was never a candidate (not among
-    each other's nearest image vectors above cosine 0.70, no shared pHash block) counts 0: scoring
-    such pairs cost most of `dups`'s time on 10k items and they are not duplicates."""
+    each other's nearest image vectors above CANDIDATE_COSINE, no shared pHash block) counts 0:
+    such pairs are not duplicates, and scoring them would cost the time the table saves."""
     pairs = [(min(x, y), max(x, y)) for x, y in itertools.product(left, right)]
     return float(np.mean([known.get(p, 0.0) for p in pairs]))
 
 
-def _exact_pairs(gen: Generation) -> list[tuple[int, int]]:
+def _exact_pairs(items: Sequence[Item]) -> list[tuple[int, int]]:
     first: dict[str, int] = {}
     pairs = []
-    for row, item in enumerate(gen.items):
+    for row, item in enumerate(items):
         if item.sha256 is None:
             continue
         if item.sha256 in first:
@@ -295,9 +617,11 @@ def _exact_pairs(gen: Generation) -> list[tuple[int, int]]:
     return pairs
 
 
-def candidate_pairs(gen: Generation, sig: _Signatures) -> tuple[np.ndarray, np.ndarray]:
+def candidate_pairs(
+    image: np.ndarray, sig: _Signatures, annoy_parts: list[tuple[int, int, Path]] | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Row pairs (a < b) worth scoring: vector neighbours and pHash block matches."""
-    pairs = _vector_pairs(gen) | _phash_pairs(sig)
+    pairs = _vector_pairs(image, annoy_parts) | _phash_pairs(sig)
     pairs = {(a, b) for a, b in pairs if sig.has[a] and sig.has[b]}
     if not pairs:
         return np.empty(0, np.int64), np.empty(0, np.int64)
@@ -305,27 +629,16 @@ def candidate_pairs(gen: Generation, sig: _Signatures) -> tuple[np.ndarray, np.n
     return arr[:, 0], arr[:, 1]
 
 
-def _vector_pairs(gen: Generation) -> set[tuple[int, int]]:
-    """Each item's NEIGHBOURS nearest items above CANDIDATE_COSINE, through the store's index."""
-    vectors = np.asarray(gen.vectors["image"], np.float32)
-    info = gen.manifest["spaces"].get("image", {}).get("index") or {}
+def _vector_pairs(
+    vectors: np.ndarray, annoy_parts: list[tuple[int, int, Path]] | None
+) -> set[tuple[int, int]]:
+    """Each item's NEIGHBOURS nearest items above CANDIDATE_COSINE, through the store's index. With a
+    sharded index (``imgsearch index --shards``) an item's neighbours come from its own part: a
+    search of every part per item would cost the shard count over; pHash buckets still cross parts."""
     pairs: set[tuple[int, int]] = set()
-    if info.get("method") == "annoy" and info.get("rows") == len(vectors):
-        import annoy
-
-        index = annoy.AnnoyIndex(vectors.shape[1], "angular")
-        if not index.load(str(gen.dir / info["file"]), prefault=False):
-            raise OSError(f"annoy could not load {gen.dir / info['file']}")
-
-        def neighbours(row: int) -> tuple[list[int], list[float]]:
-            return index.get_nns_by_item(row, NEIGHBOURS + 1, search_k=ANNOY_SEARCH_K, include_distances=True)
-
-        # Annoy releases the GIL while it searches: two threads use both cores (10,661 items: 2.6 s
-        # on one thread, bench/dups.py's large index)
-        with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
-            for row, (found, dist) in enumerate(pool.map(neighbours, range(len(vectors)), chunksize=256)):
-                _add_close(pairs, row, np.asarray(found), 1.0 - np.square(dist) / 2.0)  # angular → cosine
-        index.unload()
+    if annoy_parts is not None:
+        for start, stop, file in annoy_parts:
+            _part_pairs(pairs, vectors.shape[1], start, stop, file)
         return pairs
     # exact: the index itself is exact here (under index.EXACT_BELOW rows), so blocks of rows
     # against all rows, with BLAS, cost about what as many exact queries would
@@ -336,6 +649,33 @@ def _vector_pairs(gen: Generation) -> set[tuple[int, int]]:
         for offset, found in enumerate(top):
             _add_close(pairs, start + offset, found, sims[offset, found])
     return pairs
+
+
+def _part_pairs(pairs: set, dim: int, start: int, stop: int, file: Path) -> None:
+    import annoy
+
+    index = annoy.AnnoyIndex(dim, "angular")
+    if not index.load(str(file), prefault=False):
+        raise OSError(f"annoy could not load {file}")
+
+    def neighbours(rows: range) -> list[tuple[list[int], list[float]]]:
+        return [
+            index.get_nns_by_item(r - start, NEIGHBOURS + 1, search_k=ANNOY_SEARCH_K, include_distances=True)
+            for r in rows
+        ]
+
+    # Annoy releases the GIL while it searches: one thread per core, each over a slice of rows
+    # (a future per row cost more in the pool than in Annoy). Rows without a vector are not in
+    # the index (Annoy returns nothing for them).
+    workers = max(1, min(4, os.cpu_count() or 1))
+    step = max(1, -(-(stop - start) // workers))
+    slices = [range(s, min(s + step, stop)) for s in range(start, stop, step)]
+    with ThreadPoolExecutor(workers) as pool:
+        for rows, found in zip(slices, pool.map(neighbours, slices), strict=True):
+            for row, (near, dist) in zip(rows, found, strict=True):
+                near_rows = np.asarray(near, np.int64) + start
+                _add_close(pairs, row, near_rows, 1.0 - np.square(np.asarray(dist)) / 2.0)  # angular → cosine
+    index.unload()
 
 
 def _add_close(pairs: set, row: int, found: np.ndarray, sims: np.ndarray) -> None:
@@ -358,10 +698,11 @@ def _phash_pairs(sig: _Signatures) -> set[tuple[int, int]]:
             buckets.setdefault(block, []).append(row)
         for bucket in buckets.values():
             if 1 < len(bucket) <= PHASH_BUCKET_CAP:
+                hashes = [int(sig.phash[r]) for r in bucket]
                 for i, a in enumerate(bucket):
-                    for b in bucket[i + 1 :]:
-                        if (int(sig.phash[a]) ^ int(sig.phash[b])).bit_count() <= PHASH_CANDIDATE_BITS:
-                            pairs.add((a, b))
+                    for j in range(i + 1, len(bucket)):
+                        if (hashes[i] ^ hashes[j]).bit_count() <= PHASH_CANDIDATE_BITS:
+                            pairs.add((a, bucket[j]))
     return pairs
 
 
@@ -378,17 +719,37 @@ def _union(parent: list[int], a: int, b: int) -> None:
         parent[max(ra, rb)] = min(ra, rb)
 
 
-def _ordered(gen: Generation, sig: _Signatures, rows: list[int]) -> Group:
-    """Largest file first (the one to keep, usually); each member scored against it."""
-    rows = sorted(rows, key=lambda r: (-gen.items[r].size, gen.items[r].path))
-    first = rows[0]
-    rest = np.array(rows[1:], np.int64)
-    scores = np.ones(len(rest))
-    same = np.array([gen.items[r].sha256 == gen.items[first].sha256 for r in rest], bool)
-    scorable = ~same & sig.has[rest] & bool(sig.has[first])
-    if scorable.any():
-        others = rest[scorable]
-        firsts = np.full(len(others), first, np.int64)
-        scores[scorable] = duplicate_score(pair_features(gen, sig, firsts, others))
-    scores[~same & ~scorable] = 0.0
-    return Group(rows, [1.0, *(round(float(s), 4) for s in scores)])
+def _ordered(gen: Generation, groups: list[list[int]], known: dict) -> list[Group]:
+    """Largest file first (the one to keep, usually); each member scored against it: the table's
+    score where the pair is a candidate, else scored now (only those few pairs)."""
+    out = []
+    missing: list[tuple[int, int, int, int]] = []  # (group, position, first, row)
+    for g, rows in enumerate(groups):
+        rows = sorted(rows, key=lambda r: (-gen.items[r].size, gen.items[r].path))
+        first = rows[0]
+        sims = [1.0]
+        for pos, r in enumerate(rows[1:], 1):
+            if gen.items[r].sha256 is not None and gen.items[r].sha256 == gen.items[first].sha256:
+                sims.append(1.0)
+            elif (min(first, r), max(first, r)) in known:
+                sims.append(known[(min(first, r), max(first, r))])
+            else:
+                sims.append(0.0)
+                missing.append((g, pos, first, r))
+        out.append(Group(rows, sims))
+    if missing:
+        a = np.array([m[2] for m in missing], np.int64)
+        b = np.array([m[3] for m in missing], np.int64)
+        sig = _Signatures(gen.items, np.unique(np.concatenate([a, b])))
+        ok = sig.has[sig.local(a)] & sig.has[sig.local(b)]
+        colour = gen.vectors.get("colour")
+        image = np.asarray(gen.vectors["image"], np.float32)
+        scores = np.zeros(len(a))
+        if ok.any():
+            colour_rows = None if colour is None else _unit_rows(np.asarray(colour))
+            scores[ok] = duplicate_score(pair_features(image, colour_rows, sig, a[ok], b[ok]))
+        for (g, pos, _, _), s in zip(missing, scores.tolist(), strict=True):
+            out[g].similarity[pos] = s
+    for group in out:
+        group.similarity = [round(float(s), 4) for s in group.similarity]
+    return out

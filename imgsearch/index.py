@@ -263,7 +263,7 @@ class VectorIndex:
         if path is None:
             raise ValueError("info says 'annoy' but no index path was given")
         parts = []
-        for start, stop, file in _part_files(Path(path), info, len(matrix)):
+        for start, stop, file in part_files(Path(path), info, len(matrix)):
             index = annoy.AnnoyIndex(matrix.shape[1], "angular")
             if not index.load(str(file), prefault=False):
                 for part in parts:
@@ -376,8 +376,10 @@ def _part_budget(budget: int, parts: int, n: int) -> int:
     return max(n, min(budget, -(-SHARD_BUDGET * budget // parts)))
 
 
-def _part_files(path: Path, info: dict[str, Any], rows: int) -> list[tuple[int, int, Path]]:
-    """(start, stop, file) of each part ``info`` lists; a store from before sharding has one."""
+def part_files(path: Path, info: dict[str, Any], rows: int) -> list[tuple[int, int, Path]]:
+    """(start, stop, file) of each Annoy part of the index ``build_index(..., path)`` described
+    with ``info``; a store from before sharding has one. Raises ValueError when they do not
+    cover the ``rows`` in order."""
     parts = info.get("parts") or [{"file": path.name, "start": 0, "stop": rows}]
     out, expected = [], 0
     for part in parts:

@@ -29,6 +29,9 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
         classes.ids.npy, classes.vals.npy
                            each item's top ImageNet classes as sparse rows (the classes space):
                            (n, 5) int32 class ids and float32 sqrt-probabilities
+        dups.npz           duplicate candidates: pairs of rows, their features and the
+                           exact-duplicate pairs (imgsearch/dups.py: `dups` only scores them);
+                           written with the indexes, the manifest's "dups" entry names it
         lexical.sqlite     SQLite FTS5 table of the item texts (the lexical space, BM25; see
                            imgsearch/lexical.py); the manifest's "lexical" entry names it
         calibration.npz    the calibration sample (fusion.calibration_sample): its rows, and their
@@ -209,6 +212,14 @@ class Generation:
             pass
         raise DamagedStore(f"{self.dir}: unreadable calibration.npz; run `imgsearch index` on its folder")
 
+    def dup_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays of ``dups.npz`` (``dups.PairTable`` checks them); the manifest says it exists."""
+        try:
+            return load_npz(self.dir / self.manifest["dups"]["file"])
+        except Exception:
+            where = self.dir
+            raise DamagedStore(f"{where}: unreadable dups.npz; run `imgsearch index` on its folder") from None
+
     def heads(self) -> dict:
         """The heads stored in this generation, by space name."""
         from imgsearch.heads import Head
@@ -298,7 +309,7 @@ def _manifest_problem(m: dict) -> str | None:
         return "manifest without encoder ids"
     if not isinstance(m.get("spaces"), dict):
         return "manifest without spaces"
-    for extra in ("lexical", "classes", "calibration"):
+    for extra in ("lexical", "classes", "calibration", "dups"):
         info = m.get(extra)
         if info is None:
             continue
@@ -492,6 +503,12 @@ class GenerationWriter:
         self._samples["classes.ids"] = ids[self._sample].astype(np.int32)
         self._samples["classes.vals"] = vals[self._sample].astype(np.float32)
         self.manifest["classes"] = {"ids": "classes.ids.npy", "vals": "classes.vals.npy"}
+
+    def add_dups(self, arrays: dict[str, np.ndarray], features: str) -> None:
+        """Duplicate candidates (``dups.PairTable.arrays``), so ``dups`` need not search for them."""
+        with atomic_path(self.dir / "dups.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        self.manifest["dups"] = {"file": "dups.npz", "features": features, "pairs": len(arrays["a"])}
 
     def add_lexical(self, texts: list[str | None]) -> None:
         """The lexical space: a full-text index of the item texts, row for row."""

@@ -140,13 +140,41 @@ def test_item_signature_round_trips_through_json():
 
 def test_aligned_correlation_lines_up_a_crop_but_not_another_photo(indexed, library):
     gen = indexed.require()
-    sig = dups._Signatures(gen)
+    sig = dups._Signatures(gen.items)
     row = {Path(i.path).stem: n for n, i in enumerate(gen.items)}
     a = np.array([row["cat"], row["cat"], row["cat_small"]])
     b = np.array([row["cat_crop"], row["coffee"], row["cat"]])
-    crop, other, small = dups.aligned_correlation(sig, a, b)
-    assert crop >= 0.95 and small >= 0.98
+    (crop, other, small), (crop_detail, other_detail, small_detail) = dups.aligned_features(sig, a, b)
+    assert crop >= 0.97 and small >= 0.98
     assert other < 0.9
+    assert min(crop_detail, small_detail) > 0.6 > other_detail  # details line up only for a copy
+
+
+def test_refinement_lines_up_a_crop_between_grid_points(photos, tmp_path):
+    """A 7 % crop (scale 0.93, between the grid's 0.95 and 0.90) off-centre: the grid alone
+    misses it by a fraction of a pixel, the Gauss-Newton steps find its window."""
+    with Image.open(photos / "chelsea.png") as im:
+        rgb = im.convert("RGB")
+    w, h = rgb.size
+    cropped = rgb.crop((w * 5 // 100, h * 2 // 100, w - w * 2 // 100, h - h * 5 // 100))
+    thumbs = np.stack([dups.thumbnail_gray(x.convert("L")).astype(np.float32) for x in (rgb, cropped)])
+    sig = SimpleNamespace(thumbs=thumbs, plain=dups._normalise(thumbs).reshape(2, -1))
+    sig.warps = lambda local: dups._Signatures.warps(sig, local)
+    a, b = np.array([0]), np.array([1])
+    grid, arg, b_warped = dups._coarse_alignment(sig, a, b)
+    assert not b_warped[0]  # the original is the one cut down to the crop's window
+    refined, params = dups._refine(thumbs[a], sig.plain[b], dups._WARP_PARAMS[arg])
+    assert grid[0] < 0.9 and refined[0] >= grid[0] + 0.05 and refined[0] >= 0.96
+    # the crop's window, in thumbnail pixels: scale 0.93, top 2 % and left 5 % of 32 px
+    assert np.all(np.abs(params[0] - [0.93, 0.64, 1.6]) <= [0.01, 0.2, 0.2]), params[0]
+
+
+def test_high_pass_removes_flat_areas_and_keeps_edges():
+    flat = np.full((1, dups.THUMB, dups.THUMB), 200.0, np.float32)
+    assert np.abs(dups._high_pass(flat)).max() < 1e-4
+    edge = flat.copy()
+    edge[0, :, 16:] = 20.0
+    assert np.abs(dups._high_pass(edge)[0, :, 15:17]).min() > 10
 
 
 # --- grouping -------------------------------------------------------------------------------------
@@ -248,11 +276,125 @@ def test_one_look_alike_edge_does_not_chain_two_groups(monkeypatch):
     def score(pairs):
         return np.array([strong.get((min(x, y), max(x, y)), 0.1) for x, y in pairs])
 
-    monkeypatch.setattr(dups, "pair_features", lambda gen, sig, a, b: np.stack([a, b], axis=1))
     monkeypatch.setattr(dups, "duplicate_score", score)
     gen = SimpleNamespace(count=5)
     parent = list(range(5))
     a, b = np.array([0, 2, 1]), np.array([1, 3, 2])
-    dups._link(gen, None, parent, a, b, score(np.stack([a, b], axis=1)), 0.7)
+    scores = score(np.stack([a, b], axis=1))
+    known = dict(zip(zip(a.tolist(), b.tolist(), strict=True), scores.tolist(), strict=True))
+    dups._link(gen, parent, a, b, scores, 0.7, known)
     roots = [dups._find(parent, r) for r in range(5)]
     assert roots[0] == roots[1] and roots[2] == roots[3] and roots[1] != roots[2] and roots[4] == 4
+
+
+# --- the stored pair table ------------------------------------------------------------------------
+
+
+def _tiny_index(library: dict[str, Path], out: Path):
+    from fakes import TinyImageEncoder, TinyTextEncoder
+
+    from imgsearch.build import index_folder
+    from imgsearch.embed import EmbedOptions
+
+    folder = library["cat"].parent
+    return index_folder(folder, EmbedOptions(), out=out, image=TinyImageEncoder(), text=TinyTextEncoder())
+
+
+def test_index_stores_the_pair_table_and_dups_reads_it(library, tmp_path, monkeypatch):
+    out = tmp_path / "store"
+    _tiny_index(library, out)
+    gen = Store(out).require()
+    assert gen.manifest["dups"]["features"] == dups.FEATURES
+    assert (gen.dir / gen.manifest["dups"]["file"]).is_file()
+    stored = dups.table_of(gen)
+    names = {frozenset(Path(gen.items[r].path).name for r in p) for p in stored.exact.tolist()}
+    assert names == {frozenset({"rocket.jpg", "rocket again.jpg"})}
+    assert len(stored.a) and stored.features.shape == (len(stored.a), len(dups.FEATURE_NAMES))
+    # the same table as one computed now, and `dups` does not compute it again
+    again = dups.pair_table(list(gen.items), gen.vectors["image"], gen.vectors["colour"], None)
+    assert np.array_equal(stored.a, again.a) and np.array_equal(stored.b, again.b)
+    np.testing.assert_allclose(stored.features, again.features, atol=1e-5)
+    monkeypatch.setattr(dups, "pair_table", lambda *a, **k: pytest.fail("table recomputed"))
+    dups.find_groups(gen)
+
+
+def test_a_store_without_the_table_still_works_and_index_adds_it(library, tmp_path):
+    out = tmp_path / "store"
+    _tiny_index(library, out)
+    gen = Store(out).require()
+    want = [g.rows for g in dups.find_groups(gen, threshold=0.3)]
+    manifest = json.loads((gen.dir / "manifest.json").read_text())
+    del manifest["dups"]  # as a store written before the table existed
+    (gen.dir / "manifest.json").write_text(json.dumps(manifest))
+    gen = Store(out).require()
+    assert [g.rows for g in dups.find_groups(gen, threshold=0.3)] == want  # computed on the fly
+    _tiny_index(library, out)  # a plain re-index adds the table, nothing else changed
+    gen = Store(out).require()
+    assert gen.manifest["dups"]["features"] == dups.FEATURES
+
+
+def test_a_damaged_pair_table_is_refused_in_one_line(library, tmp_path):
+    out = tmp_path / "store"
+    _tiny_index(library, out)
+    gen = Store(out).require()
+    path = gen.dir / gen.manifest["dups"]["file"]
+    arrays = dict(np.load(path))
+    arrays["a"] = arrays["a"] + 1000  # rows out of range
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(store.DamagedStore, match=r"dups\.npz"):
+        dups.find_groups(Store(out).require())
+    path.write_bytes(b"not a zip")
+    done = run("dups", "--index", str(out))
+    err = done.stderr.decode().strip()
+    assert done.returncode == 2 and len(err.splitlines()) == 1 and "imgsearch index" in err
+
+
+def test_reindex_after_adding_a_file_lines_up_only_the_new_pairs(library, tmp_path, monkeypatch):
+    out = tmp_path / "store"
+    _tiny_index(library, out)
+    before = dups.table_of(Store(out).require())
+    _crop_copy(library["rocket"], library["cat"].parent / "rocket_crop.jpg")
+    scored: list[int] = []
+    real = dups.pair_features
+    monkeypatch.setattr(dups, "pair_features", lambda *a: scored.append(len(a[3])) or real(*a))
+    _tiny_index(library, out)
+    gen = Store(out).require()
+    after = dups.table_of(gen)
+    new_row = next(r for r, i in enumerate(gen.items) if Path(i.path).name == "rocket_crop.jpg")
+    involving = int(((after.a == new_row) | (after.b == new_row)).sum())
+    assert involving and sum(scored) == involving < len(after.a)  # only pairs with the new file
+    monkeypatch.setattr(dups, "pair_features", real)
+    fresh = dups.pair_table(list(gen.items), gen.vectors["image"], gen.vectors["colour"], None)
+    assert np.array_equal(after.a, fresh.a) and np.array_equal(after.b, fresh.b)
+    np.testing.assert_allclose(after.features, fresh.features, atol=1e-5)
+    assert len(after.a) > len(before.a)
+
+
+def test_a_sharded_image_index_proposes_neighbours_within_each_part(library, tmp_path, monkeypatch):
+    from fakes import TinyImageEncoder, TinyTextEncoder
+
+    from imgsearch import index as ann
+    from imgsearch.build import index_folder
+    from imgsearch.embed import EmbedOptions
+
+    monkeypatch.setattr(ann, "EXACT_BELOW", 2)  # Annoy, in 2 parts, even for this small library
+    out = tmp_path / "store"
+    folder = library["cat"].parent
+    options = ann.AnnOptions(shards=2)
+    index_folder(
+        folder, EmbedOptions(), out=out, ann_options=options, image=TinyImageEncoder(), text=TinyTextEncoder()
+    )
+    gen = Store(out).require()
+    parts = dups.image_index_parts(gen)
+    assert parts is not None and len(parts) == 2
+    exact = dups.pair_table(list(gen.items), gen.vectors["image"], gen.vectors["colour"], None)
+    sharded = dups.table_of(gen)
+    within = {
+        (a, b)
+        for a, b in zip(exact.a.tolist(), exact.b.tolist(), strict=True)
+        if (a < parts[0][1]) == (b < parts[0][1])
+    }
+    assert within <= set(zip(sharded.a.tolist(), sharded.b.tolist(), strict=True))
+    groups = [{Path(gen.items[r].path).name for r in g.rows} for g in dups.find_groups(gen)]
+    assert {"rocket.jpg", "rocket again.jpg"} in groups
