@@ -679,23 +679,38 @@ def _space_names() -> str:
     return help_text()
 
 
+def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """Click's usage-error and abort classes: Typer 0.20+ raises those of its own copy of click."""
+    import click
+
+    modules = [click.exceptions]
+    try:
+        from typer._click import exceptions as vendored  # type: ignore[import-not-found]
+
+        modules.append(vendored)
+    except ImportError:
+        pass
+    return tuple(m.ClickException for m in modules), tuple(
+        getattr(m, "Abort", KeyboardInterrupt) for m in modules
+    )
+
+
 def main() -> None:
     """Entry point: every failure is one line on stderr and exit 2, never a traceback.
 
     Exit status: 0 done (or results found), 1 no results, 2 error, 130 interrupted.
     ``IMGSEARCH_DEBUG=1`` shows the traceback of an unexpected error.
     """
-    import click
-
+    usage_error, abort = _click_exceptions()
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):  # file names that are not UTF-8 print as escapes
             stream.reconfigure(errors="backslashreplace")
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.ClickException as exc:  # usage errors, in click's own words
+    except usage_error as exc:  # usage errors, in click's own words
         exc.show()
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except abort:
         code = 130
     except UserError as exc:
         _say_error(str(exc))

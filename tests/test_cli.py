@@ -42,6 +42,21 @@ def test_missing_input_is_one_line_error(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["query", "--bogus"], "No such option: --bogus"),
+        (["index", ".", "--shards", "0"], "Invalid value for '--shards'"),
+        (["index", ".", "--trees", "0"], "Invalid value for '--trees'"),
+    ],
+)
+def test_usage_errors_are_told_in_clicks_words_with_exit_2(args, says, tmp_path):
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert says in result.stderr and "unexpected error" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.slow
 def test_embed_from_stdin_paths(photos, tmp_path):
     paths = "\n".join(str(p) for p in sorted(photos.iterdir())[:2]) + "\n"
