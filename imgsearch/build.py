@@ -222,8 +222,16 @@ def _plan(
             )
     forced = explicit is not None or (no_model and live is not None and bool(_trained_names(live)))
     options = ann_options or ann.AnnOptions()
-    shards = options.parts(st.beam_shards())
+    shards = options.parts(_live_parts(live) or st.beam_shards())
     return _Plan({**shipped_heads(encoders), **trained}, ann_options is not None, options, shards, forced)
+
+
+def _live_parts(live: Generation | None) -> int:
+    """How many parts the live image index has (0: none, or exact): a plain re-index keeps them."""
+    if live is None or "image" not in live.manifest["spaces"]:
+        return 0
+    info = live.manifest["spaces"]["image"].get("index") or {}
+    return len(info.get("parts") or [None]) if info.get("method") == "annoy" else 0
 
 
 def _trained_names(gen: Generation) -> list[str]:

@@ -250,7 +250,8 @@ ShardsOpt = Annotated[
         "--shards",
         min=1,
         help="Annoy indexes per space, each over a slice of the items; a query searches them all and "
-        "merges the top k exactly. Default: one per shard of `embed --engine beam`, else one. Parts "
+        "merges the top k exactly. Default: as the index has them, else one per shard of `embed --engine "
+        "beam`, else one. Parts "
         "under 8,000 items are merged (bench/scale_query.py measures latency by shard count).",
     ),
 ]

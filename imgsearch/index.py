@@ -195,7 +195,7 @@ class AnnOptions:
     """How ``imgsearch index`` builds the Annoy indexes of a store."""
 
     trees: int | None = None  # None: DEFAULT_TREES
-    shards: int | None = None  # None: one part per Beam shard of the store (else one index)
+    shards: int | None = None  # None: as many parts as the live index, else one per Beam shard, else 1
 
     def parts(self, default: int) -> int:
         return self.shards if self.shards is not None else max(1, default)

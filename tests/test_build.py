@@ -48,6 +48,7 @@ def test_index_shards_answer_like_one_index_and_follow_the_shard_count(folder):
     assert all(hits[0][0].endswith(f"p{seed:03d}.png") for seed, hits in sharded.items())
 
     assert not index(folder, shards=3).rebuilt  # nothing changed: the same 3 parts stay
+    assert not index(folder).rebuilt  # a plain re-index keeps them too
     again = index(folder, shards=1)
     assert again.rebuilt and len(again.indexes["image"]["parts"]) == 1
     gen_dir = Store(folder / ".imgsearch").require().dir
@@ -62,10 +63,10 @@ def test_index_shards_answer_like_one_index_and_follow_the_shard_count(folder):
 
 
 def test_a_beam_store_gets_one_index_part_per_beam_shard(folder):
-    index(folder)  # one part
-    shards = folder / ".imgsearch" / "shards"
+    shards = folder / ".imgsearch" / "shards"  # as `embed --engine beam --shards 4` leaves them
     for j in range(4):
         (shards / f"shard-{j:05d}-of-00004").mkdir(parents=True)
     report = index(folder)
     assert report.rebuilt and len(report.indexes["image"]["parts"]) == 4
     assert len(report.indexes["text"]["parts"]) == 4
+    assert len(index(folder, shards=2).indexes["image"]["parts"]) == 2  # --shards overrides
