@@ -14,9 +14,10 @@ real photo files, so the CLI shows them like any hit.
 --part cold: for each size, the median of --runs cold runs (a new process each, as from a shell;
 the files are in the page cache unless --drop-caches, which needs root) of a text query, an image
 query and both, through the installed `imgsearch` with --timings.
---part shards: one space of the largest store, indexed with 1, 4 and 16 shards: build time and
-disk, then 200 held-out queries (rows of the store with fresh noise), each timed on every layout in
-turn: p50/p95 latency and recall@10 against exact search, for a k=10 search and for the fused
+--part shards: 1M vectors (--data clustered: bench/query_latency.py's mixture; --data store: one
+space of the largest store) indexed with 1, 4 and 16 shards, each part searched with 1, 2 or 3
+shares of the budget: build time and disk, then 200 held-out queries, each timed on every layout
+in turn: p50/p95 latency and recall@10 against exact search, for a k=10 search and for the fused
 re-rank's 300-candidate gathering.
 """
 
@@ -123,53 +124,59 @@ def part_cold(real: Generation, args: argparse.Namespace) -> None:
 
 def part_shards(real: Generation, args: argparse.Namespace) -> None:
     n = max(args.sizes)
-    root = write_store(real, n, args.work / f"store-{n}", args.shards)
-    vectors = Store(root).require().vectors[args.space]
-    rng = np.random.default_rng(7)
-    picks = rng.choice(n, 200, replace=False)
-    queries = np.array(vectors[picks], np.float32) + rng.normal(0, NOISE, (200, vectors.shape[1])).astype(
-        np.float32
-    )
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    if args.data == "store":
+        root = write_store(real, n, args.work / f"store-{n}", args.shards)
+        vectors = Store(root).require().vectors[args.space]
+        rng = np.random.default_rng(7)
+        queries = np.array(vectors[rng.choice(n, 200, replace=False)], np.float32)
+        queries += rng.normal(0, NOISE, queries.shape).astype(np.float32)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        what = f"the {args.space} space of the {n:,}-item store"
+    else:  # the clustered mixture of bench/query_latency.py, 200 held-out points as queries
+        from query_latency import synth
+
+        data = synth(n + 200, args.dim, seed=11)
+        vectors, queries = data[:n], data[n:]
+        what = f"{n:,} clustered synthetic vectors (bench/query_latency.py)"
     matrix = np.asarray(vectors)
     truth = [np.argsort(-(matrix @ q))[:10] for q in queries]
     cand = max(search.CANDIDATES_PER_SPACE, 10)
+    print(f"{what} × {vectors.shape[1]} dims, {ann.DEFAULT_TREES} trees; 200 queries")
     print(
-        f"{args.space} space, {n:,} items × {vectors.shape[1]} dims, {ann.DEFAULT_TREES} trees; 200 queries"
-    )
-    print(
-        "| shards | items per shard | build s | index MB | k=10 p50 ms | p95 ms | recall@10 "
+        "| shards | budget shares per part | build s | index MB | k=10 p50 ms | p95 ms | recall@10 "
         "| 300 candidates p50 ms | recall@10 in them |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     layouts = []
     for shards in args.shard_counts:
-        path = args.work / f"shards-{shards}" / f"{args.space}.ann"
+        path = args.work / f"{args.data}-shards-{shards}" / f"{args.space}.ann"
         path.parent.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         info = ann.build_index(vectors, path, shards=shards)
         build = time.perf_counter() - t
         size = sum((path.parent / p["file"]).stat().st_size for p in info["parts"]) / 1e6
-        layouts.append((info, build, size, ann.VectorIndex.load(vectors, path, info)))
+        index = ann.VectorIndex.load(vectors, path, info)
+        for share in [ann.SHARD_BUDGET] if shards == 1 else args.budget_shares:
+            layouts.append((info, share, build, size, index))
     # each query on every layout in turn: the shared machine's load falls on all of them alike
     runs = {(j, k): ([], [0]) for j in range(len(layouts)) for k in (10, cand)}
     for q, want in zip(queries, truth, strict=True):
-        for j, (_, _, _, index) in enumerate(layouts):
+        for j, (_, share, _, _, index) in enumerate(layouts):
+            ann.SHARD_BUDGET = share
             for k, budget in ((10, None), (cand, search.CANDIDATE_SEARCH_K * cand)):
                 t = time.perf_counter()
                 rows, _ = index.search(q, k, search_k=budget)
                 runs[j, k][0].append(time.perf_counter() - t)
                 runs[j, k][1][0] += len(np.intersect1d(rows, want))
-    for j, (info, build, size, index) in enumerate(layouts):
+    for j, (info, share, build, size, _) in enumerate(layouts):
         (t10, f10), (t300, f300) = runs[j, 10], runs[j, cand]
+        parts = len(info["parts"])
         print(
-            f"| {len(info['parts'])} | {n // len(info['parts']):,} | {build:.0f} | {size:.0f} | "
+            f"| {parts} × {n // parts:,} | {share if parts > 1 else '-'} | {build:.0f} | {size:.0f} | "
             f"{np.percentile(t10, 50) * 1e3:.2f} | {np.percentile(t10, 95) * 1e3:.2f} | "
-            f"{f10[0] / 2000:.3f} | "
-            f"{np.percentile(t300, 50) * 1e3:.2f} | {f300[0] / 2000:.3f} |",
+            f"{f10[0] / 2000:.3f} | {np.percentile(t300, 50) * 1e3:.2f} | {f300[0] / 2000:.3f} |",
             flush=True,
         )
-        index.close()
 
 
 def main() -> None:
@@ -184,7 +191,15 @@ def main() -> None:
     )
     parser.add_argument("--shards", type=int, default=1, help="index shards of the cold-query stores")
     parser.add_argument("--shard-counts", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16])
-    parser.add_argument("--space", default="text", help="the space of --part shards")
+    parser.add_argument("--space", default="text", help="--data store: the space of --part shards")
+    parser.add_argument("--data", choices=("clustered", "store"), default="clustered", help="--part shards")
+    parser.add_argument("--dim", type=int, default=384, help="--data clustered: dimensions")
+    parser.add_argument(
+        "--budget-shares",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 2, 3],
+        help="--part shards",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--drop-caches", action="store_true", help="truly cold: drop the page cache (root)")
     args = parser.parse_args()

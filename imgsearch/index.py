@@ -67,11 +67,13 @@ EXACT_BELOW = 8_000
 # recall@10 0.984 with 10, 20 or 50 candidates re-scored).
 MIN_CANDIDATES = 10
 
-# A sharded index gives each part this many parts' shares of the search budget. 1M × 384 text
-# vectors (bench/scale_query.py, k=10, default budget), recall@10 and p50 against one index's
-# 0.710 / 1.92 ms: 16 parts with 1 share 0.591 / 2.39 ms, 2 shares 0.684 / 2.48 ms, 3 shares
-# 0.744 / 2.73 ms; 4 parts with 2 shares 0.778 / 2.84 ms. 3 keeps recall at or above one index's.
-SHARD_BUDGET = 3
+# A sharded index gives each part this many parts' shares of the search budget. bench/scale_query.py
+# --part shards, 1M × 384, 16 parts against one index (k=10 p50 / recall@10; 300 candidates p50):
+# clustered mixture, one index 1.19 ms / 0.791; 1.74 ms; 1 share 2.09 / 0.831; 3.16 ms; 2 shares
+# 1.87 / 0.888; 3.01 ms; 3 shares 1.88 / 0.916; 3.53 ms. The fashion store repeated 100× with
+# noise (a hard case): one index 0.710 recall, 2 shares 0.684, 3 shares 0.744 but 2.9× the
+# latency. 2 keeps a 16-way fan-out within 2× of one index at about its recall.
+SHARD_BUDGET = 2
 
 # Fixed so that rebuilding the same vectors gives the same file.
 _ANNOY_SEED = 1234
