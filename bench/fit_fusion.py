@@ -26,6 +26,7 @@ import argparse
 import csv
 import itertools
 import json
+import os
 import random
 import subprocess
 import sys
@@ -36,14 +37,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FASHION, FLICKR, ROOT, machine, require
+from common import FASHION, FLICKR, ROOT, fashion_dev_rows, machine, require
 
 from imgsearch import fusion
 from imgsearch.search import Searcher, build_query
-from imgsearch.splits import is_test_item
 from imgsearch.store import find_store
 
 OUT = ROOT / "bench" / "out" / "fusion"
+IMGSEARCH = os.environ.get("IMGSEARCH", str(ROOT / ".venv" / "bin" / "imgsearch"))  # the CLI to index with
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0)
 CLIPS = (None, 2.0, 3.0, 5.0)
 METRICS = {
@@ -61,7 +62,7 @@ KIND_SPACES = {
 
 
 def cli_index(folder: Path, meta: Path | None = None) -> Path:
-    cmd = [str(ROOT / ".venv" / "bin" / "imgsearch"), "index", str(folder), "--quiet"]
+    cmd = [IMGSEARCH, "index", str(folder), "--quiet"]
     if meta:
         cmd += ["--meta", str(meta), "--text-columns", "title"]
     subprocess.run(cmd, check=True)
@@ -69,11 +70,7 @@ def cli_index(folder: Path, meta: Path | None = None) -> Path:
 
 
 def fashion_dev(n: int) -> tuple[Path, Path, list[dict]]:
-    with open(FASHION / "products.csv", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if not is_test_item(r["filename"])]
-    rows = [r for r in rows if (FASHION / r["filename"]).exists()]
-    random.Random(0).shuffle(rows)
-    rows = rows[:n]
+    rows = fashion_dev_rows(n)
     folder = OUT / "fashion-dev" / "photos"
     folder.mkdir(parents=True, exist_ok=True)
     for r in rows:
@@ -188,7 +185,7 @@ def main() -> None:
         if not (store_dir / "CURRENT").exists():
             subprocess.run(
                 [
-                    str(ROOT / ".venv" / "bin" / "imgsearch"),
+                    IMGSEARCH,
                     "index",
                     str(folder),
                     "--quiet",
