@@ -251,6 +251,8 @@ def main() -> None:
                 "data": "fashion: 3,000 seeded products with id mod 5 != 0 (titled and untitled); "
                 "flickr8k: 1,000 seeded images outside bench/flickr8k_holdout.txt",
                 "never_used": "fashion products with id mod 5 == 0; the flickr8k hold-out list",
+                "photo_head": "trained on fashion development products outside the 3,000 (and on the "
+                "flickr8k images outside the hold-out list, these 1,000 included)",
                 "grid": list(GRID),
                 "clips": [c for c in CLIPS],
                 "development": report,
