@@ -30,3 +30,19 @@ def require(path: Path) -> Path:
     if not path.exists():
         sys.exit(f"skipped: {path} is not present (shared data set)")
     return path
+
+
+def fashion_dev_rows(n: int | None = None) -> list[dict]:
+    """Rows of the shared fashion catalog outside the test split (id mod 5 != 0) whose photo exists,
+    shuffled with seed 0; the first ``n`` are the fusion-fitting sample of ``bench/fit_fusion.py``
+    (and the fashion validation part of ``bench/photo_text_search.py``, which never trains on them)."""
+    import csv
+    import random
+
+    from imgsearch.splits import is_test_item
+
+    with open(FASHION / "products.csv", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if not is_test_item(r["filename"])]
+    rows = [r for r in rows if (FASHION / r["filename"]).exists()]
+    random.Random(0).shuffle(rows)
+    return rows if n is None else rows[:n]

@@ -9,6 +9,7 @@ runs always carry the same spaces.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -253,19 +254,34 @@ def _kept_heads(live: Generation, notes: list[str]) -> dict[str, Head]:
     return kept
 
 
-def shipped_heads(encoders: dict) -> dict[str, Head]:
+def shipped_heads(encoders: dict, shots: bool = False) -> dict[str, Head]:
     """Heads that ship inside the package, for indexes built with the encoders they were trained on.
 
     ``photo``: an image → sentence-space head trained on everyday captioned photos, so text
-    queries work on photo folders that have no titles (see bench/photo_text_search.py).
+    queries work on photo folders that have no titles (see bench/photo_text_search.py). For a
+    collection of product shots (``shots``) the one in ``pretrained/shots/``, which also trained on
+    product titles: on product shots it finds "<colour> <type>" ten times as often (held-out P@10
+    0.575 against 0.055), while on everyday photos the Flickr-only head stays ahead.
     """
     ids = {role: (spec or {}).get("id") for role, spec in encoders.items()}
     found = {}
-    for name, head in load_heads(PRETRAINED).items():
-        trained = head.info.get("encoders") or {}
-        if all(trained.get(role) == ids.get(role) for role in ("image", "text")):
-            found[name] = head
+    for folder in (PRETRAINED, PRETRAINED / "shots") if shots else (PRETRAINED,):
+        if not folder.is_dir():
+            continue
+        for name, head in load_heads(folder).items():
+            trained = head.info.get("encoders") or {}
+            if all(trained.get(role) == ids.get(role) for role in ("image", "text")):
+                found[name] = head
     return found
+
+
+def _for_collection(heads: dict[str, Head], encoders: dict, items) -> dict[str, Head]:
+    """``heads`` with each shipped head the one for this collection (product shots or photos)."""
+    shipped = [name for name in spaces.SHIPPED_HEADS if name in heads]
+    if not shipped:
+        return heads
+    chosen = shipped_heads(encoders, spaces.product_shots(items))
+    return {**heads, **{name: chosen[name] for name in shipped if name in chosen}}
 
 
 def _up_to_date(live: Generation, plan: _Plan) -> bool:
@@ -274,6 +290,10 @@ def _up_to_date(live: Generation, plan: _Plan) -> bool:
     derived = ("lexical", "classes")
     if have != set(plan.heads) or any(k not in live.manifest for k in derived):
         return False  # heads changed, or a store from before the lexical space / class file
+    wanted = _for_collection(plan.heads, live.encoders, live.items)
+    for name in spaces.SHIPPED_HEADS:
+        if name in have and _head_date(live.dir / f"{name}.json") != wanted[name].info.get("date"):
+            return False  # a newer shipped head, or the collection changed kind
     if not (live.dir / "items.idx.npy").is_file():
         return False  # a store from before the item offsets
     if not plan.ann:
@@ -290,6 +310,13 @@ def _up_to_date(live: Generation, plan: _Plan) -> bool:
             if info["method"] == "annoy" and len(info.get("parts") or [None]) != wanted_parts:
                 return False
     return True
+
+
+def _head_date(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("date")
+    except (OSError, ValueError):
+        return None
 
 
 def _indexes(gen: Generation) -> dict[str, dict]:
@@ -310,7 +337,7 @@ def _publish(st: Store, result: EmbedResult, plan: _Plan, live: Generation | Non
         vectors = dict(result.vectors)
         for space, arr in result.vectors.items():
             writer.add_space(space, arr)
-        for name, head in plan.heads.items():
+        for name, head in _for_collection(plan.heads, result.encoders, result.items).items():
             vectors[name] = head(vectors[head.source_space])
             writer.add_space(name, vectors[name], head)
         if plan.ann:

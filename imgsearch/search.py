@@ -365,8 +365,7 @@ class Searcher:
         """``titled`` (catalog text), ``shots`` (product shots on a plain backdrop) or ``photos``."""
         if self.gen.manifest["text_source"].get("meta"):
             return "titled"
-        shots = [item.tags.get("backdrop") for item in self.gen.items[:2000]]
-        return "shots" if sum(bool(b) for b in shots) > len(shots) / 2 else "photos"
+        return "shots" if spaces.product_shots(self.gen.items) else "photos"
 
     def default_weight(self, space: str, active: dict | None = None) -> float:
         """Weights unless the user gives them: fitted per query kind where the fusion table has

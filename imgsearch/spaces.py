@@ -113,6 +113,14 @@ TEXT_HEADS = tuple(s.name for s in SPACES if s.source == "head" and s.query == "
 SHIPPED_HEADS = ("photo",)  # come with the package; re-derived on every index, never copied from one
 
 
+def product_shots(items) -> bool:
+    """Whether a collection is mostly product shots on a plain backdrop (its first 2,000 items):
+    text queries on it are ``text@shots``, and its shipped photo head is the one that also trained on
+    product titles (``pretrained/shots/``); else everyday photos."""
+    tags = [item.tags.get("backdrop") for item in items[:2000]]
+    return sum(bool(b) for b in tags) > len(tags) / 2
+
+
 def help_text() -> str:
     """One line for CLI help: every space by name."""
     return ", ".join(NAMES)

@@ -107,3 +107,38 @@ def test_the_lexical_index_survives_tensorflow_loading_first():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.stdout.strip() == "fts5", done.stderr[-500:]
+
+
+def test_product_shots_get_the_shipped_head_that_knows_products(tmp_path, monkeypatch):
+    """``index`` derives the shipped photo head from ``pretrained/shots/`` for product shots, from
+    ``pretrained/`` for everyday photos, and re-derives it when the kind or the shipped head changes."""
+    from fakes import tiny_head
+    from PIL import Image
+
+    from imgsearch import build
+
+    shipped = tmp_path / "shipped"
+    (shipped / "shots").mkdir(parents=True)
+    photos_head, shots_head = tiny_head("photo", 7), tiny_head("photo", 8)
+    photos_head.info["date"], shots_head.info["date"] = "photos", "shots"
+    photos_head.save(shipped)
+    shots_head.save(shipped / "shots")
+    monkeypatch.setattr(build, "PRETRAINED", shipped)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i in range(3):  # product shots: an object on a white backdrop
+        pixels = np.full((64, 64, 3), 255, np.uint8)
+        pixels[16:48, 16:48] = (60 * i, 30, 200)
+        Image.fromarray(pixels).save(folder / f"shot{i}.png")
+
+    def head_date() -> str:
+        build.index_folder(folder, EmbedOptions(), image=TinyImageEncoder(), text=TinyTextEncoder())
+        return Store(folder / ".imgsearch").require().heads()["photo"].info["date"]
+
+    assert head_date() == "shots"
+    for i in range(4):  # now mostly everyday photos (busy borders)
+        write_image(folder / f"photo{i}.png", i, size=(64, 48))
+    assert head_date() == "photos"
+    photos_head.info["date"] = "newer"  # an upgrade ships a newer head: re-derived, folder unchanged
+    photos_head.save(shipped)
+    assert head_date() == "newer"
