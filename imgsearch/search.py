@@ -352,12 +352,14 @@ class Searcher:
         return hits
 
     def query_kind(self, active: dict) -> str:
-        """What kind of query this is, for the fitted fusion weights: ``image``, ``image+text``, or
-        ``text@titled`` / ``text@shots`` / ``text@photos`` by what the index holds."""
+        """What kind of query this is, for the fitted fusion weights: ``image``, ``image+text``
+        (``image+text@shots`` on product shots without titles, where the text is the photo head's
+        and the colour space's to read), or ``text@titled`` / ``text@shots`` / ``text@photos`` by
+        what the index holds."""
         image = any(spaces.BY_NAME[s].query == "image" for s in active)
         text = any(spaces.BY_NAME[s].query != "image" for s in active)
         if image:
-            return "image+text" if text else "image"
+            return ("image+text@shots" if self._collection == "shots" else "image+text") if text else "image"
         return f"text@{self._collection}"
 
     @cached_property

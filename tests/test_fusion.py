@@ -86,7 +86,7 @@ def test_the_lexical_index_is_rebuilt_with_each_generation(titled, tmp_path):
 def test_the_shipped_fusion_table_is_well_formed():
     table = json.loads(fusion.FILE.read_text())
     assert table["clip"] is None or 0 < table["clip"] <= 10
-    kinds = {"text@titled", "text@shots", "text@photos", "image", "image+text"}
+    kinds = {"text@titled", "text@shots", "text@photos", "image", "image+text", "image+text@shots"}
     assert set(table["weights"]) <= kinds
     for weights in table["weights"].values():
         assert set(weights) <= set(spaces.NAMES) and any(weights.values())
