@@ -2,9 +2,10 @@
 
 After each step a plain ``index`` must succeed, and the store must equal what ``--rebuild``
 makes from the same folder in a fresh place: same items, same spaces, vectors to cosine
-≥ 0.9999, the same heads. Small numpy encoders stand in for the models (``fakes.py``), so the
-fast tier (25 sequences) runs on every ``make test``; ``HYPOTHESIS_PROFILE=ci`` (set by
-``.ci/run``) runs 200.
+≥ 0.9999, the same heads, and the same answers to a text and an image query, whatever number of
+index shards the user asked for along the way (Annoy from 2 items here, so parts are real).
+Small numpy encoders stand in for the models (``fakes.py``), so the fast tier (25 sequences)
+runs on every ``make test``; ``HYPOTHESIS_PROFILE=ci`` (set by ``.ci/run``) runs 200.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from imgsearch import build
+from imgsearch import index as ann
 from imgsearch.build import index_folder
 from imgsearch.embed import EmbedOptions
+from imgsearch.search import QueryEncoder, Searcher, build_query
 from imgsearch.store import Store
 
 for profile, sequences, steps in (("default", 25, 8), ("ci", 200, 10)):
@@ -83,6 +86,7 @@ class IndexLife(RuleBasedStateMachine):
         shipped.mkdir()
         tiny_head("photo", 7).save(shipped)  # a shipped head for these encoders, like photo.npz
         self._pretrained, build.PRETRAINED = build.PRETRAINED, shipped
+        self._exact_below, ann.EXACT_BELOW = ann.EXACT_BELOW, 2  # Annoy parts even for a few images
         self.meta: Path | None = None
         self.model_on = False
         self.clock = 1_600_000_000.0
@@ -94,6 +98,7 @@ class IndexLife(RuleBasedStateMachine):
     def teardown(self):
         if hasattr(self, "root"):
             build.PRETRAINED = self._pretrained
+            ann.EXACT_BELOW = self._exact_below
             shutil.rmtree(self.root, ignore_errors=True)
 
     # what a user does
@@ -161,6 +166,10 @@ class IndexLife(RuleBasedStateMachine):
         self.meta = None
         self.check()
 
+    @rule(shards=st.integers(1, 4))
+    def reshard(self, shards):
+        self.check(ann_options=ann.AnnOptions(shards=shards))
+
     @rule()
     def add_model(self):
         self.model_on = True
@@ -183,7 +192,20 @@ class IndexLife(RuleBasedStateMachine):
             model=self.model if self.model_on else None,
         )
         assert_same(snapshot(self.folder / ".imgsearch"), snapshot(reference))
+        image = next((self.folder / n for n in self._images()), None)
+        assert answers(self.folder / ".imgsearch", image) == answers(reference, image)
         shutil.rmtree(reference)
+
+
+def answers(store_dir: Path, image: Path | None) -> list[list[tuple[float, str]]]:
+    """Every item's fused score for a text query and (if there is an image) an image query,
+    as (score, path) in order: the same whether the index is one Annoy index or several parts."""
+    gen = Store(store_dir).require()
+    searcher = Searcher(gen, QueryEncoder(gen.manifest, TinyImageEncoder(), TinyTextEncoder()))
+    queries = [build_query(texts=["red bag"], k=gen.count)]
+    if image is not None:
+        queries.append(build_query(images=[str(image)], k=gen.count))
+    return [sorted((round(h.score, 4), h.item.path) for h in searcher.search(q)) for q in queries]
 
 
 TestIndexLife = IndexLife.TestCase
