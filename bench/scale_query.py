@@ -34,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, machine, require
+from query_latency import exact_topk, synth
 
 from imgsearch import index as ann
 from imgsearch import search, spaces
@@ -133,13 +134,10 @@ def part_shards(real: Generation, args: argparse.Namespace) -> None:
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
         what = f"the {args.space} space of the {n:,}-item store"
     else:  # the clustered mixture of bench/query_latency.py, 200 held-out points as queries
-        from query_latency import synth
-
         data = synth(n + 200, args.dim, seed=11)
         vectors, queries = data[:n], data[n:]
         what = f"{n:,} clustered synthetic vectors (bench/query_latency.py)"
-    matrix = np.asarray(vectors)
-    truth = [np.argsort(-(matrix @ q))[:10] for q in queries]
+    truth = exact_topk(np.asarray(vectors), queries, 10)
     cand = max(search.CANDIDATES_PER_SPACE, 10)
     print(f"{what} × {vectors.shape[1]} dims, {ann.DEFAULT_TREES} trees; 200 queries")
     print(

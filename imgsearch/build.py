@@ -231,8 +231,7 @@ def _live_parts(live: Generation | None) -> int:
     """How many parts the live image index has (0: none, or exact): a plain re-index keeps them."""
     if live is None or "image" not in live.manifest["spaces"]:
         return 0
-    info = live.manifest["spaces"]["image"].get("index") or {}
-    return len(info.get("parts") or [None]) if info.get("method") == "annoy" else 0
+    return ann.part_count(live.manifest["spaces"]["image"].get("index") or {})
 
 
 def _trained_names(gen: Generation) -> list[str]:
@@ -307,7 +306,7 @@ def _up_to_date(live: Generation, plan: _Plan) -> bool:
             if not info or info.get("rows") != live.count or info.get("trees") not in (0, wanted_trees):
                 return False
             wanted_parts = len(ann.part_bounds(live.count, int(info.get("count", 0)), plan.shards)) - 1
-            if info["method"] == "annoy" and len(info.get("parts") or [None]) != wanted_parts:
+            if ann.part_count(info) not in (0, wanted_parts):
                 return False
     return True
 

@@ -258,7 +258,9 @@ ShardsOpt = Annotated[
 
 
 def _parts(info: dict) -> str:
-    parts = len(info.get("parts") or [None])
+    from imgsearch.index import part_count
+
+    parts = part_count(info)
     return f" × {parts} shards" if parts > 1 else ""
 
 

@@ -342,17 +342,14 @@ class VectorIndex:
     def _search_annoy(self, q: np.ndarray, k: int, search_k: int | None) -> tuple[np.ndarray, np.ndarray]:
         n = max(k, MIN_CANDIDATES)
         budget = n * DEFAULT_SEARCH_K_PER_RESULT if search_k is None else int(search_k)
-        vector = q.tolist()
-        if len(self._parts) == 1:
-            rows = np.asarray(self._parts[0].annoy.get_nns_by_vector(vector, n, search_k=budget), np.int64)
-        else:
-            rows = self._merged_candidates(vector, n, _part_budget(budget, len(self._parts), n))
+        rows = self._merged_candidates(q.tolist(), n, _part_budget(budget, len(self._parts), n))
         rows = rows[self._valid[rows]]  # belt and braces: holes are never added
         return _best_first(rows, self._vectors[rows] @ q, k)
 
     def _merged_candidates(self, vector: list[float], n: int, budget: int) -> np.ndarray:
         """The ``n`` nearest of every part's ``n`` nearest, by Annoy's own distance (the same
-        float32 vectors, so the same order as the cosines the caller then recomputes)."""
+        float32 vectors, so the same order as the cosines the caller then recomputes). One part
+        gets the whole budget and returns at most ``n``: its candidates, as before sharding."""
         found, distances = [], []
         for part in self._parts:
             ids, dist = part.annoy.get_nns_by_vector(vector, n, search_k=budget, include_distances=True)
@@ -372,9 +369,17 @@ def cosines(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
     return (np.asarray(vectors, np.float32) @ q).astype(np.float32, copy=False)
 
 
+def part_count(info: dict[str, Any]) -> int:
+    """How many Annoy indexes ``info`` describes: 0 for exact search, 1 for a store from before
+    sharding."""
+    return len(info.get("parts") or [None]) if info.get("method") == "annoy" else 0
+
+
 def _part_budget(budget: int, parts: int, n: int) -> int:
     """Annoy's node budget for each part of a sharded index: ``SHARD_BUDGET`` shares of the whole
     budget (never more than all of it, never under ``n``: a part must be able to return ``n``)."""
+    if parts == 1:
+        return budget  # one index: the caller's budget as given
     return max(n, min(budget, -(-SHARD_BUDGET * budget // parts)))
 
 

@@ -448,7 +448,7 @@ class Searcher:
             return self.indexes[space].scores(vec, rows)
         if space == "classes":
             ids, vals = self._class_arrays()
-            return (vec[ids[rows]] * vals[rows]).sum(axis=1).astype(np.float32)
+            return _class_scores(vec, ids[rows], vals[rows])
         return np.asarray(self.gen.vectors[space][rows] @ vec, np.float32)
 
     def _class_arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -469,8 +469,7 @@ class Searcher:
         if stored is None:
             return self._raw_scores(space, vec, self._sample)
         if space == "classes":
-            ids, vals = stored
-            return (vec[ids] * vals).sum(axis=1).astype(np.float32)
+            return _class_scores(vec, *stored)
         if space in self.indexes:
             return ann.cosines(stored, vec)
         return np.asarray(stored @ vec, np.float32)
@@ -489,6 +488,11 @@ class Searcher:
         if space == "text":  # an item without text is neutral, neither boosted nor buried
             z[~self._has_text[rows]] = 0.0
         return z.astype(np.float32)
+
+
+def _class_scores(vec: np.ndarray, ids: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """The class space's score of each sparse row (top class ids and their sqrt-probabilities)."""
+    return (vec[ids] * vals).sum(axis=1).astype(np.float32)
 
 
 def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:

@@ -47,6 +47,13 @@ class TinyTextEncoder:
         return l2_normalise(out + 1e-3)
 
 
+def tiny_searcher(gen, **kw):
+    """A ``Searcher`` over the generation ``gen`` that encodes queries with the small encoders."""
+    from imgsearch.search import QueryEncoder, Searcher
+
+    return Searcher(gen, QueryEncoder(gen.manifest, TinyImageEncoder(), TinyTextEncoder()), **kw)
+
+
 def tiny_head(name: str, seed: int, target: str = "text") -> Head:
     """A linear head from tiny-image features into a 16-d space, as `train` would save it."""
     rng = np.random.default_rng(seed)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from fakes import TinyImageEncoder, TinyTextEncoder, write_image
+from fakes import TinyImageEncoder, TinyTextEncoder, tiny_searcher, write_image
 
 from imgsearch import index as ann
 from imgsearch.build import index_folder
 from imgsearch.embed import EmbedOptions
-from imgsearch.search import QueryEncoder, Searcher, build_query
+from imgsearch.search import build_query
 from imgsearch.store import Store
 
 
@@ -33,8 +33,7 @@ def index(folder, **options):
 
 
 def top(folder, seed: int) -> list[tuple[str, float]]:
-    gen = Store(folder / ".imgsearch").require()
-    searcher = Searcher(gen, QueryEncoder(gen.manifest, TinyImageEncoder(), TinyTextEncoder()))
+    searcher = tiny_searcher(Store(folder / ".imgsearch").require())
     assert searcher.indexes["image"].method == "annoy"
     hits = searcher.search(build_query(images=[str(folder / f"p{seed:03d}.png")], k=5))
     return [(hit.item.path, round(hit.score, 5)) for hit in hits]

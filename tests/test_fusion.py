@@ -8,13 +8,13 @@ import math
 
 import numpy as np
 import pytest
-from fakes import TinyImageEncoder, TinyTextEncoder, write_image
+from fakes import TinyImageEncoder, TinyTextEncoder, tiny_searcher, write_image
 
 from imgsearch import fusion, spaces
 from imgsearch.build import index_folder
 from imgsearch.embed import EmbedOptions
 from imgsearch.lexical import match_expression
-from imgsearch.search import QueryEncoder, Searcher, build_query
+from imgsearch.search import build_query
 from imgsearch.store import Store
 
 
@@ -64,8 +64,7 @@ def titled(tmp_path):
         image=TinyImageEncoder(),
         text=TinyTextEncoder(),
     )
-    gen = Store(folder / ".imgsearch").require()
-    return Searcher(gen, QueryEncoder(gen.manifest, TinyImageEncoder(), TinyTextEncoder()))
+    return tiny_searcher(Store(folder / ".imgsearch").require())
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from fakes import TinyImageEncoder, TinyTextEncoder, tiny_head, write_image, write_model
+from fakes import TinyImageEncoder, TinyTextEncoder, tiny_head, tiny_searcher, write_image, write_model
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
@@ -25,7 +25,7 @@ from imgsearch import build
 from imgsearch import index as ann
 from imgsearch.build import index_folder
 from imgsearch.embed import EmbedOptions
-from imgsearch.search import QueryEncoder, Searcher, build_query
+from imgsearch.search import build_query
 from imgsearch.store import Store
 
 for profile, sequences, steps in (("default", 25, 8), ("ci", 200, 10)):
@@ -201,7 +201,7 @@ def answers(store_dir: Path, image: Path | None) -> list[list[tuple[float, str]]
     """Every item's fused score for a text query and (if there is an image) an image query,
     as (score, path) in order: the same whether the index is one Annoy index or several parts."""
     gen = Store(store_dir).require()
-    searcher = Searcher(gen, QueryEncoder(gen.manifest, TinyImageEncoder(), TinyTextEncoder()))
+    searcher = tiny_searcher(gen)
     queries = [build_query(texts=["red bag"], k=gen.count)]
     if image is not None:
         queries.append(build_query(images=[str(image)], k=gen.count))

@@ -12,13 +12,13 @@ import os
 import threading
 
 import pytest
-from fakes import TinyImageEncoder, TinyTextEncoder, write_image, write_model
+from fakes import TinyImageEncoder, TinyTextEncoder, tiny_searcher, write_image, write_model
 from test_index_life import assert_same, snapshot
 
 from imgsearch import store
 from imgsearch.build import index_folder
 from imgsearch.embed import EmbedOptions
-from imgsearch.search import QueryEncoder, Searcher, build_query
+from imgsearch.search import build_query
 from imgsearch.store import Store
 
 KILL_POINTS = [
@@ -130,9 +130,8 @@ def test_queries_during_reindex_see_one_generation(tmp_path):
             try:
                 gen = st.require()
                 paths = {i.path for i in gen.items}
-                encoder = QueryEncoder(gen.manifest, TinyImageEncoder(), TinyTextEncoder())
                 query = build_query(texts=["red bag"], k=20)
-                hits = Searcher(gen, encoder, check_files=False).search(query)
+                hits = tiny_searcher(gen, check_files=False).search(query)
                 if not hits or not {h.item.path for h in hits} <= paths:
                     failures.append(gen.dir)
             except Exception as exc:  # a reader must never see a half-written or vanished generation

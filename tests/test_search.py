@@ -46,12 +46,12 @@ def test_spaces_without_an_index_propose_only_in_collections_small_enough_to_rea
 
 
 def test_the_stored_calibration_sample_scores_like_the_rows_it_was_taken_from(tmp_path):
-    from fakes import TinyImageEncoder, TinyTextEncoder, write_image
+    from fakes import TinyImageEncoder, TinyTextEncoder, tiny_searcher, write_image
 
     from imgsearch import fusion
     from imgsearch.build import index_folder
     from imgsearch.embed import EmbedOptions
-    from imgsearch.search import QueryEncoder, Searcher, build_query
+    from imgsearch.search import build_query
     from imgsearch.store import Store
 
     folder = tmp_path / "shop"
@@ -75,7 +75,7 @@ def test_the_stored_calibration_sample_scores_like_the_rows_it_was_taken_from(tm
     assert stored is not None and np.array_equal(stored.rows, fusion.calibration_sample(gen.count))
 
     def searcher(calibration):
-        found = Searcher(gen, QueryEncoder(gen.manifest, TinyImageEncoder(), TinyTextEncoder()))
+        found = tiny_searcher(gen)
         found._calibration = calibration
         return found
 
