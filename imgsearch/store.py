@@ -191,7 +191,7 @@ class Generation:
                     return ids, vals
             except Exception:
                 pass
-            raise DamagedStore(f"{self.dir}: unreadable class file; run `imgsearch index` on its folder")
+            raise self._unreadable("class file")
         from imgsearch.tags import class_arrays
 
         return class_arrays(self.items)
@@ -210,15 +210,17 @@ class Generation:
                 return CalibrationSample(rows, arrays)
         except Exception:
             pass
-        raise DamagedStore(f"{self.dir}: unreadable calibration.npz; run `imgsearch index` on its folder")
+        raise self._unreadable("calibration.npz")
 
     def dup_arrays(self) -> dict[str, np.ndarray]:
         """The arrays of ``dups.npz`` (``dups.PairTable`` checks them); the manifest says it exists."""
         try:
             return load_npz(self.dir / self.manifest["dups"]["file"])
         except Exception:
-            where = self.dir
-            raise DamagedStore(f"{where}: unreadable dups.npz; run `imgsearch index` on its folder") from None
+            raise self._unreadable("dups.npz") from None
+
+    def _unreadable(self, name: str) -> DamagedStore:
+        return DamagedStore(f"{self.dir}: unreadable {name}; run `imgsearch index` on its folder")
 
     def heads(self) -> dict:
         """The heads stored in this generation, by space name."""
