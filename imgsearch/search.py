@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from imgsearch import colors, fusion, spaces
+from imgsearch import colors, fusion, spaces, wordnet
 from imgsearch import index as ann
 from imgsearch.encoders.base import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
@@ -48,6 +48,7 @@ CANDIDATES_PER_SPACE = 300  # the fused re-rank sees this many nearest items per
 # the classes and colour scans cost 20-30 ms of a cold image + text query, at 1M 0.3-1 s (read
 # from disk; bench/scale_query.py), so above it they only re-rank what the indexes propose.
 SCAN_BELOW = 100_000
+CLASS_ROWS = ("classes", "wordnet")  # spaces scored against the items' class rows
 # Annoy node budget per candidate when gathering the fused re-rank's candidates: the index's
 # default budget (400 per result, for recall@10 ≥ 0.97 on its own) made 300 candidates cost
 # 4.6 ms a query on the fashion index; 20 per candidate gives the same fused results there
@@ -278,12 +279,20 @@ class Searcher:
             colour = _colour_target(q)
             if colour is not None and "colour" in self.gen.vectors:
                 out["colour"] = colour
+            named = wordnet.class_query([t for t, _ in q.texts]) if self._has_classes else None
+            if named is not None:
+                out["wordnet"] = named
             expression = match_expression([t for t, _ in q.texts])
             if expression and self.lexical is not None:
                 out["lexical"] = expression
         if q.like or q.unlike:
             out = self._feedback(q, out)
         return out
+
+    @cached_property
+    def _has_classes(self) -> bool:
+        """Whether the store keeps its items' class rows (the ``classes`` and ``wordnet`` spaces)."""
+        return bool(self.gen.manifest.get("classes"))
 
     def _feedback(self, q: Query, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from imgsearch import feedback
@@ -390,7 +399,7 @@ class Searcher:
             return self._photo_weights[0]
         if space == "text" and active and "photo" in active:
             return self._photo_weights[1]
-        if space == "lexical":
+        if space in ("lexical", "wordnet"):
             return 0.0  # joins only where a fitted weight says it helps (pretrained/fusion.json)
         if space == "classes" and not (active and "text" in active):
             return 0.0  # image alone: P@10 0.788 without classes, 0.767 with (fashion, 200 queries)
@@ -437,7 +446,7 @@ class Searcher:
         return [s for s in wanted if s in self.indexes or s == "lexical"] or wanted
 
     def _raw_all(self, space: str, vec: np.ndarray) -> np.ndarray:
-        if space == "classes":
+        if space in CLASS_ROWS:
             return self._raw_scores(space, vec, np.arange(self.gen.count))
         return np.asarray(self.gen.vectors[space] @ vec, np.float32)
 
@@ -446,7 +455,7 @@ class Searcher:
             return self.lexical.scores(vec, rows)
         if space in self.indexes:
             return self.indexes[space].scores(vec, rows)
-        if space == "classes":
+        if space in CLASS_ROWS:
             ids, vals = self._class_arrays()
             return _class_scores(vec, ids[rows], vals[rows])
         return np.asarray(self.gen.vectors[space][rows] @ vec, np.float32)
@@ -465,10 +474,12 @@ class Searcher:
         """The calibration sample's raw scores: from the sample's own rows stored at index time
         (one small read, where reading them from the collection is a random read per row: seconds
         at 1M items with an empty page cache, bench/scale_query.py --drop-caches)."""
-        stored = None if self._calibration is None or space == "lexical" else self._calibration.get(space)
+        stored = None
+        if self._calibration is not None and space != "lexical":
+            stored = self._calibration.get("classes" if space in CLASS_ROWS else space)
         if stored is None:
             return self._raw_scores(space, vec, self._sample)
-        if space == "classes":
+        if space in CLASS_ROWS:
             return _class_scores(vec, *stored)
         if space in self.indexes:
             return ann.cosines(stored, vec)

@@ -75,6 +75,16 @@ SPACES: tuple[Space, ...] = (
         help="BM25 over item texts (SQLite FTS5, porter stemming): exact words, brands, model numbers",
     ),
     Space(
+        "wordnet",
+        source="tags",
+        indexed=False,
+        query="words",
+        image_side=False,
+        weight="learned (imgsearch/pretrained/fusion.json); else 0",
+        help="ImageNet classes the query's nouns name or fall under (WordNet: 'sofa', 'dog', "
+        "'chest of drawers'), against each item's classes",
+    ),
+    Space(
         "aligned",
         source="head",
         indexed=True,

@@ -169,7 +169,15 @@ def test_stale_index_is_refused(catalog, tmp_path, capsys, monkeypatch):
 
 def test_no_results_is_exit_1(catalog, capsys, monkeypatch):
     code, out, _ = run(
-        ["query", "--text", "a cat", "--weight", "text=0,colour=0,photo=0,lexical=0", "--index", catalog],
+        [
+            "query",
+            "--text",
+            "a cat",
+            "--weight",
+            "text=0,colour=0,photo=0,lexical=0,wordnet=0",
+            "--index",
+            catalog,
+        ],
         capsys,
         monkeypatch,
     )

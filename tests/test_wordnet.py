@@ -1,0 +1,112 @@
+"""The WordNet terms of ImageNet's classes: which words name which classes, and the space they make."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imgsearch import wordnet
+from imgsearch.tags import imagenet_ids, imagenet_names
+
+COUCH, JERSEY = imagenet_ids()["studio couch"], imagenet_ids()["jersey"]
+
+
+def classes_of(text: str) -> set[str]:
+    vec = wordnet.class_query([text])
+    return set() if vec is None else {imagenet_names()[i] for i in np.flatnonzero(vec)}
+
+
+def test_the_table_lists_every_class_in_imagenet_order_with_its_own_name():
+    rows = [
+        line.split("\t")
+        for line in wordnet.TABLE.read_text(encoding="utf-8").splitlines()
+        if not line.startswith("#")
+    ]
+    assert [int(r[0]) for r in rows] == list(range(1000))
+    assert rows[0][1] == "n01440764" and rows[0][2].split("|")[0] == "tench"
+    # the class names the classifier reports are (mostly) the synsets' own first lemma
+    same = sum(r[2].split("|")[0] == n.lower() for r, n in zip(rows, imagenet_names(), strict=True))
+    assert same > 900
+
+
+@pytest.mark.parametrize(
+    ("text", "terms"),
+    [
+        ("chest of drawers", ["chest of drawers"]),  # the longest phrase, not "chest" (a box)
+        ("Two dogs on a Sofa", ["dog", "sofa"]),  # plurals folded, case ignored
+        ("black watches", ["watch"]),  # mostly a verb: a noun after a colour word...
+        ("watches", ["watch"]),  # ...or first
+        ("a man watches the tv", []),  # ...but not after a noun
+        ("a child on a swing", ["swing"]),
+        ("Café tee-shirts", ["tee shirt"]),  # accents stripped, hyphens split
+        ("a good red", []),  # mostly adjectives are not terms
+    ],
+)
+def test_terms_are_the_longest_nouns_that_name_classes(text, terms):
+    assert wordnet.matched_terms(text) == terms
+
+
+def test_a_term_names_its_classes_and_those_below_it():
+    assert classes_of("sofa") == {"studio couch"}
+    assert classes_of("chest of drawers") == {"chiffonier"}
+    dogs = classes_of("dog")
+    assert {"golden retriever", "pug", "Chihuahua"} <= dogs and len(dogs) > 100
+    assert not dogs & {"tabby", "grey fox", "tench"}
+    assert wordnet.class_query(["red and blue"]) is None
+
+
+def test_the_query_is_the_square_root_of_a_distribution_each_term_weighing_the_same():
+    vec = wordnet.class_query(["a dog on a sofa"])
+    assert np.isclose(float(np.sum(vec**2)), 1.0)
+    assert np.isclose(vec[COUCH] ** 2, 0.5)  # "sofa" names one class, "dog" spreads over 118
+
+
+class ClassedEncoder:
+    """The tiny image encoder with an ImageNet head: even images are studio couches, odd ones jerseys."""
+
+    def __init__(self):
+        from fakes import TinyImageEncoder
+
+        self.inner = TinyImageEncoder()
+        self.image_size, self.batch_size, self.spec = (
+            self.inner.image_size,
+            self.inner.batch_size,
+            self.inner.spec,
+        )
+
+    def encode(self, pixels):
+        from imgsearch.encoders.base import ImageBatchOutput
+
+        out = self.inner.encode(pixels)
+        probs = np.full((len(pixels), 1000), 0.1 / 999, np.float32)
+        for row, image in enumerate(pixels):
+            cls = COUCH if int(np.asarray(image, np.int64).sum()) % 2 == 0 else JERSEY
+            probs[row, cls] = 0.9
+        return ImageBatchOutput(out.features, probs)
+
+
+def test_the_wordnet_space_ranks_the_items_of_the_named_classes_first_and_joins_only_when_fitted(tmp_path):
+    from fakes import TinyTextEncoder, tiny_searcher, write_image
+
+    from imgsearch.build import index_folder
+    from imgsearch.embed import EmbedOptions
+    from imgsearch.search import build_query
+    from imgsearch.store import Store
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in range(24):
+        write_image(folder / f"{seed:02d}.png", seed)
+    index_folder(folder, EmbedOptions(), image=ClassedEncoder(), text=TinyTextEncoder())
+    gen = Store(folder / ".imgsearch").require()
+    couches = {n for n, item in enumerate(gen.items) if item.tags["classes"][0][0] == "studio couch"}
+    assert 0 < len(couches) < gen.count
+
+    searcher = tiny_searcher(gen)
+    for text, wanted in (("a sofa", couches), ("grey tee shirts", set(range(gen.count)) - couches)):
+        hits = searcher.search(build_query(texts=[text], k=gen.count, weights={"wordnet": 1.0}))
+        assert {h.row for h in hits[: len(wanted)]} == wanted
+    # without a fitted weight (the fusion table has none for this kind here) it stays out
+    searcher.fusion = type(searcher.fusion)()
+    vectors = searcher.query_vectors(build_query(texts=["a sofa"]))
+    assert "wordnet" in vectors and searcher.default_weight("wordnet", vectors) == 0.0
