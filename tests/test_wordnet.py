@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from imgsearch import wordnet
 from imgsearch.tags import imagenet_ids, imagenet_names
@@ -110,3 +112,25 @@ def test_the_wordnet_space_ranks_the_items_of_the_named_classes_first_and_joins_
     searcher.fusion = type(searcher.fusion)()
     vectors = searcher.query_vectors(build_query(texts=["a sofa"]))
     assert "wordnet" in vectors and searcher.default_weight("wordnet", vectors) == 0.0
+
+
+TERMS = sorted(wordnet.term_classes())
+
+
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(TERMS), st.sampled_from(["a", "red", "runs", "the", "x9", "Über"])),
+        max_size=8,
+    )
+)
+def test_any_text_gives_terms_of_the_table_and_a_unit_distribution_over_their_classes(pieces):
+    text = " ".join(pieces)
+    terms = wordnet.matched_terms(text)
+    assert all(t in wordnet.term_classes() for t in terms)
+    assert len(" ".join(terms).split()) <= len(wordnet.words(text))  # each word used at most once
+    vec = wordnet.class_query([text])
+    assert (vec is None) == (not terms)
+    if vec is not None:
+        assert np.isclose(float(np.sum(vec.astype(np.float64) ** 2)), 1.0, atol=1e-5)
+        named = {c for t in terms for c in wordnet.term_classes()[t]}
+        assert set(np.flatnonzero(vec)) == named
