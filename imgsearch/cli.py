@@ -424,8 +424,9 @@ def query(
 ) -> None:
     """Search by image, by text, or both; results ranked by fused, calibrated scores.
 
-    Each space (image, classes, text, colour, and trained or shipped heads: aligned, metric,
-    photo) is standardised per query, then summed with weights (see README for the defaults).
+    Each space (image, classes, text, colour, lexical BM25, wordnet nouns, and trained or shipped
+    heads: aligned, metric, photo) is standardised per query, then summed with weights fitted per
+    kind of query (see README for the defaults).
     Exit status: 0 with results, 1 with none, 2 on error.
     """
     from imgsearch import render
