@@ -2,6 +2,7 @@
 
     python bench/photo_text_search.py [--epochs 40] [--hidden 0] [--augment 3]
         [--fashion both --fashion-copies 1] [--flip] [--ship]
+        [--image-encoder efficientnet-lite2] [--json FIGURES.json]
 
 1. embeds ../shared/data/flickr8k/images with the default encoders into --work (incremental);
 2. encodes all captions with MiniLM (cached in --work);
@@ -15,10 +16,12 @@
 5. reports validation figures (Flickr captions at 224 px and as 200-px 4:3 thumbnails, fashion
    "<colour> <type>" P@10 of the head alone; --flip: test-time flip averaging) and, on the
    held-out images of bench/flickr8k_holdout.txt (never trained on): caption → image R@1/5/10 and
-   median rank, image → caption R@10, against auto tags alone and fused with them;
+   median rank, image → caption R@10, against auto tags alone and fused with them, and the head
+   on the held-out photos as 200-px 4:3 thumbnails;
 6. --ship writes the head into imgsearch/pretrained/ (photo.npz + photo.json manifest), with
    --fashion into imgsearch/pretrained/shots/: `index` uses that one for collections of product
-   shots, the Flickr-only one for everyday photos.
+   shots, the Flickr-only one for everyday photos. With another --image-encoder, into
+   imgsearch/pretrained/encoders/<name>/ (`index` picks it by the store's image encoder).
 
 Hyper-parameters (hidden 1024, dropout 0.5, AdamW 3e-4, weight decay 0.1, 3 augmented copies,
 fashion "both" with 1 augmented copy) were chosen by the validation figures, never by the
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -42,7 +46,7 @@ from common import FASHION, FLICKR, ROOT, fashion_dev_rows, machine, require
 from imgsearch import train as tr
 from imgsearch.build import embed_folder
 from imgsearch.embed import EmbedOptions
-from imgsearch.encoders import load_text_encoder
+from imgsearch.encoders import DEFAULT_IMAGE_ENCODER, load_text_encoder
 from imgsearch.heads import Head
 from imgsearch.store import Store
 
@@ -110,8 +114,11 @@ def thumbnail_4_3(data: bytes) -> bytes:
     return out.getvalue()
 
 
+IMAGE_ENCODER = DEFAULT_IMAGE_ENCODER  # --image-encoder
+
+
 def features_of(paths: list[Path], transform, work: Path, name: str) -> np.ndarray:
-    """Lite0 features of transformed copies of ``paths`` (through the index-time decode), cached."""
+    """Image-encoder features of transformed copies of ``paths`` (through the index-time decode), cached."""
     from imgsearch.encoders import open_encoder
     from imgsearch.images import load_rgb_array
 
@@ -120,12 +127,12 @@ def features_of(paths: list[Path], transform, work: Path, name: str) -> np.ndarr
         feats = np.load(cache)
         if len(feats) == len(paths):
             return feats
-    encoder = open_encoder("image", "efficientnet-lite0")
+    encoder = open_encoder("image", IMAGE_ENCODER)
     out = np.zeros((len(paths), encoder.spec.dim), np.float32)
     t = time.perf_counter()
     for start in range(0, len(paths), 64):
         block = paths[start : start + 64]
-        pixels = np.stack([load_rgb_array(transform(p.read_bytes()), 224) for p in block])
+        pixels = np.stack([load_rgb_array(transform(p.read_bytes()), encoder.image_size) for p in block])
         out[start : start + len(block)] = encoder.encode(pixels).features
     print(f"embedded {len(paths)} {name} images in {time.perf_counter() - t:.0f} s")
     np.save(cache, out)
@@ -220,7 +227,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "photo-head")
+    parser.add_argument(
+        "--work", type=Path, default=None, help="cache dir (default bench/out/photo-head[-ENCODER])"
+    )
+    parser.add_argument(
+        "--image-encoder", default=DEFAULT_IMAGE_ENCODER, help="train on this image encoder's features"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     # defaults chosen by measurement on the validation split (see the README table)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--hidden", type=int, default=1024)
@@ -246,11 +259,17 @@ def main() -> None:
     )
     parser.add_argument("--flip", action="store_true", help="also report test-time flip averaging")
     args = parser.parse_args()
+    global IMAGE_ENCODER
+    IMAGE_ENCODER = args.image_encoder
+    if args.work is None:
+        suffix = "" if IMAGE_ENCODER == DEFAULT_IMAGE_ENCODER else f"-{IMAGE_ENCODER}"
+        args.work = ROOT / "bench" / "out" / f"photo-head{suffix}"
     require(FLICKR)
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
+    print(f"image encoder: {IMAGE_ENCODER}")
     st = Store(args.work / "store")
-    embed_folder([str(FLICKR / "images")], st, EmbedOptions())
+    embed_folder([str(FLICKR / "images")], st, EmbedOptions(image_encoder=IMAGE_ENCODER))
     gen = st.require()
     names = [Path(i.path).name for i in gen.items]
     captions = captions_by_image()
@@ -396,6 +415,14 @@ def main() -> None:
     hit = np.mean([np.any(truth[t] == i) for i, t in enumerate(top)])
     print(f"  image → caption R@10 {hit:.3f}")
     results["head"]["image→caption R@10"] = float(hit)
+    test_thumbs = features_of([paths[r] for r in test], thumbnail_4_3, args.work, "test-thumbnails")
+    results["head, 200-px 4:3 thumbnails"] = report(
+        "aligned head, thumbnails", q @ head(test_thumbs).T, truth
+    )
+    if args.json:
+        figures = {"image_encoder": gen.manifest["encoders"]["image"]["id"], "machine": machine()}
+        figures |= {"validation": validation, "held_out": results, "train_seconds": round(seconds, 1)}
+        args.json.write_text(json.dumps(figures, indent=2))
     if args.ship:
         n_fashion = fashion[3] if fashion is not None and args.fashion != "none" else 0
         ship(
@@ -428,6 +455,8 @@ def ship(
         "augmented_copies": args.augment,
     }
     reproduce = f"python bench/photo_text_search.py --augment {args.augment}"
+    if IMAGE_ENCODER != DEFAULT_IMAGE_ENCODER:
+        reproduce += f" --image-encoder {IMAGE_ENCODER}"
     if n_fashion:
         trained_on["fashion"] = {
             "data": "shared fashion catalog, products with id mod 5 != 0 (development split)",
@@ -458,10 +487,11 @@ def ship(
         "reproduce": reproduce + " --ship",
     }
     # the head with product titles serves collections of product shots; the Flickr-only one the rest
-    ship_dir = SHIP_DIR / "shots" if n_fashion else SHIP_DIR
+    root = SHIP_DIR if IMAGE_ENCODER == DEFAULT_IMAGE_ENCODER else SHIP_DIR / "encoders" / IMAGE_ENCODER
+    ship_dir = root / "shots" if n_fashion else root
     if n_fashion:
         head.info["used_for"] = "collections of product shots (most images on a plain backdrop)"
-    ship_dir.mkdir(exist_ok=True)
+    ship_dir.mkdir(parents=True, exist_ok=True)
     head.save(ship_dir)
     print(f"shipped {ship_dir / 'photo.npz'}")
 

@@ -253,6 +253,16 @@ def _kept_heads(live: Generation, notes: list[str]) -> dict[str, Head]:
     return kept
 
 
+def head_root(image_encoder: str) -> Path:
+    """Where the shipped heads for an image encoder live: ``pretrained/`` for the default one,
+    ``pretrained/encoders/<name>/`` for another shipped encoder (efficientnet-lite1, -lite2). The heads
+    found there are still checked against the store's encoder ids."""
+    other = PRETRAINED / "encoders" / image_encoder
+    if image_encoder and image_encoder.replace("-", "").isalnum() and other.is_dir():
+        return other
+    return PRETRAINED
+
+
 def shipped_heads(encoders: dict, shots: bool = False) -> dict[str, Head]:
     """Heads that ship inside the package, for indexes built with the encoders they were trained on.
 
@@ -264,7 +274,8 @@ def shipped_heads(encoders: dict, shots: bool = False) -> dict[str, Head]:
     """
     ids = {role: (spec or {}).get("id") for role, spec in encoders.items()}
     found = {}
-    for folder in (PRETRAINED, PRETRAINED / "shots") if shots else (PRETRAINED,):
+    root = head_root(str((encoders.get("image") or {}).get("name") or ""))
+    for folder in (root, root / "shots") if shots else (root,):
         if not folder.is_dir():
             continue
         for name, head in load_heads(folder).items():

@@ -67,10 +67,15 @@ def _split_columns(value: str | None) -> list[str]:
 
 def _encoder_help(role: str) -> str:
     # the registry's names, read without importing any model code
-    from imgsearch.encoders import REGISTRY
+    from imgsearch.encoders import DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER, REGISTRY
+
+    def note(name: str, trusted: bool) -> str:
+        if name in (DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER):
+            return " (offline default)"
+        return " (offline, weights from an optional pip package)" if trusted else ""
 
     entries = [e for e in REGISTRY if e.role == role]
-    return ", ".join(e.name + (" (offline default)" if e.trusted else "") for e in entries) + "."
+    return ", ".join(e.name + note(e.name, e.trusted) for e in entries) + "."
 
 
 ImageEncoderOpt = Annotated[str, typer.Option("--image-encoder", help=_encoder_help("image"))]

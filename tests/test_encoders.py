@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from imgsearch.encoders.lite0_convert import STAGE_REPEATS, timm_name
+from imgsearch.encoders.lite_convert import LITE0, timm_name
 from imgsearch.images import load_rgb_array
 from imgsearch.tags import class_tags
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_rename_covers_every_block_like_timm():
-    assert sum(STAGE_REPEATS) == 16
+    assert sum(LITE0.stage_repeats) == 16
     assert timm_name("_blocks.0._depthwise_conv.weight") == "blocks.0.0.conv_dw.weight"
     assert timm_name("_blocks.0._project_conv.weight") == "blocks.0.0.conv_pw.weight"
     assert timm_name("_blocks.1._expand_conv.weight") == "blocks.1.0.conv_pw.weight"

