@@ -64,3 +64,23 @@ def test_embed_from_stdin_paths(photos, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "2 items" in result.stderr and "2 added" in result.stderr
     assert "Traceback" not in result.stderr and "absl" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_weights_file_that_is_not_the_networks_is_one_line_exit_2(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "photos" / "red.png")
+    (tmp_path / "notes.pth").write_text("these are not weights\n")
+    r = run(
+        "embed",
+        str(tmp_path / "photos"),
+        "--out",
+        str(tmp_path / "s"),
+        "--weights",
+        str(tmp_path / "notes.pth"),
+    )
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "not usable as efficientnet-lite0 weights" in r.stderr
+    assert not (tmp_path / "s" / "CURRENT").exists()

@@ -83,14 +83,18 @@ class EfficientNetLiteEncoder:
         self.image_size = size = v.image_size
         self.batch_size = batch_size
         register_keras_hub_variant(v)
-        preset = cached_preset(source, cache_dir() / "weights", v)
+        try:  # a --weights file of another network, or not a weights file at all, is the user's to fix
+            state = read_state_dict(source)
+            classifier = [state["_fc.weight"].T, state["_fc.bias"]]
+            preset = cached_preset(source, cache_dir() / "weights", v)
+        except (ValueError, KeyError, OSError) as exc:
+            raise UserError(f"{source}: not usable as {name} weights ({exc})") from None
         backbone = keras_hub.models.Backbone.from_preset(str(preset), batch_norm_epsilon=BATCH_NORM_EPSILON)
         pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
         head = keras.layers.Dense(1000, activation="softmax", name="classifier")
         probs = head(pooled)
         self.model = keras.Model(backbone.input, [pooled, probs])
-        state = read_state_dict(source)
-        head.set_weights([state["_fc.weight"].T, state["_fc.bias"]])
+        head.set_weights(classifier)
         self.graph = tf.function(
             lambda x: self.model((tf.cast(x, tf.float32) - 127.5) / 127.5, training=False),
             input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)],
