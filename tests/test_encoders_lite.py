@@ -129,7 +129,11 @@ def test_a_store_of_a_larger_lite_gets_its_own_photo_head(variant):
         "text": {"name": "minilm", "id": cheap_id("text", "minilm")},
     }
     assert head_root(variant.name) == PRETRAINED / "encoders" / variant.name
-    for shots in (False, True):  # no product-shot head for it: everyday photos' head on both
-        head = shipped_heads(encoders, shots)["photo"]
+    photos, shots = shipped_heads(encoders, False)["photo"], shipped_heads(encoders, True)["photo"]
+    for head in (photos, shots):
         assert head.info["encoders"] == {role: spec["id"] for role, spec in encoders.items()}
-    assert head.info["held_out_metrics"]["head"]["R@10"] >= 0.62
+    assert photos.info["held_out_metrics"]["head"]["R@10"] >= 0.62
+    # Lite1 has a product-shot head of its own; Lite2's product shots get its everyday-photo head
+    has_shots = (head_root(variant.name) / "shots").is_dir()
+    assert has_shots == (variant is LITE1)
+    assert ("product shots" in shots.info.get("used_for", "")) == has_shots
