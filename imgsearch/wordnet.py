@@ -67,19 +67,18 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", flat)
 
 
-@cache
 def term_classes() -> dict[str, tuple[int, ...]]:
     """Each term (words joined by one space; hyphenated ones also written as one word) → the
     classes it names or covers."""
     return _table()[0]
 
 
-@cache
 def mostly_verbs() -> frozenset[str]:
     """The one-word terms used more often as verbs (marked "*" in the table)."""
     return _table()[1]
 
 
+@cache
 def _table() -> tuple[dict[str, tuple[int, ...]], frozenset[str]]:
     found: dict[str, set[int]] = {}
     verbs: set[str] = set()
