@@ -279,9 +279,10 @@ class Searcher:
             colour = _colour_target(q)
             if colour is not None and "colour" in self.gen.vectors:
                 out["colour"] = colour
-            named = wordnet.class_query([t for t, _ in q.texts]) if self._has_classes else None
-            if named is not None:
-                out["wordnet"] = named
+            if self._wants_wordnet(q, out):
+                named = wordnet.class_query([t for t, _ in q.texts])
+                if named is not None:
+                    out["wordnet"] = named
             expression = match_expression([t for t, _ in q.texts])
             if expression and self.lexical is not None:
                 out["lexical"] = expression
@@ -289,10 +290,15 @@ class Searcher:
             out = self._feedback(q, out)
         return out
 
-    @cached_property
-    def _has_classes(self) -> bool:
-        """Whether the store keeps its items' class rows (the ``classes`` and ``wordnet`` spaces)."""
-        return bool(self.gen.manifest.get("classes"))
+    def _wants_wordnet(self, q: Query, others: dict) -> bool:
+        """Whether the ``wordnet`` space can count for this query: the store keeps class rows, and
+        the user or the fitted weights of its kind give it a weight (reading the term table costs
+        ~17 ms of a cold query, for nothing on a titled catalog, where the weight is 0)."""
+        if not self.gen.manifest.get("classes"):
+            return False
+        if "wordnet" in q.weights:
+            return q.weights["wordnet"] != 0
+        return bool(self.fusion.weight(self.query_kind({**others, "wordnet": None}), "wordnet"))
 
     def _feedback(self, q: Query, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from imgsearch import feedback

@@ -108,10 +108,13 @@ def test_the_wordnet_space_ranks_the_items_of_the_named_classes_first_and_joins_
     for text, wanted in (("a sofa", couches), ("grey tee shirts", set(range(gen.count)) - couches)):
         hits = searcher.search(build_query(texts=[text], k=gen.count, weights={"wordnet": 1.0}))
         assert {h.row for h in hits[: len(wanted)]} == wanted
-    # without a fitted weight (the fusion table has none for this kind here) it stays out
+    # without a fitted weight for the query's kind it stays out (its table is not even read)
     searcher.fusion = type(searcher.fusion)()
-    vectors = searcher.query_vectors(build_query(texts=["a sofa"]))
-    assert "wordnet" in vectors and searcher.default_weight("wordnet", vectors) == 0.0
+    assert "wordnet" not in searcher.query_vectors(build_query(texts=["a sofa"]))
+    assert searcher.default_weight("wordnet", {"wordnet": None}) == 0.0
+    searcher.fusion = type(searcher.fusion)(weights={searcher.query_kind({"text": None}): {"wordnet": 0.5}})
+    assert "wordnet" in searcher.query_vectors(build_query(texts=["a sofa"]))
+    assert "wordnet" not in searcher.query_vectors(build_query(texts=["a sofa"], weights={"wordnet": 0}))
 
 
 TERMS = sorted(wordnet.term_classes())
