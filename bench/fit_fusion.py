@@ -5,10 +5,12 @@
     python bench/fit_fusion.py --ship --kinds text@shots   # refit one kind, keep the others
 
 Development data (never the held-out data the README reports on):
-- fashion: a seeded 3,000 of the products with id mod 5 != 0, indexed through the CLI twice,
-  with titles (``text@titled``) and without (``text@shots``); queries "<colour> <articleType>"
-  for every pair with >= 5 items, relevant = same colour and type, metric P@10; ``image+text``:
-  a photo of that type in another colour + the colour word, same relevance.
+- fashion: the products with id mod 5 != 0, indexed through the CLI: all of them with titles
+  (``text@titled``, ``image+text``: a query for every (colour, type) pair with >= 5 items; the
+  titled kinds use no shipped head), and a seeded 3,000 of them without (``text@shots``,
+  ``image+text@shots``: the 60 commonest pairs; the product-shot head never trained on these
+  3,000). Queries "<colour> <articleType>", relevant = same colour and type, metric P@10;
+  ``image+text``: a photo of that type in another colour + the colour word, same relevance.
 - flickr8k: the 521 images outside ``flickr8k_holdout.txt`` that ``bench/photo_text_search.py``
   kept out of the photo head's training for early stopping (``text@photos``), every caption (5
   each), metric hit@10. (Until 2026-12-02 these were 1,000 images the head had trained on, which
@@ -34,6 +36,7 @@ import random
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -75,15 +78,15 @@ def cli_index(folder: Path, meta: Path | None = None) -> Path:
     return folder / ".imgsearch"
 
 
-def fashion_dev(n: int) -> tuple[Path, Path, list[dict]]:
+def fashion_dev(n: int | None, name: str = "fashion-dev") -> tuple[Path, Path, list[dict]]:
     rows = fashion_dev_rows(n)
-    folder = OUT / "fashion-dev" / "photos"
+    folder = OUT / name / "photos"
     folder.mkdir(parents=True, exist_ok=True)
     for r in rows:
         link = folder / Path(r["filename"]).name
         if not link.exists():
             link.symlink_to((FASHION / r["filename"]).resolve())
-    meta = OUT / "fashion-dev" / "catalog.csv"
+    meta = OUT / name / "catalog.csv"
     with open(meta, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["filename", "title"])
@@ -91,12 +94,13 @@ def fashion_dev(n: int) -> tuple[Path, Path, list[dict]]:
     return folder, meta, rows
 
 
-def catalog_queries(searcher: Searcher, rows: list[dict]) -> tuple[list, list]:
-    """Text queries and image+colour queries with their relevant rows (dev catalog)."""
+def catalog_queries(searcher: Searcher, rows: list[dict], most: int | None = 60) -> tuple[list, list]:
+    """Text queries and image+colour queries with their relevant rows (dev catalog): one per
+    (colour, type) pair with at least 5 items, the ``most`` commonest (None: every one)."""
     by_name = {Path(r["filename"]).name: r for r in rows}
     row_of = {Path(i.path).name: n for n, i in enumerate(searcher.gen.items)}
     key = {row_of[n]: (r["baseColour"], r["articleType"]) for n, r in by_name.items() if n in row_of}
-    pairs = [p for p, c in Counter(key.values()).most_common() if c >= 5][:60]
+    pairs = [p for p, c in Counter(key.values()).most_common() if c >= 5][:most]
     text, image = [], []
     rng = random.Random(1)
     for colour, kind in pairs:
@@ -129,7 +133,9 @@ def score_table(searcher: Searcher, queries: list, kind_spaces: tuple[str, ...])
     """Per query: candidate rows, per-space standardised scores (0 where a space is inactive)."""
     table = []
     for q, relevant in queries:
-        vectors = searcher.query_vectors(q)
+        # every space the kind may weigh, whatever the shipped weights give it (the searcher builds
+        # the wordnet space only where it can count)
+        vectors = searcher.query_vectors(replace(q, weights={s: 1.0 for s in kind_spaces}))
         active = {s: v for s, v in vectors.items() if s in kind_spaces}
         candidates = searcher._candidates(active, 10, None, bool(q.images))
         z = np.zeros((len(kind_spaces), len(candidates)), np.float32)
@@ -200,13 +206,13 @@ def main() -> None:
     require(FASHION / "products.csv")
     require(FLICKR / "captions.csv")
     print(f"# fit_fusion on {machine()}")
-    folder, meta, rows = fashion_dev(args.items)
-    titled_dir = OUT / "fashion-dev" / "titled"
-    untitled_dir = OUT / "fashion-dev" / "untitled"
     tables = {}
-    for name, store_dir, with_meta in (
-        ("text@titled", titled_dir, True),
-        ("text@shots", untitled_dir, False),
+    # the titled kinds use no shipped head, so they may fit on every development product and
+    # every (colour, type) pair; the untitled ones stay on the sample the product-shot head never
+    # trained on
+    for name, (folder, meta, rows), store_dir, with_meta, most in (
+        ("text@titled", fashion_dev(None, "fashion-dev-all"), OUT / "fashion-dev-all" / "titled", True, None),
+        ("text@shots", fashion_dev(args.items), OUT / "fashion-dev" / "untitled", False, 60),
     ):
         subprocess.run(  # incremental: re-derives the shipped heads when they change
             [IMGSEARCH, "index", str(folder), "--quiet", "--out", str(store_dir)]
@@ -214,7 +220,7 @@ def main() -> None:
             check=True,
         )
         searcher = Searcher(find_store(store_dir).require(), check_files=False)
-        text_q, image_q = catalog_queries(searcher, rows)
+        text_q, image_q = catalog_queries(searcher, rows, most)
         tables[name] = score_table(searcher, text_q, KIND_SPACES[name])
         kind = "image+text" if with_meta else "image+text@shots"
         tables[kind] = score_table(searcher, image_q, KIND_SPACES[kind])
@@ -275,7 +281,9 @@ def main() -> None:
                     else ""
                 ),
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                "data": "fashion: 3,000 seeded products with id mod 5 != 0 (titled and untitled); "
+                "data": "fashion: every product with id mod 5 != 0, titled (text@titled, image+text: every "
+                "(colour, type) pair with >= 5 items); 3,000 seeded ones of them untitled (text@shots, "
+                "image+text@shots: the 60 commonest pairs); "
                 "flickr8k: the photo head's 521 validation images (outside bench/flickr8k_holdout.txt, "
                 "never trained on), every caption",
                 "never_used": "fashion products with id mod 5 == 0; the flickr8k hold-out list",
