@@ -111,7 +111,7 @@ def _update(
         live, notes = _live(st)
         encoders = Encoders(options, progress, image, text)
         result = embed_job(inputs, st, options, live, encoders, progress, stdin)
-        plan = _plan(st, live, result.encoders, explicit, no_model, ann_options, notes)
+        plan = _plan(st, live, result.encoders, result.items, explicit, no_model, ann_options, notes)
         report = _publish_if_changed(st, live, result, plan, notes)
         store.clear_chunks(st)
         return report
@@ -135,7 +135,7 @@ def embed_folder_beam(
         live, notes = _live(target)
         encoders = Encoders(options, progress, image, text)
         result = beam.embed_job(inputs, target, options, live, encoders, engine, progress, stdin, image, text)
-        plan = _plan(target, live, result.encoders, None, False, None, notes)
+        plan = _plan(target, live, result.encoders, result.items, None, False, None, notes)
         report = _publish_if_changed(target, live, result, plan, notes)
     assert report.embed is not None
     report.embed.notes = report.notes
@@ -162,7 +162,7 @@ def _reindex_store(
     with st.lock():
         live = st.require()
         notes: list[str] = []
-        plan = _plan(st, live, live.encoders, explicit, no_model, ann_options, notes)
+        plan = _plan(st, live, live.encoders, live.items, explicit, no_model, ann_options, notes)
         if _up_to_date(live, plan) and not plan.forced and not notes:
             return IndexReport(None, st.root, _indexes(live), False, notes)
         report = EmbedReport(st.root, count=live.count, unchanged=live.count, skipped=live.skipped())
@@ -202,12 +202,14 @@ def _plan(
     st: Store,
     live: Generation | None,
     encoders: dict,
+    items,
     explicit: dict[str, Head] | None,
     no_model: bool,
     ann_options: ann.AnnOptions | None,
     notes: list[str],
 ) -> _Plan:
-    """``ann_options`` None: embed only (no Annoy indexes)."""
+    """``ann_options`` None: embed only (no Annoy indexes). The shipped heads are the ones for this
+    collection of ``items``: product shots or everyday photos (``spaces.product_shots``)."""
     if explicit is not None:
         trained = explicit
     elif no_model or live is None:
@@ -224,7 +226,8 @@ def _plan(
     forced = explicit is not None or (no_model and live is not None and bool(_trained_names(live)))
     options = ann_options or ann.AnnOptions()
     shards = options.parts(_live_parts(live) or st.beam_shards())
-    return _Plan({**shipped_heads(encoders), **trained}, ann_options is not None, options, shards, forced)
+    shipped = shipped_heads(encoders, spaces.product_shots(items))
+    return _Plan({**shipped, **trained}, ann_options is not None, options, shards, forced)
 
 
 def _live_parts(live: Generation | None) -> int:
@@ -285,24 +288,14 @@ def shipped_heads(encoders: dict, shots: bool = False) -> dict[str, Head]:
     return found
 
 
-def _for_collection(heads: dict[str, Head], encoders: dict, items) -> dict[str, Head]:
-    """``heads`` with each shipped head the one for this collection (product shots or photos)."""
-    shipped = [name for name in spaces.SHIPPED_HEADS if name in heads]
-    if not shipped:
-        return heads
-    chosen = shipped_heads(encoders, spaces.product_shots(items))
-    return {**heads, **{name: chosen[name] for name in shipped if name in chosen}}
-
-
 def _up_to_date(live: Generation, plan: _Plan) -> bool:
     """The live generation already holds these heads and (if wanted) fresh indexes."""
     have = {name for name, info in live.manifest["spaces"].items() if info.get("head")}
     derived = ("lexical", "classes")
     if have != set(plan.heads) or any(k not in live.manifest for k in derived):
         return False  # heads changed, or a store from before the lexical space / class file
-    wanted = _for_collection(plan.heads, live.encoders, live.items)
     for name in spaces.SHIPPED_HEADS:
-        if name in have and _head_date(live.dir / f"{name}.json") != wanted[name].info.get("date"):
+        if name in have and _head_date(live.dir / f"{name}.json") != plan.heads[name].info.get("date"):
             return False  # a newer shipped head, or the collection changed kind
     if not (live.dir / "items.idx.npy").is_file():
         return False  # a store from before the item offsets
@@ -347,7 +340,7 @@ def _publish(st: Store, result: EmbedResult, plan: _Plan, live: Generation | Non
         vectors = dict(result.vectors)
         for space, arr in result.vectors.items():
             writer.add_space(space, arr)
-        for name, head in _for_collection(plan.heads, result.encoders, result.items).items():
+        for name, head in plan.heads.items():
             vectors[name] = head(vectors[head.source_space])
             writer.add_space(name, vectors[name], head)
         if plan.ann:
