@@ -74,7 +74,7 @@ class EfficientNetLiteEncoder:
         import keras_hub
         import tensorflow as tf
 
-        from imgsearch.encoders.lite_convert import cached_preset, register_keras_hub_variant
+        from imgsearch.encoders.lite_convert import cached_preset, check_shapes, register_keras_hub_variant
         from imgsearch.encoders.torch_legacy import read_state_dict
 
         v = variant(name)
@@ -85,10 +85,12 @@ class EfficientNetLiteEncoder:
         register_keras_hub_variant(v)
         try:  # a --weights file of another network, or not a weights file at all, is the user's to fix
             state = read_state_dict(source)
+            check_shapes(state, v)
             classifier = [state["_fc.weight"].T, state["_fc.bias"]]
-            preset = cached_preset(source, cache_dir() / "weights", v)
         except (ValueError, KeyError, OSError) as exc:
             raise UserError(f"{source}: not usable as {name} weights ({exc})") from None
+        # outside the try: a cache that cannot be written is not the weights file's fault
+        preset = cached_preset(source, cache_dir() / "weights", v)
         backbone = keras_hub.models.Backbone.from_preset(str(preset), batch_norm_epsilon=BATCH_NORM_EPSILON)
         pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
         head = keras.layers.Dense(1000, activation="softmax", name="classifier")
