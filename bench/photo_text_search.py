@@ -1,6 +1,6 @@
 """Train, evaluate and (with --ship) package the photo text-search head on Flickr8k (+ fashion).
 
-    python bench/photo_text_search.py [--epochs 40] [--hidden 0] [--augment 3]
+    python bench/photo_text_search.py [--epochs 40] [--hidden 0] [--augment 3] [--seeds 1]
         [--fashion both --fashion-copies 1] [--flip] [--ship]
         [--image-encoder efficientnet-lite2] [--json FIGURES.json]
 
@@ -35,6 +35,7 @@ import csv
 import json
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -257,6 +258,9 @@ def main() -> None:
         default=None,
         help="augmented copies of each fashion product (--augment)",
     )
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="train this many heads (seeds 0..N-1) and average them"
+    )
     parser.add_argument("--flip", action="store_true", help="also report test-time flip averaging")
     args = parser.parse_args()
     global IMAGE_ENCODER
@@ -328,30 +332,37 @@ def main() -> None:
         learning_rate=args.lr,
     )
     t = time.perf_counter()
-    fit = tr.fit_aligned(
-        train_images,
-        train_texts,
-        train_rows,
-        train_val,
-        val_queries,
-        val_truth,
-        cfg,
-        lambda n, log: print(
-            f"  epoch {log.epoch:2d} loss {log.loss:.3f} val R@10 "
-            f"{log.val_recall10:.3f} ({log.seconds:.1f} s)"
-        ),
-    )
+    fits, members = [], []
+    for seed in range(args.seeds):
+        fit = tr.fit_aligned(
+            train_images,
+            train_texts,
+            train_rows,
+            train_val,
+            val_queries,
+            val_truth,
+            replace(cfg, seed=seed),
+            lambda n, log: print(
+                f"  epoch {log.epoch:2d} loss {log.loss:.3f} val R@10 "
+                f"{log.val_recall10:.3f} ({log.seconds:.1f} s)"
+            ),
+        )
+        fits.append(fit)
+        members.append(tr.to_head(fit.model, "aligned", "text", fit.mean, fit.std, {}))
+        print(f"seed {seed}: best validation R@10 {fit.best:.3f}, temperature {fit.temperature:.3f}")
     seconds = time.perf_counter() - t
-    head = tr.to_head(fit.model, "aligned", "text", fit.mean, fit.std, {})
-    print(
-        f"trained in {seconds:.0f} s, best validation R@10 {fit.best:.3f}, temperature {fit.temperature:.3f}"
-    )
+    # a seed ensemble averages its members' outputs, and ships as one wider head
+    head = Head.average(members)
+    print(f"trained {len(fits)} head(s) in {seconds:.0f} s")
 
     val_thumbs = features_of([paths[r] for r in val], thumbnail_4_3, args.work, "val-thumbnails")
     validation = {}
     for label, feats in (("224 px", images[val]), ("200-px 4:3 thumbnails", val_thumbs)):
         sims = texts[val].reshape(-1, texts.shape[2]) @ head(feats).T
         validation[label] = report(f"validation, {label}", sims, np.repeat(np.arange(len(val)), 5))
+        for seed, member in enumerate(members if len(members) > 1 else []):
+            sims = texts[val].reshape(-1, texts.shape[2]) @ member(feats).T
+            report(f"  seed {seed} alone, {label}", sims, np.repeat(np.arange(len(val)), 5))
     fashion_rows = fashion_dev_rows(FASHION_VAL)
     if fashion is None and (FASHION / "products.csv").exists():
         pairs, truth = phrase_queries(fashion_rows)
@@ -426,14 +437,25 @@ def main() -> None:
     if args.ship:
         n_fashion = fashion[3] if fashion is not None and args.fashion != "none" else 0
         ship(
-            head, gen, fit, cfg, results, validation, seconds, len(rows), len(val), len(test), args, n_fashion
+            head,
+            gen,
+            fits,
+            cfg,
+            results,
+            validation,
+            seconds,
+            len(rows),
+            len(val),
+            len(test),
+            args,
+            n_fashion,
         )
 
 
 def ship(
     head: Head,
     gen,
-    fit,
+    fits,
     cfg,
     results: dict,
     validation: dict,
@@ -481,7 +503,8 @@ def ship(
         },
         "held_out_metrics": {k: {m: round(v, 4) for m, v in r.items()} for k, r in results.items()},
         "config": asdict(cfg),
-        "temperature": fit.temperature,
+        "seeds": len(fits),
+        "temperature": [round(f.temperature, 4) for f in fits] if len(fits) > 1 else fits[0].temperature,
         "seconds": round(seconds, 1),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "reproduce": reproduce + " --ship",

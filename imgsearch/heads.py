@@ -52,6 +52,33 @@ class Head:
             x = ACTIVATIONS[activation](x @ weight + bias)
         return l2_normalise(x)
 
+    @classmethod
+    def average(cls, heads: list[Head]) -> Head:
+        """One head whose output is the mean of ``heads``' outputs before normalising.
+
+        For heads of one hidden layer read from the same standardised features this is exact:
+        the hidden layers sit side by side and the output layer averages them, so a seed
+        ensemble ships and runs as one wider head.
+        """
+        first = heads[0]
+        if len(heads) == 1:
+            return first
+        acts = [a for _, _, a in first.layers]
+        if len(acts) != 2 or acts[1] != "linear":
+            raise ValueError("only heads of one hidden layer and a linear output can be averaged")
+        for h in heads[1:]:
+            if [a for _, _, a in h.layers] != acts or not (
+                np.array_equal(h.mean, first.mean) and np.array_equal(h.std, first.std)
+            ):
+                raise ValueError("averaged heads must share their layout and standardisation")
+        hidden_w = np.concatenate([h.layers[0][0] for h in heads], axis=1)
+        hidden_b = np.concatenate([h.layers[0][1] for h in heads])
+        out_w = np.concatenate([h.layers[1][0] for h in heads], axis=0) / len(heads)
+        out_b = np.mean([h.layers[1][1] for h in heads], axis=0)
+        layers = [(hidden_w, hidden_b, acts[0]), (out_w, out_b, "linear")]
+        info = dict(first.info)
+        return cls(first.name, first.source_space, first.target, first.mean, first.std, layers, info)
+
     def save(self, directory: Path) -> None:
         arrays = {"mean": self.mean, "std": self.std}
         for i, (w, b, _) in enumerate(self.layers):
