@@ -515,6 +515,8 @@ def ship(
     if n_fashion:
         head.info["used_for"] = "collections of product shots (most images on a plain backdrop)"
     ship_dir.mkdir(parents=True, exist_ok=True)
+    # float16 weights halve the package; validation R@10 is the same to 3 decimals (2026-12-02)
+    head.layers = [(w.astype(np.float16), b, a) for w, b, a in head.layers]
     head.save(ship_dir)
     print(f"shipped {ship_dir / 'photo.npz'}")
 

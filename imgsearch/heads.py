@@ -104,7 +104,11 @@ class Head:
             if meta.get("format") != HEAD_FORMAT or meta.get("version") != HEAD_VERSION:
                 raise ValueError(f"not an imgsearch head of version {HEAD_VERSION}")
             arrays = load_npz(directory / f"{name}.npz")
-            layers = [(arrays[f"w{i}"], arrays[f"b{i}"], a) for i, a in enumerate(meta["activations"])]
+            # shipped heads store float16 weights; numpy multiplies float32 many times faster
+            layers = [
+                (np.asarray(arrays[f"w{i}"], np.float32), np.asarray(arrays[f"b{i}"], np.float32), a)
+                for i, a in enumerate(meta["activations"])
+            ]
             if any(a not in ACTIVATIONS for _, _, a in layers):
                 raise ValueError("unknown activation")
         except Exception as exc:  # a damaged head is reported, whatever numpy or zipfile raised

@@ -45,3 +45,16 @@ def test_heads_of_other_standardisation_are_not_averaged():
     mean, std = np.zeros(8, np.float32), np.ones(8, np.float32)
     with pytest.raises(ValueError, match="standardisation"):
         Head.average([_head(rng, mean, std), _head(rng, mean + 1, std)])
+
+
+def test_float16_weights_load_as_float32(tmp_path):
+    """Shipped heads store float16 weights (half the package); they run in float32."""
+    rng = np.random.default_rng(2)
+    head = _head(rng, np.zeros(8, np.float32), np.ones(8, np.float32))
+    x = rng.normal(size=(3, 8)).astype(np.float32)
+    expected = head(x)
+    head.layers = [(w.astype(np.float16), b, a) for w, b, a in head.layers]
+    head.save(tmp_path)
+    loaded = Head.load(tmp_path, "photo")
+    assert all(w.dtype == np.float32 for w, _, _ in loaded.layers)
+    np.testing.assert_allclose(loaded(x), expected, atol=2e-3)
