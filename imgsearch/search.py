@@ -394,7 +394,8 @@ class Searcher:
         only joins when there is text to refine the photo. Measured on
         the fashion set, handbag photo + "red": 0.695 → 0.73 red handbags in the top 10.
         """
-        fitted = self.fusion.weight(self.query_kind(active or {space: None}), space)
+        kind = self.query_kind(active or {space: None})
+        fitted = self.fusion.weight(kind, space) if self._fitted_holds(kind) else None
         if fitted is not None:
             return fitted
         if space == "image" and "metric" in self.heads:
@@ -410,6 +411,16 @@ class Searcher:
         if space == "classes" and not (active and "text" in active):
             return 0.0  # image alone: P@10 0.788 without classes, 0.767 with (fashion, 200 queries)
         return 1.0
+
+    def _fitted_holds(self, kind: str) -> bool:
+        """The fitted weights of a kind hold where the store has every head they weigh. A store
+        made with other encoders has no shipped photo head, and ``text@photos`` weighs that head
+        alone: its other spaces at 0 would answer nothing, so the rules weigh them instead."""
+        return all(
+            space in self.gen.vectors
+            for space, weight in self.fusion.weights.get(kind, {}).items()
+            if weight and spaces.BY_NAME[space].source == "head"
+        )
 
     @cached_property
     def _photo_weights(self) -> tuple[float, float]:

@@ -141,3 +141,22 @@ def test_product_shots_get_the_shipped_head_that_knows_products(tmp_path, monkey
     photos_head.info["date"] = "newer"  # an upgrade ships a newer head: re-derived, folder unchanged
     photos_head.save(shipped)
     assert head_date() == "newer"
+
+
+def test_fitted_weights_that_weigh_a_missing_head_give_way_to_the_rules(tmp_path):
+    """Fitted ``text@photos`` weighs the shipped photo head alone; a store of other encoders has
+    no such head, and a text query there must still be answered by its other spaces."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in range(4):
+        write_image(folder / f"p{seed}.png", seed, size=(64, 48))
+    index_folder(folder, EmbedOptions(), image=TinyImageEncoder(), text=TinyTextEncoder())
+    searcher = tiny_searcher(Store(folder / ".imgsearch").require())
+    assert "photo" not in searcher.gen.vectors
+    head_only = {"photo": 2.0, "text": 0.0, "colour": 0.0}
+    searcher.fusion = fusion.Fusion(5.0, {"text@photos": head_only, "text@shots": head_only})
+    hits = searcher.search(build_query(texts=["red bag"], k=3))
+    assert len(hits) == 3 and hits[0].scores["text"] != 0
+    # where the head is there, the fitted weights hold
+    searcher.gen.vectors["photo"] = searcher.gen.vectors["text"]
+    assert searcher.default_weight("text", {"text": None, "photo": None}) == 0.0

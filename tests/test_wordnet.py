@@ -106,7 +106,8 @@ def test_the_wordnet_space_ranks_the_items_of_the_named_classes_first_and_joins_
 
     searcher = tiny_searcher(gen)
     for text, wanted in (("a sofa", couches), ("grey tee shirts", set(range(gen.count)) - couches)):
-        hits = searcher.search(build_query(texts=[text], k=gen.count, weights={"wordnet": 1.0}))
+        alone = {"wordnet": 1.0, "text": 0.0, "colour": 0.0, "lexical": 0.0}
+        hits = searcher.search(build_query(texts=[text], k=gen.count, weights=alone))
         assert {h.row for h in hits[: len(wanted)]} == wanted
     # without a fitted weight for the query's kind it stays out (its table is not even read)
     searcher.fusion = type(searcher.fusion)()
