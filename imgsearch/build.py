@@ -273,7 +273,8 @@ def shipped_heads(encoders: dict, shots: bool = False) -> dict[str, Head]:
     queries work on photo folders that have no titles (see bench/photo_text_search.py). For a
     collection of product shots (``shots``) the one in ``pretrained/shots/``, which also trained on
     product titles: on product shots it finds "<colour> <type>" ten times as often (held-out P@10
-    0.575 against 0.055), while on everyday photos the Flickr-only head stays ahead.
+    0.58 against 0.055 for a single Flickr-only head), while on everyday photos the Flickr-only
+    head stays ahead.
     """
     ids = {role: (spec or {}).get("id") for role, spec in encoders.items()}
     found = {}

@@ -431,7 +431,7 @@ def query(
 
     Each space (image, classes, text, colour, lexical BM25, wordnet nouns, and trained or shipped
     heads: aligned, metric, photo) is standardised per query, then summed with weights fitted per
-    kind of query (see README for the defaults).
+    kind of query, or rule weights where the index lacks a head they weigh (see README).
     Exit status: 0 with results, 1 with none, 2 on error.
     """
     from imgsearch import render
