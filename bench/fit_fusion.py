@@ -66,7 +66,7 @@ KIND_SPACES = {
     "text@titled": ("text", "colour", "lexical", "photo", "wordnet"),
     "text@shots": ("text", "colour", "lexical", "photo", "wordnet"),
     "text@photos": ("photo", "colour", "text", "lexical", "wordnet"),
-    "image+text": ("image", "classes", "text", "colour", "lexical"),
+    "image+text": ("image", "classes", "text", "colour", "lexical", "photo"),
     "image+text@shots": ("image", "classes", "text", "colour", "photo"),
 }
 

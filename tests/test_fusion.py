@@ -160,3 +160,29 @@ def test_fitted_weights_that_weigh_a_missing_head_give_way_to_the_rules(tmp_path
     # where the head is there, the fitted weights hold
     searcher.gen.vectors["photo"] = searcher.gen.vectors["text"]
     assert searcher.default_weight("text", {"text": None, "photo": None}) == 0.0
+
+
+def test_a_query_photo_joins_the_text_heads_query_unless_its_image_side_is_off(tmp_path):
+    """ "This handbag, but red": in a space where images meet text, the query is the text plus the
+    photo's own projection, so it looks for red handbags rather than anything red."""
+    from fakes import write_model
+
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    for seed in range(4):
+        write_image(folder / f"p{seed}.png", seed)
+    model = write_model(tmp_path / "model")
+    index_folder(folder, EmbedOptions(), model=model, image=TinyImageEncoder(), text=TinyTextEncoder())
+    searcher = tiny_searcher(Store(folder / ".imgsearch").require())
+    photo = str(folder / "p1.png")
+    text = TinyTextEncoder().encode(["red"])[0]
+    projected = searcher.heads["aligned"](searcher.encoder.images([photo]).features)[0]
+
+    def unit(v):
+        return v / np.linalg.norm(v)
+
+    both = searcher.query_vectors(build_query(images=[photo], texts=["red"]))["aligned"]
+    np.testing.assert_allclose(both, unit(text) + unit(projected), atol=1e-5)
+    muted = build_query(images=[photo], texts=["red"], weights={"image": 0, "classes": 0})
+    np.testing.assert_allclose(searcher.query_vectors(muted)["aligned"], text, atol=1e-6)
+    assert np.allclose(searcher.query_vectors(build_query(texts=["red"]))["aligned"], text, atol=1e-6)
