@@ -26,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstring lines join into paragraphs, wrapped to the terminal
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True, soft_wrap=True)
@@ -429,9 +430,13 @@ def query(
 ) -> None:
     """Search by image, by text, or both; results ranked by fused, calibrated scores.
 
-    Each space (image, classes, text, colour, lexical BM25, wordnet nouns, and trained or shipped
-    heads: aligned, metric, photo) is standardised per query, then summed with weights fitted per
-    kind of query, or rule weights where the index lacks a head they weigh (see README).
+    Each space (image, classes, text, colour, lexical BM25, wordnet nouns,
+    and trained or shipped heads: aligned, metric, photo) is standardised
+    per query, then summed with weights fitted per kind of query, or rule
+    weights where the index lacks a head they weigh (see README).
+    A photo with text asks for "this, but red": in the photo head's
+    space the two are added.
+
     Exit status: 0 with results, 1 with none, 2 on error.
     """
     from imgsearch import render

@@ -28,6 +28,21 @@ def test_help_lists_commands_without_importing_tensorflow():
     assert out.strip().endswith("LIGHT")
 
 
+def test_help_paragraphs_flow_to_the_terminal_width():
+    """A docstring's line breaks are not kept (they cut lines short mid-sentence when the help
+    was wrapped at 80 columns): on a wide terminal a paragraph is one line."""
+    import os
+
+    wide = subprocess.run(
+        [sys.executable, "-m", "imgsearch", "query", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "250"},
+    ).stdout
+    assert "is standardised per query, then summed with weights fitted per kind of query" in wide
+
+
 def test_meta_without_columns_is_one_line_error(tmp_path):
     result = run("embed", str(tmp_path), "--out", str(tmp_path / "v"), "--meta", "x.csv")
     assert result.returncode == 2
