@@ -115,10 +115,12 @@ def check_weights(weights: object) -> dict[str, float]:
     return checked
 
 
-def _photo_counts(q: Query) -> bool:
+def _photo_counts(q: Query, vectors: dict) -> bool:
     """A query photo proposes the candidates and joins the text heads' query, unless the user
-    switched its image side off (``--weight image=0,classes=0``: rank by the text alone)."""
-    return bool(q.images) and not all(q.weights.get(s, 1) == 0 for s in ("image", "classes"))
+    switched off each image-side space it has in ``vectors`` (``--weight image=0,classes=0``, and
+    ``metric=0`` with a metric head: rank by the text alone)."""
+    sides = [s for s in vectors if s in spaces.IMAGE_SIDE]
+    return bool(q.images) and any(q.weights.get(s, 1) != 0 for s in sides)
 
 
 def build_query(
@@ -272,13 +274,14 @@ class Searcher:
             signs = [w for _, w in q.images] + [-w for _, w in q.not_images]
             encoded = self.encoder.images(sources)
             vecs, w = encoded.features, np.asarray(signs, np.float32)
-            if _photo_counts(q):
-                photo = (vecs, w)
+            if q.images:
                 out["image"] = w @ vecs
                 if "metric" in self.heads:
                     out["metric"] = w @ self.heads["metric"](vecs)
                 if encoded.class_probs is not None:
                     out["classes"] = w @ np.sqrt(np.maximum(encoded.class_probs, 0))
+                if _photo_counts(q, out):
+                    photo = (vecs, w)
         if q.texts:
             texts = [t for t, _ in q.texts + q.not_texts]
             signs = [w for _, w in q.texts] + [-w for _, w in q.not_texts]
@@ -364,9 +367,8 @@ class Searcher:
         # an image query's candidates are the photo's neighbours even where a fitted weight of 0
         # leaves its image side out of the ranking (image+text: BM25 and the photo head rank
         # the photo's neighbours), as bench/fit_fusion.py scores them
-        proposing = {
-            s: v for s, v in vectors.items() if s in active or (_photo_counts(q) and s in spaces.IMAGE_SIDE)
-        }
+        photo_side = spaces.IMAGE_SIDE if _photo_counts(q, vectors) else ()
+        proposing = {s: v for s, v in vectors.items() if s in active or s in photo_side}
         candidates = self._candidates(proposing, q.k + len(exclude or ()), within, bool(q.images))
         if exclude:
             candidates = np.setdiff1d(candidates, np.fromiter(exclude, np.int64))

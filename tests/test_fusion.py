@@ -183,6 +183,9 @@ def test_a_query_photo_joins_the_text_heads_query_unless_its_image_side_is_off(t
 
     both = searcher.query_vectors(build_query(images=[photo], texts=["red"]))["aligned"]
     np.testing.assert_allclose(both, unit(text) + unit(projected), atol=1e-5)
-    muted = build_query(images=[photo], texts=["red"], weights={"image": 0, "classes": 0})
+    # off means each image-side space the query has (this index has a metric head)
+    muted = build_query(images=[photo], texts=["red"], weights={"image": 0, "classes": 0, "metric": 0})
+    half = build_query(images=[photo], texts=["red"], weights={"image": 0, "classes": 0})
+    np.testing.assert_allclose(searcher.query_vectors(half)["aligned"], both, atol=1e-6)
     np.testing.assert_allclose(searcher.query_vectors(muted)["aligned"], text, atol=1e-6)
     assert np.allclose(searcher.query_vectors(build_query(texts=["red"]))["aligned"], text, atol=1e-6)
