@@ -42,9 +42,12 @@ def read_file(path: str | Path) -> bytes:
         raise ImageError("permission denied") from None
     except OSError as exc:
         raise ImageError(f"cannot open ({exc.strerror})") from None
+    # Linux opens a directory read-only without complaint; reading it then fails with a bare errno
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ImageError("is a directory" if stat.S_ISDIR(mode) else "not a regular file")
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ImageError("not a regular file")
         return f.read()
 
 

@@ -96,3 +96,9 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
     os.mkfifo(tmp_path / "pipe.jpg")
     with pytest.raises(ImageError, match="not a regular file"):
         load_rgb_array(tmp_path / "pipe.jpg", 32)
+
+
+def test_a_directory_is_refused_as_one(tmp_path):
+    """Linux opens a directory read-only; the reason must still be "is a directory", not an errno."""
+    with pytest.raises(ImageError, match=r"^is a directory$"):
+        open_image(tmp_path)
