@@ -402,14 +402,15 @@ class Searcher:
 
     def query_kind(self, active: dict) -> str:
         """What kind of query this is, for the fitted fusion weights: ``image``, ``image+text``
-        (``image+text@shots`` on product shots without titles, where the text is the photo head's
-        and the colour space's to read), or ``text@titled`` / ``text@shots`` / ``text@photos`` by
-        what the index holds."""
+        (on a titled catalog), ``image+text@shots`` (product shots without titles, where the text
+        is the photo head's and the colour space's to read), ``image+text@photos`` (everyday
+        photos: no labelled set to fit it, so the rules weigh it rather than a catalog's fit), or
+        ``text@titled`` / ``text@shots`` / ``text@photos`` by what the index holds."""
         image = any(spaces.BY_NAME[s].query == "image" for s in active)
         text = any(spaces.BY_NAME[s].query != "image" for s in active)
-        if image:
-            return ("image+text@shots" if self._collection == "shots" else "image+text") if text else "image"
-        return f"text@{self._collection}"
+        if image and text:
+            return "image+text" if self._collection == "titled" else f"image+text@{self._collection}"
+        return "image" if image else f"text@{self._collection}"
 
     @cached_property
     def _collection(self) -> str:

@@ -189,3 +189,20 @@ def test_a_query_photo_joins_the_text_heads_query_unless_its_image_side_is_off(t
     np.testing.assert_allclose(searcher.query_vectors(half)["aligned"], both, atol=1e-6)
     np.testing.assert_allclose(searcher.query_vectors(muted)["aligned"], text, atol=1e-6)
     assert np.allclose(searcher.query_vectors(build_query(texts=["red"]))["aligned"], text, atol=1e-6)
+
+
+def test_a_photo_folder_weighs_photo_and_text_by_the_rules_not_a_catalogs_fit(tmp_path):
+    """``image+text`` is fitted on titled catalogs; everyday photos have no labelled set for it, so a
+    photo + words query there is its own kind, weighed by the rules."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in range(4):
+        write_image(folder / f"p{seed}.png", seed, size=(64, 48))
+    index_folder(folder, EmbedOptions(), image=TinyImageEncoder(), text=TinyTextEncoder())
+    searcher = tiny_searcher(Store(folder / ".imgsearch").require())
+    searcher.fusion = fusion.Fusion(5.0, {"image+text": {"image": 0.0, "lexical": 2.0}})
+    both = {"image": None, "text": None, "colour": None}
+    assert searcher.query_kind(both) == "image+text@photos"
+    assert searcher.default_weight("image", both) == 0.5  # the rule: a colour word halves the photo
+    assert searcher.query_kind({"image": None}) == "image"
+    assert searcher.query_kind({"text": None}) == "text@photos"
