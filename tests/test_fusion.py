@@ -143,15 +143,21 @@ def test_product_shots_get_the_shipped_head_that_knows_products(tmp_path, monkey
     assert head_date() == "newer"
 
 
-def test_fitted_weights_that_weigh_a_missing_head_give_way_to_the_rules(tmp_path):
-    """Fitted ``text@photos`` weighs the shipped photo head alone; a store of other encoders has
-    no such head, and a text query there must still be answered by its other spaces."""
+def _photo_folder(tmp_path):
+    """A searcher over four everyday photos (busy borders), indexed with the small encoders: no
+    shipped head is derived for them."""
     folder = tmp_path / "photos"
     folder.mkdir()
     for seed in range(4):
         write_image(folder / f"p{seed}.png", seed, size=(64, 48))
     index_folder(folder, EmbedOptions(), image=TinyImageEncoder(), text=TinyTextEncoder())
-    searcher = tiny_searcher(Store(folder / ".imgsearch").require())
+    return tiny_searcher(Store(folder / ".imgsearch").require())
+
+
+def test_fitted_weights_that_weigh_a_missing_head_give_way_to_the_rules(tmp_path):
+    """Fitted ``text@photos`` weighs the shipped photo head alone; a store of other encoders has
+    no such head, and a text query there must still be answered by its other spaces."""
+    searcher = _photo_folder(tmp_path)
     assert "photo" not in searcher.gen.vectors
     head_only = {"photo": 2.0, "text": 0.0, "colour": 0.0}
     searcher.fusion = fusion.Fusion(5.0, {"text@photos": head_only, "text@shots": head_only})
@@ -194,12 +200,7 @@ def test_a_query_photo_joins_the_text_heads_query_unless_its_image_side_is_off(t
 def test_a_photo_folder_weighs_photo_and_text_by_the_rules_not_a_catalogs_fit(tmp_path):
     """``image+text`` is fitted on titled catalogs; everyday photos have no labelled set for it, so a
     photo + words query there is its own kind, weighed by the rules."""
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for seed in range(4):
-        write_image(folder / f"p{seed}.png", seed, size=(64, 48))
-    index_folder(folder, EmbedOptions(), image=TinyImageEncoder(), text=TinyTextEncoder())
-    searcher = tiny_searcher(Store(folder / ".imgsearch").require())
+    searcher = _photo_folder(tmp_path)
     searcher.fusion = fusion.Fusion(5.0, {"image+text": {"image": 0.0, "lexical": 2.0}})
     both = {"image": None, "text": None, "colour": None}
     assert searcher.query_kind(both) == "image+text@photos"
