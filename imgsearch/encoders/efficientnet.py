@@ -50,12 +50,13 @@ def weights_file(name: str = NAME) -> Path:
     return Path(getattr(module, f"EfficientnetLite{v.index}ModelFile").get_model_file_path())
 
 
-def spec(source: Path | None = None, name: str = NAME) -> EncoderSpec:
+def spec(source: Path | None = None, name: str = NAME, digest: str | None = None) -> EncoderSpec:
+    """``digest``: the weights file's sha256 when the caller has it (hashing it reads every byte)."""
     source = source or weights_file(name)
     size = variant(name).image_size
     return EncoderSpec(
         name=name,
-        id=f"{name}@{file_sha256(source)[:12]}",
+        id=f"{name}@{(digest or file_sha256(source))[:12]}",
         dim=1280,
         modality="image",
         preprocessing={
@@ -79,7 +80,8 @@ class EfficientNetLiteEncoder:
 
         v = variant(name)
         source = source or weights_file(name)
-        self.spec = spec(source, name)
+        digest = file_sha256(source)  # one read serves the spec id and the preset cache key
+        self.spec = spec(source, name, digest)
         self.image_size = size = v.image_size
         self.batch_size = batch_size
         register_keras_hub_variant(v)
@@ -90,7 +92,7 @@ class EfficientNetLiteEncoder:
         except (ValueError, KeyError, OSError) as exc:
             raise UserError(f"{source}: not usable as {name} weights ({exc})") from None
         # outside the try: a cache that cannot be written is not the weights file's fault
-        preset = cached_preset(source, cache_dir() / "weights", v)
+        preset = cached_preset(source, cache_dir() / "weights", v, digest)
         backbone = keras_hub.models.Backbone.from_preset(str(preset), batch_norm_epsilon=BATCH_NORM_EPSILON)
         pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
         head = keras.layers.Dense(1000, activation="softmax", name="classifier")

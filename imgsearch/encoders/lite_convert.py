@@ -195,9 +195,12 @@ def convert(source: Path, target: Path, variant: LiteVariant = LITE0) -> Path:
     return target
 
 
-def cached_preset(source: Path, cache_root: Path, variant: LiteVariant = LITE0) -> Path:
-    """Return the converted preset dir for ``source``, converting on first use."""
-    target = cache_root / f"{variant.name}-{file_sha256(source)[:16]}"
+def cached_preset(
+    source: Path, cache_root: Path, variant: LiteVariant = LITE0, digest: str | None = None
+) -> Path:
+    """Return the converted preset dir for ``source``, converting on first use (``digest``: its
+    sha256, when the caller has it)."""
+    target = cache_root / f"{variant.name}-{(digest or file_sha256(source))[:16]}"
     if not (target / "config.json").exists():
         convert(source, target, variant)
     return target
