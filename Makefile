@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test demo lint bench heldout clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ lint: install
 
 bench: install
 	$(PY) bench/embed_throughput.py
+
+# the README's held-out quality table, through the CLI (needs ../shared)
+heldout: install
+	$(PY) bench/heldout.py
 
 clean:
 	rm -rf $(VENV) examples/photos .pytest_cache

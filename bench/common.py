@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 FASHION = SHARED / "fashion"
 FLICKR = SHARED / "flickr8k"
+FLICKR_HOLDOUT = ROOT / "bench" / "flickr8k_holdout.txt"
 
 
 def machine() -> str:
@@ -46,3 +47,21 @@ def fashion_dev_rows(n: int | None = None) -> list[dict]:
     rows = [r for r in rows if (FASHION / r["filename"]).exists()]
     random.Random(0).shuffle(rows)
     return rows if n is None else rows[:n]
+
+
+def flickr_holdout() -> set[str]:
+    """The Flickr8k photos nothing is trained, fitted or chosen on (``bench/flickr8k_holdout.txt``)."""
+    lines = FLICKR_HOLDOUT.read_text(encoding="utf-8").splitlines()
+    return {n.strip() for n in lines if n.strip() and not n.startswith("#")}
+
+
+def thumbnail_4_3(data: bytes) -> bytes:
+    """The held-out thumbnail condition: a 200-px-wide 4:3 JPEG thumbnail (quality 85)."""
+    import io
+
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(data)).convert("RGB").resize((200, 150))
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=85)
+    return out.getvalue()

@@ -44,14 +44,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FASHION, FLICKR, ROOT, fashion_dev_rows, machine, require
+from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_holdout, machine, require
 
 from imgsearch import fusion
 from imgsearch.search import Searcher, build_query
 from imgsearch.store import find_store
 
 OUT = ROOT / "bench" / "out" / "fusion"
-HOLDOUT = ROOT / "bench" / "flickr8k_holdout.txt"
 IMGSEARCH = os.environ.get("IMGSEARCH", str(ROOT / ".venv" / "bin" / "imgsearch"))  # the CLI to index with
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0)
 CLIPS = (None, 2.0, 3.0, 5.0)
@@ -117,7 +116,7 @@ def catalog_queries(searcher: Searcher, rows: list[dict], most: int | None = 60)
 def photo_head_validation() -> list[str]:
     """The Flickr8k images the shipped photo head never trained on outside the hold-out: the 10 %
     ``bench/photo_text_search.py`` kept for early stopping (its seeded split of the sorted names)."""
-    holdout = {n.strip() for n in HOLDOUT.read_text().splitlines() if n.strip() and not n.startswith("#")}
+    holdout = flickr_holdout()
     names = sorted(p.name for p in (FLICKR / "images").glob("*.jpg"))
     train_all = np.array([i for i, n in enumerate(names) if n not in holdout])
     perm = np.random.default_rng(0).permutation(train_all)

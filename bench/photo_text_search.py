@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FASHION, FLICKR, ROOT, fashion_dev_rows, machine, require
+from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_holdout, machine, require, thumbnail_4_3
 
 from imgsearch import train as tr
 from imgsearch.build import embed_folder
@@ -51,7 +51,6 @@ from imgsearch.encoders import DEFAULT_IMAGE_ENCODER, load_text_encoder
 from imgsearch.heads import Head
 from imgsearch.store import Store
 
-HOLDOUT = Path(__file__).with_name("flickr8k_holdout.txt")
 SHIP_DIR = ROOT / "imgsearch" / "pretrained"
 FASHION_VAL = 3000  # the fusion-fitting sample of bench/fit_fusion.py: validation only
 
@@ -100,18 +99,6 @@ def augment(data: bytes, rng: np.random.Generator) -> bytes:
     img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
     out = io.BytesIO()
     img.save(out, format="JPEG", quality=int(rng.integers(30, 96)))
-    return out.getvalue()
-
-
-def thumbnail_4_3(data: bytes) -> bytes:
-    """The held-out test condition: a 200-px-wide 4:3 JPEG thumbnail (quality 85)."""
-    import io
-
-    from PIL import Image
-
-    img = Image.open(io.BytesIO(data)).convert("RGB").resize((200, 150))
-    out = io.BytesIO()
-    img.save(out, format="JPEG", quality=85)
     return out.getvalue()
 
 
@@ -278,7 +265,7 @@ def main() -> None:
     names = [Path(i.path).name for i in gen.items]
     captions = captions_by_image()
     texts = caption_vectors(args.work, names, captions)
-    holdout = {n.strip() for n in HOLDOUT.read_text().splitlines() if n.strip() and not n.startswith("#")}
+    holdout = flickr_holdout()
     test = np.array([i for i, n in enumerate(names) if n in holdout])
     train_all = np.array([i for i, n in enumerate(names) if n not in holdout])
     rng = np.random.default_rng(0)
