@@ -195,6 +195,20 @@ def test_a_query_photo_joins_the_text_heads_query_unless_its_image_side_is_off(t
     np.testing.assert_allclose(searcher.query_vectors(half)["aligned"], both, atol=1e-6)
     np.testing.assert_allclose(searcher.query_vectors(muted)["aligned"], text, atol=1e-6)
     assert np.allclose(searcher.query_vectors(build_query(texts=["red"]))["aligned"], text, atol=1e-6)
+    # these 16-d test vectors have no room for 20 colour directions: the photo stays whole (above)
+    assert searcher._colour_basis is None
+    # where they are a small part of the space, a colour word takes the photo's colour out of it
+    basis = np.linalg.qr(np.random.default_rng(0).normal(size=(len(text), 2)))[0].astype(np.float32)
+    searcher.__dict__["_colour_basis"] = basis
+    recoloured = searcher.query_vectors(build_query(images=[photo], texts=["red"]))["aligned"]
+    np.testing.assert_allclose(
+        recoloured, unit(text) + unit(projected - basis @ (basis.T @ projected)), atol=1e-5
+    )
+    np.testing.assert_allclose(basis.T @ (recoloured - unit(text)), 0, atol=1e-5)
+    # words without a colour keep the photo's colour ("this handbag, in leather")
+    leather = TinyTextEncoder().encode(["leather"])[0]
+    kept = searcher.query_vectors(build_query(images=[photo], texts=["leather"]))["aligned"]
+    np.testing.assert_allclose(kept, unit(leather) + unit(projected), atol=1e-5)
 
 
 def test_a_photo_folder_weighs_photo_and_text_by_the_rules_not_a_catalogs_fit(tmp_path):
