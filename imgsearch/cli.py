@@ -435,7 +435,8 @@ def query(
     per query, then summed with weights fitted per kind of query, or rule
     weights where the index lacks a head they weigh (see README).
     A photo with text asks for "this, but red": in the photo head's
-    space the two are added.
+    space the two are added, the photo's own colour taken out first
+    when the text names a colour.
 
     Exit status: 0 with results, 1 with none, 2 on error.
     """
