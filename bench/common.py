@@ -55,6 +55,18 @@ def flickr_holdout() -> set[str]:
     return {n.strip() for n in lines if n.strip() and not n.startswith("#")}
 
 
+def flickr_split(names: list[str]):
+    """Positions in ``names`` (the Flickr8k photos in sorted order): (training, validation,
+    held-out). Validation is a seeded 10 % of the photos outside the hold-out list: the photo
+    head's early stopping (``bench/photo_text_search.py``) and ``bench/fit_fusion.py``'s photos."""
+    import numpy as np
+
+    holdout = flickr_holdout()
+    test = np.array([i for i, n in enumerate(names) if n in holdout])
+    perm = np.random.default_rng(0).permutation([i for i, n in enumerate(names) if n not in holdout])
+    return np.sort(perm[len(perm) // 10 :]), np.sort(perm[: len(perm) // 10]), test
+
+
 def thumbnail_4_3(data: bytes) -> bytes:
     """The held-out thumbnail condition: a 200-px-wide 4:3 JPEG thumbnail (quality 85)."""
     import io

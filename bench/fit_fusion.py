@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_holdout, machine, require
+from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_split, machine, require
 
 from imgsearch import fusion
 from imgsearch.search import Searcher, build_query
@@ -116,11 +116,8 @@ def catalog_queries(searcher: Searcher, rows: list[dict], most: int | None = 60)
 def photo_head_validation() -> list[str]:
     """The Flickr8k images the shipped photo head never trained on outside the hold-out: the 10 %
     ``bench/photo_text_search.py`` kept for early stopping (its seeded split of the sorted names)."""
-    holdout = flickr_holdout()
     names = sorted(p.name for p in (FLICKR / "images").glob("*.jpg"))
-    train_all = np.array([i for i, n in enumerate(names) if n not in holdout])
-    perm = np.random.default_rng(0).permutation(train_all)
-    return [names[i] for i in np.sort(perm[: len(perm) // 10])]
+    return [names[i] for i in flickr_split(names)[1]]
 
 
 def caption_queries(searcher: Searcher, names: list[str], captions: dict[str, list[str]]) -> list:

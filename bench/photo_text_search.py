@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_holdout, machine, require, thumbnail_4_3
+from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_split, machine, require, thumbnail_4_3
 
 from imgsearch import train as tr
 from imgsearch.build import embed_folder
@@ -127,6 +127,15 @@ def features_of(paths: list[Path], transform, work: Path, name: str) -> np.ndarr
     return out
 
 
+def augmented_copies(paths: list[Path], n: int, work: Path, name: str, seed: int) -> list[np.ndarray]:
+    """Features of ``n`` augmented copies of ``paths``, copy k seeded ``seed + k`` (cached as
+    ``<name>-<k>``: the same copies for every run and every script)."""
+    return [
+        features_of(paths, lambda d, g=np.random.default_rng(seed + k): augment(d, g), work, f"{name}-{k}")
+        for k in range(n)
+    ]
+
+
 def ranks_caption_to_image(q: np.ndarray, gallery: np.ndarray, truth: np.ndarray) -> np.ndarray:
     sims = q @ gallery.T
     return (sims > sims[np.arange(len(q)), truth][:, None]).sum(axis=1) + 1
@@ -185,14 +194,7 @@ def fashion_pairs(work: Path, texts_kind: str, n_copies: int):
     texts = np.stack([slots[c] for c in FASHION_TEXTS[texts_kind]], axis=1)
     train = np.arange(FASHION_VAL, len(rows))
     val = np.arange(FASHION_VAL)
-    copies = []
-    for k in range(n_copies):
-        rng_k = np.random.default_rng(200 + k)
-        copies.append(
-            features_of(
-                [paths[r] for r in train], lambda d, g=rng_k: augment(d, g), work, f"fashion-augment-{k}"
-            )
-        )
+    copies = augmented_copies([paths[r] for r in train], n_copies, work, "fashion-augment", 200)
     return feats, texts, train, val, val_rows, copies
 
 
@@ -265,25 +267,14 @@ def main() -> None:
     names = [Path(i.path).name for i in gen.items]
     captions = captions_by_image()
     texts = caption_vectors(args.work, names, captions)
-    holdout = flickr_holdout()
-    test = np.array([i for i, n in enumerate(names) if n in holdout])
-    train_all = np.array([i for i, n in enumerate(names) if n not in holdout])
-    rng = np.random.default_rng(0)
-    perm = rng.permutation(train_all)
-    val, rows = np.sort(perm[: len(perm) // 10]), np.sort(perm[len(perm) // 10 :])
+    rows, val, test = flickr_split(names)
     print(f"{len(rows)} train, {len(val)} validation, {len(test)} held-out images")
 
     images = np.asarray(gen.vectors["image"], np.float32)
     paths = [Path(i.path) for i in gen.items]
     train_images, train_texts, train_rows = images, texts, rows
     if args.augment:
-        copies = []
-        for k in range(args.augment):
-            rng_k = np.random.default_rng(100 + k)
-            aug = features_of(
-                [paths[r] for r in rows], lambda d, g=rng_k: augment(d, g), args.work, f"augment-{k}"
-            )
-            copies.append(aug)
+        copies = augmented_copies([paths[r] for r in rows], args.augment, args.work, "augment", 100)
         train_images = np.concatenate([images, *copies])
         train_texts = np.concatenate([texts, *[texts[rows]] * len(copies)])
         extra = np.arange(len(images), len(train_images))

@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fit_fusion as ff
 import photo_text_search as pts
-from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_holdout, machine, require
+from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_split, machine, require
 
 from imgsearch import train as tr
 from imgsearch.build import embed_folder
@@ -47,17 +47,9 @@ def train_without(work: Path, unseen: set[str]):
     names = [Path(i.path).name for i in gen.items]
     paths = [Path(i.path) for i in gen.items]
     texts = pts.caption_vectors(work, names, pts.captions_by_image())
-    holdout = flickr_holdout()
-    perm = np.random.default_rng(0).permutation([i for i, n in enumerate(names) if n not in holdout])
-    val, rows = np.sort(perm[: len(perm) // 10]), np.sort(perm[len(perm) // 10 :])
+    rows, val, _ = flickr_split(names)
     images = np.asarray(gen.vectors["image"], np.float32)
-    train_paths = [paths[r] for r in rows]
-    copies = [
-        pts.features_of(
-            train_paths, lambda d, g=np.random.default_rng(100 + k): pts.augment(d, g), work, f"augment-{k}"
-        )
-        for k in range(3)
-    ]
+    copies = pts.augmented_copies([paths[r] for r in rows], 3, work, "augment", 100)
     x = np.concatenate([images, *copies])
     t = np.concatenate([texts, *[texts[rows]] * 3])
     r = np.concatenate([rows, np.arange(len(images), len(x))])
