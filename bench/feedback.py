@@ -24,7 +24,6 @@ import argparse
 import csv
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -32,7 +31,9 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FASHION, ROOT, machine, require
+from common import FASHION, ROOT, fashion_dev_rows, machine, require
+
+from imgsearch.splits import is_test_item
 
 GRID = [(0.5, 0.25), (1.0, 0.25), (1.0, 0.5), (1.0, 1.0), (2.0, 1.0)]
 MIN_RELEVANT = 5
@@ -130,9 +131,8 @@ def main() -> None:
     args = ap.parse_args()
     with open(require(FASHION / "products.csv"), encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if (FASHION / r["filename"]).exists()]
-    dev_rows = [r for r in rows if int(r["id"]) % 5 != 0]
-    random.Random(0).shuffle(dev_rows)
-    splits = {"dev": dev_rows[: args.limit], "heldout": [r for r in rows if int(r["id"]) % 5 == 0]}
+    heldout = [r for r in rows if is_test_item(r["filename"])]
+    splits = {"dev": fashion_dev_rows(args.limit), "heldout": heldout}
     stores, cats = {}, {}
     for name, split_rows in splits.items():
         folder, cats[name] = catalog(args.work, name, split_rows)

@@ -14,7 +14,8 @@
 3. prints one markdown table and writes every tool's JSON line to --json.
 
 With --image-encoder, ``index`` runs with that encoder (a two-line wrapper around the CLI in
---work). Nothing here imports the library: every figure is what ``imgsearch query --batch`` gives.
+--work). Nothing here calls the library's search: every figure is what ``imgsearch query --batch``
+gives (only the split rule, ``imgsearch.splits``, is shared).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, FLICKR, ROOT, flickr_holdout, machine, require, thumbnail_4_3
 
+from imgsearch.splits import is_test_item
+
 TOOLS = ROOT.parent / "shared" / "tools"
 TEXT_SPACES = ("text", "colour", "lexical", "photo", "wordnet")  # what a text query can weigh
 
@@ -40,7 +43,7 @@ def prepare(work: Path) -> None:
     if not products.exists():
         with open(FASHION / "products.csv", encoding="utf-8") as f:
             reader = csv.DictReader(f)
-            rows = [r for r in reader if int(r["id"]) % 5 == 0 and (FASHION / r["filename"]).exists()]
+            rows = [r for r in reader if is_test_item(r["filename"]) and (FASHION / r["filename"]).exists()]
         with open(products, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=reader.fieldnames or [])
             writer.writeheader()
