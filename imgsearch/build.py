@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from imgsearch import dups, spaces, store
+from imgsearch import dups, hubness, spaces, store
 from imgsearch import index as ann
 from imgsearch.embed import EmbedOptions, EmbedReport, EmbedResult, Encoders, Progress, embed_job
 from imgsearch.encoders import ImageEncoder, TextEncoder
@@ -296,8 +296,8 @@ def _up_to_date(live: Generation, plan: _Plan) -> bool:
     if have != set(plan.heads) or any(k not in live.manifest for k in derived):
         return False  # heads changed, or a store from before the lexical space / class file
     for name in spaces.SHIPPED_HEADS:
-        if name in have and _head_date(live.dir / f"{name}.json") != plan.heads[name].info.get("date"):
-            return False  # a newer shipped head, or the collection changed kind
+        if name in have and _head_stamp(live.dir / f"{name}.json") != _stamp(plan.heads[name].info):
+            return False  # a newer shipped head or query bank, or the collection changed kind
     if not (live.dir / "items.idx.npy").is_file():
         return False  # a store from before the item offsets
     if not plan.ann:
@@ -316,11 +316,16 @@ def _up_to_date(live: Generation, plan: _Plan) -> bool:
     return True
 
 
-def _head_date(path: Path) -> str | None:
+def _head_stamp(path: Path) -> tuple | None:
     try:
-        return json.loads(path.read_text()).get("date")
+        return _stamp(json.loads(path.read_text()))
     except (OSError, ValueError):
         return None
+
+
+def _stamp(info: dict) -> tuple:
+    """What tells one shipped head from another: its training date and its query bank."""
+    return info.get("date"), json.dumps(info.get("query_bank"), sort_keys=True)
 
 
 def _indexes(gen: Generation) -> dict[str, dict]:
@@ -343,7 +348,7 @@ def _publish(st: Store, result: EmbedResult, plan: _Plan, live: Generation | Non
             writer.add_space(space, arr)
         for name, head in plan.heads.items():
             vectors[name] = head(vectors[head.source_space])
-            writer.add_space(name, vectors[name], head)
+            writer.add_space(name, vectors[name], head, hubness.item_bias(head, vectors[name]))
         if plan.ann:
             for space in spaces.INDEXED:
                 if space in vectors:

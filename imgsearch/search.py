@@ -123,6 +123,14 @@ def _photo_counts(q: Query, vectors: dict) -> bool:
     return bool(q.images) and any(q.weights.get(s, 1) != 0 for s in sides)
 
 
+def uses_bias(q: Query, vectors: dict) -> bool:
+    """Whether the hubness biases (``imgsearch.hubness``) count for this query: they come from a
+    bank of text queries, so a query whose photo counts (photo + words composed in the head's
+    space) is scored without them. Refitted with them on the development products, image + colour
+    word P@10 fell 0.572 → 0.561 titled and 0.558 → 0.552 on product shots (``bench/fit_fusion.py``)."""
+    return not _photo_counts(q, vectors)
+
+
 def build_query(
     images=(), texts=(), not_texts=(), not_images=(), k: int = 10, weights=None, like=(), unlike=()
 ) -> Query:
@@ -263,6 +271,8 @@ class Searcher:
         )
         self.lexical = gen.lexical_index()
         self.fusion = fusion.load()
+        # hubness biases (imgsearch/hubness.py), subtracted from every score in their space
+        self._bias = {s: b for s in gen.vectors if (b := gen.bias(s)) is not None}
 
     def query_vectors(self, q: Query) -> dict[str, Any]:
         """One vector per active space: weighted positives minus weighted negatives (the lexical
@@ -395,11 +405,15 @@ class Searcher:
         # the photo's neighbours), as bench/fit_fusion.py scores them
         photo_side = spaces.IMAGE_SIDE if _photo_counts(q, vectors) else ()
         proposing = {s: v for s, v in vectors.items() if s in active or s in photo_side}
-        candidates = self._candidates(proposing, q.k + len(exclude or ()), within, bool(q.images))
+        bias = uses_bias(q, vectors)
+        candidates = self._candidates(proposing, q.k + len(exclude or ()), within, bool(q.images), bias)
         if exclude:
             candidates = np.setdiff1d(candidates, np.fromiter(exclude, np.int64))
-        raw = {s: self._raw_scores(s, v, candidates) for s, v in active.items()}
-        z = {s: self.fusion.calibrate(self._standardise(s, v, raw[s], candidates)) for s, v in active.items()}
+        raw = {s: self._raw_scores(s, v, candidates, bias) for s, v in active.items()}
+        z = {
+            s: self.fusion.calibrate(self._standardise(s, v, raw[s], candidates, bias))
+            for s, v in active.items()
+        }
         fused = sum(weights[s] * z[s] for s in active)
         if not np.all(np.isfinite(fused)):
             raise DamagedStore(
@@ -496,7 +510,12 @@ class Searcher:
         return {"titled": (0.0, 1.0), "shots": (0.5, 1.0), "photos": (1.0, 0.0)}[self._collection]
 
     def _candidates(
-        self, active: dict[str, np.ndarray], k: int, within: np.ndarray | None, image_query: bool = True
+        self,
+        active: dict[str, np.ndarray],
+        k: int,
+        within: np.ndarray | None,
+        image_query: bool = True,
+        bias: bool = True,
     ) -> np.ndarray:
         n = max(CANDIDATES_PER_SPACE, 10 * k)
         found = []
@@ -505,12 +524,12 @@ class Searcher:
             if space == "lexical" and within is None:
                 found.append(self.lexical.search(vec, n)[0])
             elif within is not None:
-                scores = self._raw_scores(space, vec, within)
+                scores = self._raw_scores(space, vec, within, bias)
                 found.append(within[np.argsort(-scores)[:n]])
             elif space in self.indexes:
                 found.append(self.indexes[space].search(vec, n, search_k=CANDIDATE_SEARCH_K * n)[0])
             else:
-                found.append(_top_rows(self._raw_all(space, vec), n))
+                found.append(_top_rows(self._raw_all(space, vec, bias), n))
         return np.unique(np.concatenate(found)).astype(np.int64)
 
     def _proposers(self, active: dict, image_query: bool, within: np.ndarray | None) -> list[str]:
@@ -523,20 +542,23 @@ class Searcher:
             return wanted
         return [s for s in wanted if s in self.indexes or s == "lexical"] or wanted
 
-    def _raw_all(self, space: str, vec: np.ndarray) -> np.ndarray:
-        if space in CLASS_ROWS:
-            return self._raw_scores(space, vec, np.arange(self.gen.count))
+    def _raw_all(self, space: str, vec: np.ndarray, bias: bool = True) -> np.ndarray:
+        if space in CLASS_ROWS or (bias and space in self._bias):
+            return self._raw_scores(space, vec, np.arange(self.gen.count), bias)
         return np.asarray(self.gen.vectors[space] @ vec, np.float32)
 
-    def _raw_scores(self, space: str, vec, rows: np.ndarray) -> np.ndarray:
+    def _raw_scores(self, space: str, vec, rows: np.ndarray, bias: bool = True) -> np.ndarray:
+        """Each row's score in ``space``; ``bias``: less its hubness bias, where the space has one."""
         if space == "lexical":
             return self.lexical.scores(vec, rows)
-        if space in self.indexes:
-            return self.indexes[space].scores(vec, rows)
         if space in CLASS_ROWS:
             ids, vals = self._class_arrays()
             return _class_scores(vec, ids[rows], vals[rows])
-        return np.asarray(self.gen.vectors[space][rows] @ vec, np.float32)
+        if space in self.indexes:
+            raw = self.indexes[space].scores(vec, rows)
+        else:
+            raw = np.asarray(self.gen.vectors[space][rows] @ vec, np.float32)
+        return raw - self._bias[space][rows] if bias and space in self._bias else raw
 
     def _class_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if self._classes is None:
@@ -548,7 +570,7 @@ class Searcher:
         """Which items have a text vector: the text index worked it out when it loaded."""
         return self.indexes["text"].present
 
-    def _sample_scores(self, space: str, vec) -> np.ndarray:
+    def _sample_scores(self, space: str, vec, bias: bool = True) -> np.ndarray:
         """The calibration sample's raw scores: from the sample's own rows stored at index time
         (one small read, where reading them from the collection is a random read per row: seconds
         at 1M items with an empty page cache, bench/scale_query.py --drop-caches)."""
@@ -556,19 +578,23 @@ class Searcher:
         if self._calibration is not None and space != "lexical":
             stored = self._calibration.get("classes" if space in CLASS_ROWS else space)
         if stored is None:
-            return self._raw_scores(space, vec, self._sample)
+            return self._raw_scores(space, vec, self._sample, bias)
         if space in CLASS_ROWS:
             return _class_scores(vec, *stored)
-        if space in self.indexes:
-            return ann.cosines(stored, vec)
-        return np.asarray(stored @ vec, np.float32)
+        raw = ann.cosines(stored, vec) if space in self.indexes else np.asarray(stored @ vec, np.float32)
+        if bias and space in self._bias:
+            stored_bias = self._calibration.get(f"{space}.bias")
+            raw = raw - (self._bias[space][self._sample] if stored_bias is None else stored_bias)
+        return raw
 
     def _sample_has_text(self) -> np.ndarray:
         stored = None if self._calibration is None else self._calibration.get("text")
         return self._has_text[self._sample] if stored is None else np.any(stored != 0, axis=1)
 
-    def _standardise(self, space: str, vec: np.ndarray, raw: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        sample = self._sample_scores(space, vec)
+    def _standardise(
+        self, space: str, vec: np.ndarray, raw: np.ndarray, rows: np.ndarray, bias: bool = True
+    ) -> np.ndarray:
+        sample = self._sample_scores(space, vec, bias)
         if space == "text":
             has_text = self._sample_has_text()
             sample = sample[has_text] if has_text.any() else sample

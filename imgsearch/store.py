@@ -17,6 +17,8 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
         image.npy          (n, d_image) float32, L2-normalised (spaces: see imgsearch/spaces.py)
         text.npy           (n, d_text) float32, zero rows for items with no text
         text.present.npy   (n,) bool: the rows that hold a vector (only for spaces with empty rows)
+        photo.bias.npy     (n,) float32: each item's hubness bias, subtracted from its scores in
+                           that space (imgsearch/hubness.py; only spaces of heads with a query bank)
         colour.npy         (n, len(PALETTE)) foreground share per colour name
         aligned.npy, metric.npy, photo.npy
                            head outputs, one row per item
@@ -153,6 +155,16 @@ class Generation:
         if mask.dtype != np.bool_ or mask.shape != (self.count,):
             raise DamagedStore(f"{self.dir}: {name} does not match the items; run `imgsearch index`")
         return mask
+
+    def bias(self, space: str) -> np.ndarray | None:
+        """Each row's bias in ``space``, subtracted from its scores (None: the space has none)."""
+        name = self.manifest["spaces"][space].get("bias")
+        if not name:
+            return None
+        bias = load_npy(self.dir / name, mmap=True)
+        if bias.dtype != np.float32 or bias.shape != (self.count,):
+            raise DamagedStore(f"{self.dir}: {name} does not match the items; run `imgsearch index`")
+        return bias
 
     def index_info(self, space: str) -> tuple[dict, Path | None]:
         """How ``space`` is searched: the index description and its file (None: exact search)."""
@@ -327,7 +339,7 @@ def _manifest_problem(m: dict) -> str | None:
         parts = index.get("parts") or []
         if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
             return f"space {name} has a malformed index entry"
-        files = [info.get(k) for k in ("file", "head", "present")] + [index.get("file")]
+        files = [info.get(k) for k in ("file", "head", "present", "bias")] + [index.get("file")]
         files += [p.get("file") for p in parts]
         if not _safe_name(info.get("file")) or not all(f is None or _safe_name(f) for f in files):
             return f"space {name} names a file outside the store"
@@ -471,10 +483,11 @@ class GenerationWriter:
         np.save(self.dir / "items.idx.npy", offsets)
         self._sample = fusion.calibration_sample(len(items))
 
-    def add_space(self, name: str, vectors: np.ndarray, head=None) -> None:
-        """The item vectors of one space (and the head that made them, if any). A space where some
-        items have no vector (all-zero rows: items without text) also gets the mask of the rows
-        that have one, so a cold query need not read every vector to find out."""
+    def add_space(self, name: str, vectors: np.ndarray, head=None, bias: np.ndarray | None = None) -> None:
+        """The item vectors of one space (and the head that made them, and each item's bias in it,
+        if any). A space where some items have no vector (all-zero rows: items without text) also
+        gets the mask of the rows that have one, so a cold query need not read every vector to
+        find out."""
         arr = np.ascontiguousarray(vectors, dtype=np.float32)
         np.save(self.dir / f"{name}.npy", arr)
         self._samples[name] = arr[self._sample]
@@ -486,6 +499,11 @@ class GenerationWriter:
         if head is not None:
             head.save(self.dir)
             info["head"] = f"{name}.json"
+        if bias is not None:
+            bias = np.ascontiguousarray(bias, dtype=np.float32)
+            np.save(self.dir / f"{name}.bias.npy", bias)
+            self._samples[f"{name}.bias"] = bias[self._sample]
+            info["bias"] = f"{name}.bias.npy"
         self.manifest["spaces"][name] = info
 
     def index_path(self, space: str) -> Path:
