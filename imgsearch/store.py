@@ -148,23 +148,21 @@ class Generation:
 
     def present(self, space: str) -> np.ndarray | None:
         """Which rows hold a vector in ``space`` (None: every row, or a store without the mask)."""
-        name = self.manifest["spaces"][space].get("present")
-        if not name:
-            return None
-        mask = load_npy(self.dir / name, mmap=True)
-        if mask.dtype != np.bool_ or mask.shape != (self.count,):
-            raise DamagedStore(f"{self.dir}: {name} does not match the items; run `imgsearch index`")
-        return mask
+        return self._per_row(space, "present", np.bool_)
 
     def bias(self, space: str) -> np.ndarray | None:
         """Each row's bias in ``space``, subtracted from its scores (None: the space has none)."""
-        name = self.manifest["spaces"][space].get("bias")
+        return self._per_row(space, "bias", np.float32)
+
+    def _per_row(self, space: str, key: str, dtype) -> np.ndarray | None:
+        """The space's one-value-per-row array named by its ``key`` entry, memory-mapped and checked."""
+        name = self.manifest["spaces"][space].get(key)
         if not name:
             return None
-        bias = load_npy(self.dir / name, mmap=True)
-        if bias.dtype != np.float32 or bias.shape != (self.count,):
+        arr = load_npy(self.dir / name, mmap=True)
+        if arr.dtype != dtype or arr.shape != (self.count,):
             raise DamagedStore(f"{self.dir}: {name} does not match the items; run `imgsearch index`")
-        return bias
+        return arr
 
     def index_info(self, space: str) -> tuple[dict, Path | None]:
         """How ``space`` is searched: the index description and its file (None: exact search)."""
