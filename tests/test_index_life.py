@@ -2,8 +2,9 @@
 
 After each step a plain ``index`` must succeed, and the store must equal what ``--rebuild``
 makes from the same folder in a fresh place: same items, same spaces, vectors to cosine
-≥ 0.9999, the same heads, and the same answers to a text and an image query, whatever number of
-index shards the user asked for along the way (Annoy from 2 items here, so parts are real).
+≥ 0.9999, the same hubness biases (the shipped head here has a query bank), the same heads, and
+the same answers to a text and an image query, whatever number of index shards the user asked
+for along the way (Annoy from 2 items here, so parts are real).
 Small numpy encoders stand in for the models (``fakes.py``), so the fast tier (25 sequences)
 runs on every ``make test``; ``HYPOTHESIS_PROFILE=ci`` (set by ``.ci/run``) runs 200.
 """
@@ -21,7 +22,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from imgsearch import build
+from imgsearch import build, hubness
 from imgsearch import index as ann
 from imgsearch.build import index_folder
 from imgsearch.embed import EmbedOptions
@@ -56,13 +57,19 @@ def snapshot(store_dir: Path) -> dict:
         for item in gen.items
     }
     vectors = {s: {p: np.asarray(v[r]) for p, r in rows.items()} for s, v in gen.vectors.items()}
-    return {"items": items, "vectors": vectors, "heads": sorted(gen.heads())}
+    biases = {
+        s: {p: round(float(b[r]), 4) for p, r in rows.items()}
+        for s in gen.vectors
+        if (b := gen.bias(s)) is not None
+    }
+    return {"items": items, "vectors": vectors, "biases": biases, "heads": sorted(gen.heads())}
 
 
 def assert_same(got: dict, want: dict) -> None:
     assert got["items"] == want["items"]
     assert sorted(got["vectors"]) == sorted(want["vectors"])
     assert got["heads"] == want["heads"]
+    assert got["biases"] == want["biases"] and set(want["biases"]) == {"photo"}
     for space, by_path in want["vectors"].items():
         for path, vec in by_path.items():
             other = got["vectors"][space][path]
@@ -84,8 +91,13 @@ class IndexLife(RuleBasedStateMachine):
         self.model = write_model(self.root / "model")
         shipped = self.root / "shipped"
         shipped.mkdir()
-        tiny_head("photo", 7).save(shipped)  # a shipped head for these encoders, like photo.npz
+        head = tiny_head("photo", 7)  # a shipped head for these encoders, like photo.npz
+        head.info["query_bank"] = {"bank": "life", "k": 3, "beta": 0.5}
+        head.save(shipped)
+        np.save(self.root / "life.npy", np.random.default_rng(7).standard_normal((12, 16)).astype(np.float16))
         self._pretrained, build.PRETRAINED = build.PRETRAINED, shipped
+        self._banks, hubness.BANKS = hubness.BANKS, self.root
+        hubness.bank.cache_clear()
         self._exact_below, ann.EXACT_BELOW = ann.EXACT_BELOW, 2  # Annoy parts even for a few images
         self.meta: Path | None = None
         self.model_on = False
@@ -98,6 +110,8 @@ class IndexLife(RuleBasedStateMachine):
     def teardown(self):
         if hasattr(self, "root"):
             build.PRETRAINED = self._pretrained
+            hubness.BANKS = self._banks
+            hubness.bank.cache_clear()
             ann.EXACT_BELOW = self._exact_below
             shutil.rmtree(self.root, ignore_errors=True)
 
