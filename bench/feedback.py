@@ -68,13 +68,14 @@ def catalog(work: Path, name: str, rows: list[dict]) -> tuple[Path, dict[str, di
 
 def build(work: Path, name: str, folder: Path, titled: bool) -> Path:
     store = work / name / ("titled" if titled else "untitled")
-    if not (store / "CURRENT").exists():
-        args = ["index", str(folder), "--out", str(store), "--quiet"]
-        if titled:
-            args += ["--meta", str(work / name / "titles.csv"), "--text-columns", "title"]
-        t0 = time.perf_counter()
-        imgsearch(*args)
-        print(f"indexed {name}/{store.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    # always, as a user would: incremental when up to date, and it re-derives the shipped heads
+    # that a store made by an older imgsearch lacks (a skipped index measured stale stores)
+    args = ["index", str(folder), "--out", str(store), "--quiet"]
+    if titled:
+        args += ["--meta", str(work / name / "titles.csv"), "--text-columns", "title"]
+    t0 = time.perf_counter()
+    imgsearch(*args)
+    print(f"indexed {name}/{store.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return store
 
 

@@ -5,7 +5,10 @@ and crowd the top of every text query. CSLS (Conneau et al. 2018) and query-bank
 (Bogolin et al. 2022) take that out: an item's score is its cosine with the query minus
 ``beta`` × its mean cosine with its ``k`` nearest sentences of a fixed bank of typical queries.
 The bias depends on the item alone, so ``index`` works it out once (``item_bias``) and the store
-keeps it beside the space's vectors; a query only subtracts it.
+keeps it beside the space's vectors; a query only subtracts it, in the exact re-rank of the
+candidates. An Annoy index still proposes its 300 nearest by cosine, which is enough: on the
+Flickr8k hold-out the biases spread 0.16-0.24 (5-95 %), and for 500 captions no item of a
+corrected top 10 ranked below 37th by cosine.
 
 A shipped head names its bank and parameters in its manifest (``"query_bank": {"bank": NAME,
 "k": 20, "beta": 0.5}``); banks are sentence vectors of the head's own training texts, in
