@@ -436,7 +436,8 @@ def query(
     weights where the index lacks a head they weigh (see README).
     A photo with text asks for "this, but red": in the photo head's
     space the two are added, the photo's own colour taken out first
-    when the text names a colour.
+    when the text names a colour. Words alone score each photo there
+    less its hubness bias (how near it sits to most sentences).
 
     Exit status: 0 with results, 1 with none, 2 on error.
     """
