@@ -21,8 +21,8 @@
 6. --ship writes the head into imgsearch/pretrained/ (photo.npz + photo.json manifest), with
    --fashion into imgsearch/pretrained/shots/: `index` uses that one for collections of product
    shots, the Flickr-only one for everyday photos. With another --image-encoder, into
-   imgsearch/pretrained/encoders/<name>/ (`index` picks it by the store's image encoder). Then
-   `python bench/query_bank.py --ship` names the head's query bank (hubness correction).
+   imgsearch/pretrained/encoders/<name>/ (`index` picks it by the store's image encoder), with
+   its query bank (hubness correction; `python bench/query_bank.py` re-measures its k and beta).
 
 Hyper-parameters (hidden 1024, dropout 0.5, AdamW 3e-4, weight decay 0.1, 3 augmented copies,
 fashion "both" with 1 augmented copy) were chosen by the validation figures, never by the
@@ -493,11 +493,15 @@ def ship(
     ship_dir = root / "shots" if n_fashion else root
     if n_fashion:
         head.info["used_for"] = "collections of product shots (most images on a plain backdrop)"
+    from query_bank import spec  # imports this module: not at the top
+
+    # the bank and its k / beta were chosen on earlier heads; bench/query_bank.py re-measures them
+    head.info["query_bank"] = spec("products" if n_fashion else "everyday")
     ship_dir.mkdir(parents=True, exist_ok=True)
     # float16 weights halve the package; validation R@10 is the same to 3 decimals (2026-12-02)
     head.layers = [(w.astype(np.float16), b, a) for w, b, a in head.layers]
     head.save(ship_dir)
-    print(f"shipped {ship_dir / 'photo.npz'}; now name its query bank: python bench/query_bank.py --ship")
+    print(f"shipped {ship_dir / 'photo.npz'}; check its query bank: python bench/query_bank.py")
 
 
 if __name__ == "__main__":

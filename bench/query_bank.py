@@ -49,6 +49,11 @@ K, BETA = 20, 0.5  # chosen on the everyday head's validation (the grid this scr
 GRID = [(k, beta) for k in (5, 20, 100) for beta in (0.25, 0.5, 0.75)]
 
 
+def spec(bank_name: str) -> dict:
+    """A head manifest's ``query_bank`` entry (also written by bench/photo_text_search.py --ship)."""
+    return {"bank": bank_name, "k": K, "beta": BETA, "chosen_by": "python bench/query_bank.py"}
+
+
 def banks(work: Path, names: list[str], rows: np.ndarray) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     captions = caption_vectors(work, names, captions_by_image())[rows].reshape(-1, 384)
@@ -119,13 +124,7 @@ def main() -> None:
             np.save(hubness.BANKS / f"{bank_name}.npy", bank.astype(np.float16))
             # only the manifest changes: re-saving the head would widen its float16 weights
             meta = json.loads((folder / "photo.json").read_text())
-            meta["query_bank"] = {
-                "bank": bank_name,
-                "k": K,
-                "beta": BETA,
-                "made_by": "python bench/query_bank.py --ship"
-                + (f" --image-encoder {args.image_encoder}" if suffix else ""),
-            }
+            meta["query_bank"] = spec(bank_name)
             (folder / "photo.json").write_text(json.dumps(meta, indent=2))
             print(f"  shipped: {where}/photo.json names bank {bank_name!r} (k {K}, beta {BETA})")
 
