@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_split, machine, require
 
 from imgsearch import fusion
-from imgsearch.search import Searcher, build_query, uses_bias
+from imgsearch.search import Searcher, build_query
 from imgsearch.store import find_store
 
 OUT = ROOT / "bench" / "out" / "fusion"
@@ -136,7 +136,7 @@ def score_table(searcher: Searcher, queries: list, kind_spaces: tuple[str, ...])
         # the wordnet space only where it can count)
         vectors = searcher.query_vectors(replace(q, weights={s: 1.0 for s in kind_spaces}))
         active = {s: v for s, v in vectors.items() if s in kind_spaces}
-        bias = uses_bias(q, vectors)
+        bias = searcher.bias_columns(q, vectors)
         candidates = searcher._candidates(active, 10, None, bool(q.images), bias)
         z = np.zeros((len(kind_spaces), len(candidates)), np.float32)
         for i, space in enumerate(kind_spaces):

@@ -437,7 +437,8 @@ def query(
     A photo with text asks for "this, but red": in the photo head's
     space the two are added, the photo's own colour taken out first
     when the text names a colour. Words alone score each photo there
-    less its hubness bias (how near it sits to most sentences).
+    less its hubness bias (how near it sits to most queries of their
+    kind: a few words, or a sentence).
 
     Exit status: 0 with results, 1 with none, 2 on error.
     """

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from imgsearch import colors, fusion, spaces, wordnet
+from imgsearch import colors, fusion, hubness, spaces, wordnet
 from imgsearch import index as ann
 from imgsearch.encoders.base import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
@@ -121,14 +121,6 @@ def _photo_counts(q: Query, vectors: dict) -> bool:
     ``metric=0`` with a metric head: rank by the text alone)."""
     sides = [s for s in vectors if s in spaces.IMAGE_SIDE]
     return bool(q.images) and any(q.weights.get(s, 1) != 0 for s in sides)
-
-
-def uses_bias(q: Query, vectors: dict) -> bool:
-    """Whether the hubness biases (``imgsearch.hubness``) count for this query: they come from a
-    bank of text queries, so a query whose photo counts (photo + words composed in the head's
-    space) is scored without them. Refitted with them on the development products, image + colour
-    word P@10 fell 0.572 → 0.561 titled and 0.558 → 0.552 on product shots (``bench/fit_fusion.py``)."""
-    return not _photo_counts(q, vectors)
 
 
 def build_query(
@@ -405,7 +397,7 @@ class Searcher:
         # the photo's neighbours), as bench/fit_fusion.py scores them
         photo_side = spaces.IMAGE_SIDE if _photo_counts(q, vectors) else ()
         proposing = {s: v for s, v in vectors.items() if s in active or s in photo_side}
-        bias = uses_bias(q, vectors)
+        bias = self.bias_columns(q, vectors)
         candidates = self._candidates(proposing, q.k + len(exclude or ()), within, bool(q.images), bias)
         if exclude:
             candidates = np.setdiff1d(candidates, np.fromiter(exclude, np.int64))
@@ -439,6 +431,24 @@ class Searcher:
             if len(hits) == q.k:
                 break
         return hits
+
+    def bias_columns(self, q: Query, vectors: dict) -> dict[str, int]:
+        """The hubness bias column (``imgsearch.hubness``) that serves this query in each space that
+        has biases: the bank that looks like its words (a few words, or a sentence). Banks hold
+        text queries, so a query without words, or whose photo counts (photo + words composed in
+        the head's space), is scored without them: refitted with them on the development
+        products, image + colour word P@10 fell 0.572 → 0.561 titled and 0.558 → 0.552 on product
+        shots (``bench/fit_fusion.py``)."""
+        if _photo_counts(q, vectors):
+            return {}
+        texts = [t for t, _ in q.texts]
+        found = {}
+        for space in self._bias:
+            head = self.heads.get(space)
+            col = hubness.column(head.info.get("query_bank") if head else None, texts)
+            if col is not None:
+                found[space] = col
+        return found
 
     def query_kind(self, active: dict) -> str:
         """What kind of query this is, for the fitted fusion weights: ``image``, ``image+text``
@@ -515,7 +525,7 @@ class Searcher:
         k: int,
         within: np.ndarray | None,
         image_query: bool = True,
-        bias: bool = True,
+        bias: dict[str, int] | None = None,
     ) -> np.ndarray:
         n = max(CANDIDATES_PER_SPACE, 10 * k)
         found = []
@@ -542,13 +552,16 @@ class Searcher:
             return wanted
         return [s for s in wanted if s in self.indexes or s == "lexical"] or wanted
 
-    def _raw_all(self, space: str, vec: np.ndarray, bias: bool = True) -> np.ndarray:
-        if space in CLASS_ROWS or (bias and space in self._bias):
+    def _raw_all(self, space: str, vec: np.ndarray, bias: dict[str, int] | None = None) -> np.ndarray:
+        if space in CLASS_ROWS or space in (bias or {}):
             return self._raw_scores(space, vec, np.arange(self.gen.count), bias)
         return np.asarray(self.gen.vectors[space] @ vec, np.float32)
 
-    def _raw_scores(self, space: str, vec, rows: np.ndarray, bias: bool = True) -> np.ndarray:
-        """Each row's score in ``space``; ``bias``: less its hubness bias, where the space has one."""
+    def _raw_scores(
+        self, space: str, vec, rows: np.ndarray, bias: dict[str, int] | None = None
+    ) -> np.ndarray:
+        """Each row's score in ``space``, less its hubness bias where ``bias`` (``bias_columns``)
+        names a column for the space."""
         if space == "lexical":
             return self.lexical.scores(vec, rows)
         if space in CLASS_ROWS:
@@ -558,7 +571,8 @@ class Searcher:
             raw = self.indexes[space].scores(vec, rows)
         else:
             raw = np.asarray(self.gen.vectors[space][rows] @ vec, np.float32)
-        return raw - self._bias[space][rows] if bias and space in self._bias else raw
+        col = (bias or {}).get(space)
+        return raw if col is None else raw - self._bias[space][rows, col]
 
     def _class_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if self._classes is None:
@@ -570,7 +584,7 @@ class Searcher:
         """Which items have a text vector: the text index worked it out when it loaded."""
         return self.indexes["text"].present
 
-    def _sample_scores(self, space: str, vec, bias: bool = True) -> np.ndarray:
+    def _sample_scores(self, space: str, vec, bias: dict[str, int] | None = None) -> np.ndarray:
         """The calibration sample's raw scores: from the sample's own rows stored at index time
         (one small read, where reading them from the collection is a random read per row: seconds
         at 1M items with an empty page cache, bench/scale_query.py --drop-caches)."""
@@ -582,9 +596,10 @@ class Searcher:
         if space in CLASS_ROWS:
             return _class_scores(vec, *stored)
         raw = ann.cosines(stored, vec) if space in self.indexes else np.asarray(stored @ vec, np.float32)
-        if bias and space in self._bias:
+        col = (bias or {}).get(space)
+        if col is not None:
             stored_bias = self._calibration.get(f"{space}.bias")
-            raw = raw - (self._bias[space][self._sample] if stored_bias is None else stored_bias)
+            raw = raw - (self._bias[space][self._sample, col] if stored_bias is None else stored_bias[:, col])
         return raw
 
     def _sample_has_text(self) -> np.ndarray:
@@ -592,7 +607,12 @@ class Searcher:
         return self._has_text[self._sample] if stored is None else np.any(stored != 0, axis=1)
 
     def _standardise(
-        self, space: str, vec: np.ndarray, raw: np.ndarray, rows: np.ndarray, bias: bool = True
+        self,
+        space: str,
+        vec: np.ndarray,
+        raw: np.ndarray,
+        rows: np.ndarray,
+        bias: dict[str, int] | None = None,
     ) -> np.ndarray:
         sample = self._sample_scores(space, vec, bias)
         if space == "text":

@@ -17,8 +17,8 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
         image.npy          (n, d_image) float32, L2-normalised (spaces: see imgsearch/spaces.py)
         text.npy           (n, d_text) float32, zero rows for items with no text
         text.present.npy   (n,) bool: the rows that hold a vector (only for spaces with empty rows)
-        photo.bias.npy     (n,) float32: each item's hubness bias, subtracted from its scores in
-                           that space (imgsearch/hubness.py; only spaces of heads with a query bank)
+        photo.bias.npy     (n, banks) float32: each item's hubness biases, one per query bank of
+                           the head (imgsearch/hubness.py; only spaces of heads with a query bank)
         colour.npy         (n, len(PALETTE)) foreground share per colour name
         aligned.npy, metric.npy, photo.npy
                            head outputs, one row per item
@@ -148,19 +148,19 @@ class Generation:
 
     def present(self, space: str) -> np.ndarray | None:
         """Which rows hold a vector in ``space`` (None: every row, or a store without the mask)."""
-        return self._per_row(space, "present", np.bool_)
+        return self._per_row(space, "present", np.bool_, 1)
 
     def bias(self, space: str) -> np.ndarray | None:
-        """Each row's bias in ``space``, subtracted from its scores (None: the space has none)."""
-        return self._per_row(space, "bias", np.float32)
+        """(n, banks): each row's biases in ``space``, one per query bank (None: the space has none)."""
+        return self._per_row(space, "bias", np.float32, 2)
 
-    def _per_row(self, space: str, key: str, dtype) -> np.ndarray | None:
-        """The space's one-value-per-row array named by its ``key`` entry, memory-mapped and checked."""
+    def _per_row(self, space: str, key: str, dtype, ndim: int) -> np.ndarray | None:
+        """The space's row-aligned array named by its ``key`` entry, memory-mapped and checked."""
         name = self.manifest["spaces"][space].get(key)
         if not name:
             return None
         arr = load_npy(self.dir / name, mmap=True)
-        if arr.dtype != dtype or arr.shape != (self.count,):
+        if arr.dtype != dtype or arr.ndim != ndim or arr.shape[0] != self.count:
             raise DamagedStore(f"{self.dir}: {name} does not match the items; run `imgsearch index`")
         return arr
 
@@ -485,7 +485,7 @@ class GenerationWriter:
         """The item vectors of one space (and the head that made them, and each item's bias in it,
         if any). A space where some items have no vector (all-zero rows: items without text) also
         gets the mask of the rows that have one, so a cold query need not read every vector to
-        find out."""
+        find out. ``bias``: (n, banks), see ``imgsearch.hubness``."""
         arr = np.ascontiguousarray(vectors, dtype=np.float32)
         np.save(self.dir / f"{name}.npy", arr)
         self._samples[name] = arr[self._sample]

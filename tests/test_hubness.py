@@ -37,10 +37,10 @@ def test_heads_without_a_bank_have_no_bias_and_a_missing_bank_is_one_clear_error
     assert hubness.item_bias(head, np.ones((3, 16), np.float32)) is None
     monkeypatch.setattr(hubness, "BANKS", tmp_path)
     hubness.bank.cache_clear()
-    head.info["query_bank"] = {"bank": "nowhere", "k": 5, "beta": 0.5}
+    head.info["query_bank"] = {"banks": [{"bank": "nowhere"}], "k": 5, "beta": 0.5}
     with pytest.raises(UserError, match="query bank 'nowhere' is missing"):
         hubness.item_bias(head, np.ones((3, 16), np.float32))
-    head.info["query_bank"]["bank"] = "../etc"
+    head.info["query_bank"]["banks"] = [{"bank": "../etc"}]
     with pytest.raises(UserError, match="missing"):
         hubness.item_bias(head, np.ones((3, 16), np.float32))
     hubness.bank.cache_clear()
@@ -48,15 +48,18 @@ def test_heads_without_a_bank_have_no_bias_and_a_missing_bank_is_one_clear_error
 
 @pytest.fixture
 def banked(monkeypatch, tmp_path):
-    """Index with a shipped-like photo head (tiny encoders) whose manifest names a query bank."""
+    """Index with a shipped-like photo head (tiny encoders) whose manifest names two query banks:
+    one for queries of up to 2 words, one for longer ones."""
     rng = np.random.default_rng(5)
     bank = l2_normalise(rng.standard_normal((40, 16))).astype(np.float16)
+    short = l2_normalise(rng.standard_normal((30, 16))).astype(np.float16)
     banks = tmp_path / "banks"
     banks.mkdir()
     np.save(banks / "test.npy", bank)
+    np.save(banks / "test-short.npy", short)
     monkeypatch.setattr(hubness, "BANKS", banks)
     hubness.bank.cache_clear()
-    spec = {"bank": "test", "k": 5, "beta": 0.5}
+    spec = {"banks": [{"bank": "test-short", "max_words": 2}, {"bank": "test"}], "k": 5, "beta": 0.5}
 
     def shipped(encoders, shots=False):
         head = tiny_head("photo", 3)
@@ -68,7 +71,7 @@ def banked(monkeypatch, tmp_path):
     folder.mkdir()
     for seed in range(12):
         write_image(folder / f"{seed:02d}.png", seed)
-    yield folder, np.asarray(bank, np.float32), spec
+    yield folder, np.asarray(bank, np.float32), np.asarray(short, np.float32), spec
     hubness.bank.cache_clear()
 
 
@@ -77,19 +80,22 @@ def _index(folder):
     return Store(folder / ".imgsearch").require()
 
 
-def test_index_stores_each_items_bias_and_a_text_query_subtracts_it(banked):
-    folder, bank, _ = banked
+def test_index_stores_each_items_biases_and_a_text_query_subtracts_its_banks(banked):
+    folder, bank, short, _ = banked
     gen = _index(folder)
-    bias = gen.bias("photo")
-    np.testing.assert_allclose(bias, _brute(bank, gen.vectors["photo"], 5, 0.5), rtol=1e-5, atol=1e-6)
+    biases = gen.bias("photo")
+    outputs = gen.vectors["photo"]
+    np.testing.assert_allclose(biases[:, 0], _brute(short, outputs, 5, 0.5), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(biases[:, 1], _brute(bank, outputs, 5, 0.5), rtol=1e-5, atol=1e-6)
     assert gen.bias("image") is None
-    np.testing.assert_array_equal(gen.calibration().get("photo.bias"), bias[gen.calibration().rows])
+    np.testing.assert_array_equal(gen.calibration().get("photo.bias"), biases[gen.calibration().rows])
     searcher = tiny_searcher(gen)
-    q = build_query(texts=["red bag"], k=12, weights="photo=1,text=0,colour=0")
-    hits = searcher.search(q)
-    text = TinyTextEncoder().encode(["red bag"])[0]
-    corrected = gen.vectors["photo"] @ text - bias
-    assert [h.row for h in hits] == np.argsort(-corrected, kind="stable").tolist()
+    for words, col in (("red bag", 0), ("a red leather bag", 1)):  # the bank that looks like the query
+        q = build_query(texts=[words], k=12, weights="photo=1,text=0,colour=0")
+        text = TinyTextEncoder().encode([words])[0]
+        corrected = outputs @ text - biases[:, col]
+        hits = searcher.search(q)
+        assert [h.row for h in hits] == np.argsort(-corrected, kind="stable").tolist()
     np.testing.assert_allclose([h.scores["photo"] for h in hits], np.sort(corrected)[::-1], rtol=1e-5)
     # the z-scores from the stored sample match those worked out from the rows themselves
     searcher_rows = tiny_searcher(gen)
@@ -106,23 +112,31 @@ def test_index_stores_each_items_bias_and_a_text_query_subtracts_it(banked):
 
 
 def test_the_bias_follows_the_collection_and_the_bank_through_re_indexing(banked):
-    folder, bank, spec = banked
-    first = _index(folder).bias("photo").copy()
+    folder, bank, _, spec = banked
+    first = _index(folder).bias("photo")[:, 1].copy()
     write_image(folder / "new.png", 99)
     (folder / "03.png").unlink()
     gen = _index(folder)
-    assert gen.count == 12 and gen.bias("photo").shape == (12,)
-    np.testing.assert_allclose(gen.bias("photo"), _brute(bank, gen.vectors["photo"], 5, 0.5), rtol=1e-5)
+    assert gen.count == 12 and gen.bias("photo").shape == (12, 2)
+    np.testing.assert_allclose(gen.bias("photo")[:, 1], _brute(bank, gen.vectors["photo"], 5, 0.5), rtol=1e-5)
     kept = [r for r, i in enumerate(gen.items) if not i.path.endswith("new.png")]
-    assert np.isin(np.round(gen.bias("photo")[kept], 5), np.round(first, 5)).all()
+    assert np.isin(np.round(gen.bias("photo")[kept, 1], 5), np.round(first, 5)).all()
     spec["beta"] = 1.0  # a new bank setting re-derives the space even though nothing else changed
     gen = _index(folder)
-    np.testing.assert_allclose(gen.bias("photo"), _brute(bank, gen.vectors["photo"], 5, 1.0), rtol=1e-5)
+    np.testing.assert_allclose(gen.bias("photo")[:, 1], _brute(bank, gen.vectors["photo"], 5, 1.0), rtol=1e-5)
 
 
 def test_a_bias_file_that_does_not_match_the_items_is_refused(banked):
-    folder, _, _ = banked
+    folder, _, _, _ = banked
     gen = _index(folder)
-    np.save(gen.dir / "photo.bias.npy", np.zeros(3, np.float32))
+    np.save(gen.dir / "photo.bias.npy", np.zeros((3, 2), np.float32))
     with pytest.raises(DamagedStore, match=r"photo\.bias\.npy does not match"):
         Store(folder / ".imgsearch").require().bias("photo")
+
+
+def test_the_first_bank_that_covers_the_longest_text_serves_the_query():
+    spec = {"banks": [{"bank": "w", "max_words": 3}, {"bank": "s"}]}
+    assert hubness.column(spec, ["dog"]) == 0 and hubness.column(spec, ["black dog on grass"]) == 1
+    assert hubness.column(spec, ["dog", "a dog runs on the beach"]) == 1
+    assert hubness.column({"banks": [{"bank": "w", "max_words": 3}]}, ["a dog runs on the beach"]) is None
+    assert hubness.column(spec, []) is None and hubness.column(None, ["dog"]) is None
