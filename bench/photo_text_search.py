@@ -496,7 +496,7 @@ def ship(
     from query_bank import spec  # imports this module: not at the top
 
     # the bank and its k / beta were chosen on earlier heads; bench/query_bank.py re-measures them
-    head.info["query_bank"] = spec("products" if n_fashion else "everyday")
+    head.info["query_bank"] = spec("shots" if n_fashion else "everyday")
     ship_dir.mkdir(parents=True, exist_ok=True)
     # float16 weights halve the package; validation R@10 is the same to 3 decimals (2026-12-02)
     head.layers = [(w.astype(np.float16), b, a) for w, b, a in head.layers]
