@@ -137,9 +137,9 @@ def augmented_copies(paths: list[Path], n: int, work: Path, name: str, seed: int
     ]
 
 
-def ranks_caption_to_image(q: np.ndarray, gallery: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    sims = q @ gallery.T
-    return (sims > sims[np.arange(len(q)), truth][:, None]).sum(axis=1) + 1
+def rank_of_truth(sims: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Each query's rank (1 = first) of its right image ``truth[i]`` among the columns of ``sims``."""
+    return (sims > sims[np.arange(len(sims)), truth][:, None]).sum(axis=1) + 1
 
 
 def zscore(s: np.ndarray) -> np.ndarray:
@@ -147,7 +147,7 @@ def zscore(s: np.ndarray) -> np.ndarray:
 
 
 def report(name: str, sims: np.ndarray, truth: np.ndarray) -> dict:
-    ranks = (sims > sims[np.arange(len(sims)), truth][:, None]).sum(axis=1) + 1
+    ranks = rank_of_truth(sims, truth)
     out = {f"R@{k}": float((ranks <= k).mean()) for k in (1, 5, 10)}
     out["median rank"] = float(np.median(ranks))
     cells = "  ".join(f"{k} {v:.3f}" if k != "median rank" else f"{k} {v:.0f}" for k, v in out.items())

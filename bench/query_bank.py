@@ -42,6 +42,7 @@ from photo_text_search import (
     features_of,
     phrase_queries,
     precision_at_10,
+    rank_of_truth,
 )
 
 from imgsearch import hubness
@@ -135,8 +136,7 @@ def word_queries(val_captions: list[list[str]]) -> dict[str, tuple[list[str], li
 def recall10(queries: np.ndarray, gallery: np.ndarray, bias: np.ndarray) -> float:
     sims = queries @ gallery.T - bias[None]
     truth = np.repeat(np.arange(len(gallery)), len(queries) // len(gallery))
-    ranks = (sims > sims[np.arange(len(sims)), truth][:, None]).sum(axis=1) + 1
-    return float((ranks <= 10).mean())
+    return float((rank_of_truth(sims, truth) <= 10).mean())
 
 
 def main() -> None:
