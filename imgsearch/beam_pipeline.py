@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -37,6 +37,9 @@ NAMESPACE = "imgsearch"
 # (litert.TEXT_BATCH) and Lite0 one image per invoke, so larger batches buy nothing.
 MAX_BATCH = 32
 TODO, FILES, DECODED, SKIPPED = "todo", "files", "decoded", "skipped"
+# What every stage grouped by shard carries: (shard, payload). Declared, not inferred, because
+# Beam types a bare ``tuple`` as Tuple[Any, ...], which GroupByKey (Beam >= 2.78) rejects as a key.
+Keyed = tuple[int, Any]
 
 
 class Example(NamedTuple):
@@ -60,7 +63,9 @@ def build(pipeline: beam.Pipeline, plan: Plan) -> None:
     named = [s for s in plan.sources if s.kind == "file"]
     if named:
         listed.append(pipeline | "named files" >> beam.Create(named) | "stat" >> beam.ParDo(_Named(plan)))
-    every = pipeline | "every shard" >> beam.Create([(n, None) for n in range(plan.shards)])
+    every = pipeline | "every shard" >> beam.Create(
+        [(n, None) for n in range(plan.shards)]
+    ).with_output_types(Keyed)
     planned = (
         (*listed, every)
         | "all files" >> beam.Flatten()
@@ -87,7 +92,7 @@ class _Listed(beam.DoFn):
         self.plan = plan
         self.source = source
 
-    def process(self, found: FileMetadata) -> Iterator[tuple]:
+    def process(self, found: FileMetadata) -> Iterator[Keyed]:
         entry = listed_entry(found.path, found.size_in_bytes, found.last_updated_in_seconds, self.source)
         if entry is not None:
             yield _keyed(self.plan, found.path, entry)
@@ -99,7 +104,7 @@ class _Named(beam.DoFn):
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
 
-    def process(self, source: Source) -> Iterator[tuple]:
+    def process(self, source: Source) -> Iterator[Keyed]:
         size, mtime = 0, 0.0
         if "://" in source.pattern:
             found = FileSystems.match([source.pattern])[0].metadata_list
@@ -110,7 +115,7 @@ class _Named(beam.DoFn):
         yield _keyed(self.plan, source.pattern, listed_entry(source.pattern, size, mtime, source) or "")
 
 
-def _keyed(plan: Plan, path: str, entry: FileEntry | str) -> tuple:
+def _keyed(plan: Plan, path: str, entry: FileEntry | str) -> Keyed:
     if isinstance(entry, str):
         return shard_of(path, plan.shards), ("skip", path, entry)
     text = plan.meta.text(entry.path, plan.options.text_columns) if plan.meta else None
@@ -214,13 +219,15 @@ class _WriteShard(beam.DoFn):
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
 
-    def process(self, grouped: tuple[int, dict]) -> None:
+    # the last stage: it writes files and emits nothing (Beam checks that process returns an iterable)
+    def process(self, grouped: tuple[int, dict]) -> Iterable[None]:
         shard, parts = grouped
         todo = list(parts[TODO])
-        if not todo:
-            return
-        digest, listing_skipped = todo[0]
-        save_shard(self.plan, shard, digest, list(parts["embedded"]), listing_skipped + list(parts[SKIPPED]))
+        if todo:
+            digest, listing_skipped = todo[0]
+            embedded = list(parts["embedded"])
+            save_shard(self.plan, shard, digest, embedded, listing_skipped + list(parts[SKIPPED]))
+        return ()
 
 
 def counters(result) -> dict[str, int]:

