@@ -231,9 +231,15 @@ def test_sheet_and_preview_draw_files_inside_the_roots(world, tmp_path):
     assert drawn != refused
 
 
-def test_manifest_roots_cover_every_item_and_nest_none(world):
-    gen = Store(world.folder / ".imgsearch").require()
-    assert gen.roots == [str(world.folder)]
+def test_manifest_roots_cover_every_item_and_nest_none(tmp_path):
+    folder = tmp_path / "photos"
+    for n in range(25):  # more folders than the 20 the manifest used to keep
+        (folder / f"album-{n:02d}").mkdir(parents=True)
+        write_image(folder / f"album-{n:02d}" / "a.png", n)
+    index_folder(folder, EmbedOptions(), image=TinyImageEncoder(), text=TinyTextEncoder())
+    gen = Store(folder / ".imgsearch").require()
+    roots = Roots.of(gen)
+    assert all(roots.exists(item.path) for item in gen.items) and gen.count == 25
     paths = [f"/p/{'/'.join(map(str, range(n % 7)))}/f{n}.jpg" for n in range(60)] + [
         "/q-x/a.jpg",
         "/q/b/c.jpg",
