@@ -828,6 +828,7 @@ def dups(
 
 
 def _dups_sheet(gen, groups, out: Path) -> None:
+    from imgsearch.roots import Roots
     from imgsearch.sheet import Cell, contact_sheet
 
     rows = [
@@ -837,5 +838,5 @@ def _dups_sheet(gen, groups, out: Path) -> None:
         ]
         for g in groups
     ]
-    contact_sheet(rows, out)
+    contact_sheet(rows, out, roots=Roots.of(gen))  # only files inside the indexed folders are drawn
     err.print(f"wrote {out} ({len(groups)} group{'s' if len(groups) != 1 else ''})", highlight=False)

@@ -22,6 +22,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from fakes import TinyImageEncoder, TinyTextEncoder, write_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -433,3 +434,24 @@ def test_a_request_that_waits_too_long_for_a_slot_gets_503(world, monkeypatch):
         release.set()
         assert status == 503 and "busy" in answer["error"]
         assert first.result()[0] == 200
+
+
+def test_query_sheet_never_draws_a_file_outside_the_roots(world, tmp_path, capsys, monkeypatch):
+    store_dir = tmp_path / "store"
+    shutil.copytree(world.folder / ".imgsearch", store_dir)
+    gen = Store(store_dir).require()
+    items = list(gen.items)
+    link = Path(tempfile.mkdtemp(dir=world.folder, prefix="links-"))
+    try:
+        (link / "x.png").symlink_to(world.secret)
+        items[0] = Item(items[0].id, str(world.secret), 1, 1.0)
+        items[1] = Item(items[1].id, str(link / "x.png"), 1, 1.0)
+        write_items(gen.dir, items)
+        out = tmp_path / "sheet.png"
+        args = ["query", "--index", store_dir, "--like", items[2].id, "-k", IMAGES, "--sheet", out]
+        code, stdout, _ = run_cli([*args, "--format", "paths"], capsys, monkeypatch)
+        assert code == 0 and str(world.secret) in stdout.splitlines()  # listed, as the index says
+    finally:
+        shutil.rmtree(link, ignore_errors=True)
+    with Image.open(out) as img:
+        assert SECRET_RGB not in {c for _, c in img.convert("RGB").getcolors(1 << 20)}
