@@ -41,14 +41,14 @@ from imgsearch.roots import Roots, covering_roots
 from imgsearch.search import QueryEncoder
 from imgsearch.store import Item, Store, read_generation
 
-for profile, examples in (("default", 25), ("ci", 200)):
-    settings.register_profile(
-        profile,
-        max_examples=examples,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+# 200 examples under HYPOTHESIS_PROFILE=ci (set by .ci/run), else 25: set per test rather than as a
+# global profile, which would replace test_index_life's own (its stateful step counts)
+EXAMPLES = 200 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 25
+examples = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 IMAGES = 8
 NOT_FOUND = b'{"error":"not found"}'
@@ -154,6 +154,7 @@ def _current_linked_generation(w, store: Path) -> None:
 CURRENTS = [_current_dotdot, _current_absolute, _current_linked_generation]
 
 
+@examples
 @given(
     escapes=st.lists(st.tuples(st.sampled_from(ESCAPES), st.integers(0, 3)), min_size=1, max_size=3),
     current=st.sampled_from(CURRENTS),
@@ -346,6 +347,7 @@ json_values = st.recursive(
 )
 
 
+@examples
 @given(spec=st.dictionaries(st.sampled_from(sorted(KEYS)) | st.text(max_size=8), json_values, max_size=5))
 def test_any_json_object_gets_an_answer_or_one_line_400(client, spec):
     body = json.dumps(spec, allow_nan=True)
