@@ -21,7 +21,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +29,7 @@ from imgsearch.catalog import expand_stdin, read_metadata
 from imgsearch.embed import EmbedOptions, EmbedReport, EmbedResult, Encoders, Progress, sticky_metadata
 from imgsearch.encoders import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
+from imgsearch.roots import covering_roots
 from imgsearch.sharding import Plan, Source
 from imgsearch.store import Item, Store
 
@@ -287,10 +287,11 @@ def _result(
             report.updated += 1
     report.removed = len(set(old) - {i.path for i in items})
     report.count = len(items)
+    roots = covering_roots(x.path for x in items)  # all of them: serve reads only under these
     changed = (
         previous is None
         or bool(report.added or report.updated or report.removed)
         or previous.manifest.get("text_source") != plan.text_source
+        or previous.manifest.get("roots") != roots  # a store from before roots were complete
     )
-    roots = sorted({str(Path(i.path).parent) for i in items})[:20]
     return EmbedResult(report, items, vectors, plan.encoders, plan.text_source, roots, changed)

@@ -469,10 +469,11 @@ def query(
         _notes([f"left out {searcher.left_out} result(s) whose files are gone; run `imgsearch index`"])
     if sheet is not None and hits:
         from imgsearch.preview import write_sheet
+        from imgsearch.roots import Roots
 
-        err.print(f"wrote {write_sheet(hits, sheet)}", highlight=False)
+        err.print(f"wrote {write_sheet(hits, sheet, Roots.of(gen))}", highlight=False)
     if preview:
-        fmt = _preview(hits) or fmt
+        fmt = _preview(hits, gen) or fmt
     with _pipe_guard():
         quoted = render.render_hits(hits, fmt, sys.stdout if fmt != "table" else None, nul=print0)
     if quoted:
@@ -483,16 +484,17 @@ def query(
     raise typer.Exit(0 if hits else 1)
 
 
-def _preview(hits) -> str | None:
+def _preview(hits, gen) -> str | None:
     """Draw the hits inline when the terminal can: "none" then (nothing else to print), else None."""
     from imgsearch.preview import preview, terminal_protocol
+    from imgsearch.roots import Roots
 
     protocol = terminal_protocol(os.environ) if sys.stdout.isatty() else None
     if protocol is None:
         _notes(["--preview: no inline images here (kitty or iTerm2 protocol on a terminal)"])
         return None
     with _pipe_guard():
-        sys.stdout.write(preview(hits, protocol))
+        sys.stdout.write(preview(hits, protocol, Roots.of(gen)))
     return "none"
 
 
@@ -826,6 +828,7 @@ def dups(
 
 
 def _dups_sheet(gen, groups, out: Path) -> None:
+    from imgsearch.roots import Roots
     from imgsearch.sheet import Cell, contact_sheet
 
     rows = [
@@ -835,5 +838,5 @@ def _dups_sheet(gen, groups, out: Path) -> None:
         ]
         for g in groups
     ]
-    contact_sheet(rows, out)
+    contact_sheet(rows, out, roots=Roots.of(gen))  # only files inside the indexed folders are drawn
     err.print(f"wrote {out} ({len(groups)} group{'s' if len(groups) != 1 else ''})", highlight=False)

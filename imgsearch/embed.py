@@ -33,6 +33,7 @@ from imgsearch.encoders import (
 )
 from imgsearch.errors import UserError
 from imgsearch.images import ImageError
+from imgsearch.roots import covering_roots
 from imgsearch.store import Item, Store
 from imgsearch.tags import image_tags, tag_text
 
@@ -404,10 +405,11 @@ def _collect(
         "auto_tags": "items without metadata text" if options.auto_tags else "never",
     }
     specs = encoders.specs() if encoders.loaded or previous is None else previous.manifest["encoders"]
+    roots = covering_roots(x.path for x in live)  # all of them: serve reads only under these
     changed = (
         previous is None
         or bool(report.added or report.updated or report.removed)
         or previous.manifest.get("text_source") != text_source
+        or previous.manifest.get("roots") != roots  # a store from before roots were complete
     )
-    roots = sorted({str(Path(e.path).parent) for e in live})[:20]
     return EmbedResult(report, items, vectors, specs, text_source, roots, changed)

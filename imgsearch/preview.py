@@ -14,6 +14,7 @@ from pathlib import Path
 
 from imgsearch.images import ImageError
 from imgsearch.render import display
+from imgsearch.roots import Roots
 from imgsearch.sheet import Cell, contact_sheet, thumbnail
 
 SHEET_COLUMNS = 5
@@ -27,8 +28,9 @@ def hit_cells(hits: list) -> list[list[Cell]]:
     return [cells[i : i + SHEET_COLUMNS] for i in range(0, len(cells), SHEET_COLUMNS)]
 
 
-def write_sheet(hits: list, out: Path) -> Path:
-    return contact_sheet(hit_cells(hits), out)
+def write_sheet(hits: list, out: Path, roots: Roots) -> Path:
+    """The hits as a contact sheet; only files under the index's ``roots`` are drawn."""
+    return contact_sheet(hit_cells(hits), out, roots=roots)
 
 
 def terminal_protocol(env: Mapping[str, str]) -> str | None:
@@ -54,13 +56,13 @@ def inline_image(png: bytes, protocol: str) -> str:
     return "".join(out)
 
 
-def preview(hits: list, protocol: str) -> str:
-    """Each hit's thumbnail inline, then its rank, score and path."""
+def preview(hits: list, protocol: str, roots: Roots) -> str:
+    """Each hit's thumbnail inline (only files under the index's ``roots``), then its rank, score and path."""
     parts = []
     for h in hits:
         try:
             buffer = io.BytesIO()
-            thumbnail(h.item.path, PREVIEW_SIDE).save(buffer, format="PNG")
+            thumbnail(roots.read(h.item.path), PREVIEW_SIDE).save(buffer, format="PNG")
             parts.append(inline_image(buffer.getvalue(), protocol) + "\n")
         except (ImageError, OSError):
             parts.append("[image unavailable]\n")

@@ -28,6 +28,7 @@ import math
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -244,6 +245,7 @@ class Searcher:
     ) -> None:
         self.gen = gen
         self.check_files = check_files
+        self.file_exists: Callable[[str], bool] = os.path.exists  # serve: only under the indexed roots
         self.left_out = 0
         self.encoder = encoder or QueryEncoder(gen.manifest)
         self.heads = gen.heads() if heads is None else heads
@@ -414,7 +416,7 @@ class Searcher:
         hits: list[Hit] = []
         for i in np.argsort(-fused, kind="stable"):
             item = self.gen.items[candidates[i]]
-            if self.check_files and not os.path.exists(item.path):
+            if self.check_files and not self.file_exists(item.path):
                 self.left_out += 1
                 continue
             scores = {s: float(raw[s][i]) for s in active}

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from imgsearch.cache import atomic_path
 from imgsearch.images import ImageError, open_image
+from imgsearch.roots import Roots
 
 BACKGROUND = (255, 255, 255)
 PLACEHOLDER = (225, 225, 225)
@@ -25,9 +26,10 @@ class Cell:
     caption: str = ""
 
 
-def thumbnail(path: str | Path, max_side: int = 256) -> Image.Image:
-    """The image (safe decode, EXIF orientation applied) shrunk to fit ``max_side``; ImageError if not."""
-    img = open_image(path, min_size=max_side)
+def thumbnail(source: str | Path | bytes, max_side: int = 256) -> Image.Image:
+    """The image (a path or its bytes; safe decode, EXIF orientation applied) shrunk to fit
+    ``max_side``; ImageError if not."""
+    img = open_image(source, min_size=max_side)
     img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
     return img
 
@@ -42,11 +44,18 @@ def sheet_size(rows: list[list[Cell]], cell: int = 160, margin: int = 8, caption
 
 
 def contact_sheet(
-    rows: list[list[Cell]], out: Path, *, cell: int = 160, margin: int = 8, caption_lines: int = 2
+    rows: list[list[Cell]],
+    out: Path,
+    *,
+    cell: int = 160,
+    margin: int = 8,
+    caption_lines: int = 2,
+    roots: Roots | None = None,
 ) -> Path:
     """Draw ``rows`` as rows of ``cell``-sized thumbnails with captions; write ``out`` (PNG) atomically.
 
-    An image that can no longer be read (moved, broken) gets a grey placeholder, not an error.
+    An image that can no longer be read (moved, broken) gets a grey placeholder, not an error;
+    so does one outside ``roots`` (the paths come from an index: only its folders are read).
     """
     if not rows or not any(rows):
         raise ValueError("a contact sheet needs at least one cell")
@@ -58,7 +67,7 @@ def contact_sheet(
         y = margin + r * row_height
         for c, item in enumerate(row):
             x = margin + c * (cell + margin)
-            _paste(sheet, draw, item.path, x, y, cell)
+            _paste(sheet, draw, item.path, x, y, cell, roots)
             lines = _wrap(draw, item.caption, font, cell)[:caption_lines]
             for n, line in enumerate(lines):
                 draw.text((x, y + cell + 2 + n * _LINE), line, fill=TEXT, font=font)
@@ -82,9 +91,9 @@ def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def _paste(sheet: Image.Image, draw: ImageDraw.ImageDraw, path, x: int, y: int, cell: int) -> None:
+def _paste(sheet: Image.Image, draw: ImageDraw.ImageDraw, path, x: int, y: int, cell: int, roots) -> None:
     try:
-        thumb = thumbnail(path, cell)
+        thumb = thumbnail(roots.read(str(path)) if roots is not None else path, cell)
     except ImageError:
         draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=PLACEHOLDER)
         return

@@ -146,6 +146,13 @@ class Generation:
     def encoders(self) -> dict[str, dict]:
         return self.manifest["encoders"]
 
+    @property
+    def roots(self) -> list[str]:
+        """The folders the items were found in (``roots.covering_roots``): the only places from which
+        ``serve``, ``query --sheet`` and ``--preview`` read files (``imgsearch.roots``)."""
+        roots = self.manifest.get("roots")
+        return [r for r in roots if isinstance(r, str)] if isinstance(roots, list) else []
+
     def present(self, space: str) -> np.ndarray | None:
         """Which rows hold a vector in ``space`` (None: every row, or a store without the mask)."""
         return self._per_row(space, "present", np.bool_, 1)

@@ -11,6 +11,7 @@ from fakes import write_image
 from PIL import Image
 
 from imgsearch import preview
+from imgsearch.roots import Roots
 
 
 def hits(folder: Path, n: int) -> list:
@@ -29,7 +30,7 @@ def test_sheet_has_one_cell_per_hit_in_rows_of_five(tmp_path):
     found = hits(tmp_path, 7)
     rows = preview.hit_cells(found)
     assert [len(r) for r in rows] == [5, 2] and rows[0][0].caption.startswith("#1 3.00 p0.png")
-    out = preview.write_sheet(found, tmp_path / "sheet.png")
+    out = preview.write_sheet(found, tmp_path / "sheet.png", Roots([str(tmp_path)]))
     with Image.open(out) as img:
         assert img.format == "PNG" and img.width > img.height > 0
 
@@ -69,5 +70,5 @@ def test_iterm_escape(tmp_path):
 def test_preview_draws_each_hit_then_its_line(tmp_path):
     found = hits(tmp_path, 2)
     (tmp_path / "p1.png").unlink()  # a file gone since the index: a placeholder line, no error
-    out = preview.preview(found, "kitty")
+    out = preview.preview(found, "kitty", Roots([str(tmp_path)]))
     assert out.count("\x1b_Ga=T") == 1 and "[image unavailable]" in out and "#2  2.90" in out

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -317,3 +318,33 @@ print("tensorflow" in sys.modules)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert p.stdout.strip() == "False", p.stderr[-500:]
+
+
+def test_slow_and_vanishing_clients_are_cut_off_with_one_line(catalog):
+    """A client that trickles its headers is disconnected; one that leaves mid-body costs a log
+    line, not a traceback; the server answers the next request either way."""
+    from imgsearch.serve import HEADER_TIMEOUT_S
+
+    proc, url = start_server(catalog)
+    host, port = url.removeprefix("http://").split(":")
+    try:
+        for partial in (b"", b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"):
+            with socket.create_connection((host, int(port)), timeout=HEADER_TIMEOUT_S + 20) as s:
+                s.sendall(partial)
+                assert s.recv(1024) == b""  # closed by the server, well before the socket timeout
+        with socket.create_connection((host, int(port)), timeout=20) as s:
+            s.sendall(
+                b"POST /api/query HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100000\r\n\r\n" + b'{"text": "a ca'
+            )
+        with urllib.request.urlopen(url + "/api/health", timeout=20) as r:
+            assert json.load(r)["items"] == 8
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        rest = proc.stderr.read()
+        assert "Traceback" not in rest, rest[-2000:]
+        gone = [line for line in rest.splitlines() if "disconnected" in line]
+        assert len(gone) == 1 and "before sending its whole request" in gone[0], rest[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
