@@ -1,0 +1,301 @@
+"""The catalog (``--meta``) is strict and sticky, through the command line (issue 23, item 2).
+
+Generated, not listed: random catalogs (ids and paths spelled every way, titles with quotes,
+commas, line breaks and any Unicode) with one random fault or none. Either the index is built
+and every image's text is what Python's csv module reads for its row, or the command exits 2
+with one line naming the faulty line of the catalog and the previous index is byte-for-byte as
+it was. Small numpy encoders stand in for the models (``fakes.py``): 25 catalogs on every
+``make test``, 200 under ``HYPOTHESIS_PROFILE=ci``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from fakes import TinyImageEncoder, TinyTextEncoder, write_image
+from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
+
+from imgsearch import embed
+from imgsearch.store import Store
+
+for profile, examples in (("default", 25), ("ci", 200)):
+    settings.register_profile(
+        f"catalog-{profile}",
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+PROFILE = settings.get_profile(f"catalog-{os.environ.get('HYPOTHESIS_PROFILE', 'default')}")
+
+IMAGES = [f"img{i}.png" for i in range(4)]
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """``imgsearch`` in-process with the small encoders: a run takes milliseconds, not seconds."""
+
+    def open_encoder(role, *args, **kwargs):
+        return TinyImageEncoder() if role == "image" else TinyTextEncoder()
+
+    monkeypatch.setattr(embed, "open_encoder", open_encoder)
+    monkeypatch.setattr(embed, "cheap_id", lambda *args, **kwargs: None)
+    monkeypatch.setattr(embed.Encoders, "_announce_export", lambda *args: None)
+
+
+def cli(args, capsys, monkeypatch) -> tuple[int, str]:
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    return code, err
+
+
+def store_bytes(folder: Path) -> dict[str, bytes]:
+    root = folder / ".imgsearch"
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def texts(folder: Path) -> dict[str, str | None]:
+    return {Path(i.path).name: i.text for i in Store(folder / ".imgsearch").require().items}
+
+
+def photo_folder(root: Path) -> Path:
+    folder = root / "photos"
+    folder.mkdir()
+    for seed, name in enumerate(IMAGES):
+        write_image(folder / name, seed)
+    return folder
+
+
+# --- the sticky catalog ---------------------------------------------------------------------
+
+
+def test_missing_sticky_catalog_stops_and_no_meta_drops_it(tmp_path, tiny, capsys, monkeypatch):
+    folder = photo_folder(tmp_path)
+    catalog = tmp_path / "products.csv"
+    catalog.write_text("filename,title\nimg0.png,red bag\nimg1.png,blue shoe\n")
+    code, err = cli(
+        ["index", folder, "--meta", catalog, "--text-columns", "title", "-q"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    titled = texts(folder)
+    assert titled["img0.png"] == "red bag" and titled["img1.png"] == "blue shoe"
+    before = store_bytes(folder)
+
+    catalog.rename(tmp_path / "away.csv")
+    code, err = cli(["index", folder, "-q"], capsys, monkeypatch)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert str(catalog) in err and "--no-meta" in err
+    assert store_bytes(folder) == before  # the titles are still there
+
+    code, err = cli(["index", folder, "--rebuild", "-q"], capsys, monkeypatch)  # --rebuild keeps it too
+    assert code == 2 and "--no-meta" in err, err
+    assert store_bytes(folder) == before
+
+    (tmp_path / "away.csv").rename(catalog)
+    code, err = cli(["index", folder, "-q"], capsys, monkeypatch)
+    assert code == 0 and texts(folder) == titled, err
+
+    code, err = cli(["index", folder, "--no-meta", "--no-auto-tags", "-q"], capsys, monkeypatch)
+    assert code == 0, err
+    assert set(texts(folder).values()) == {None}
+    manifest = Store(folder / ".imgsearch").require().manifest
+    assert manifest["text_source"]["meta"] is None
+    catalog.unlink()
+    code, err = cli(["index", folder, "-q"], capsys, monkeypatch)  # nothing sticky left to miss
+    assert code == 0, err
+
+
+def test_a_sticky_catalog_gone_bad_names_the_line_and_no_meta(tmp_path, tiny, capsys, monkeypatch):
+    folder = photo_folder(tmp_path)
+    catalog = tmp_path / "products.csv"
+    catalog.write_text("id,title\nimg0,red bag\n")
+    code, err = cli(
+        ["index", folder, "--meta", catalog, "--text-columns", "title", "-q"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    before = store_bytes(folder)
+    catalog.write_text("id,title\nimg0,red bag\nimg1,blue,shoe\n")
+    code, err = cli(["index", folder, "-q"], capsys, monkeypatch)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{catalog}:3:" in err and "--no-meta" in err
+    assert store_bytes(folder) == before
+
+
+def test_meta_and_no_meta_contradict(tmp_path, tiny, capsys, monkeypatch):
+    folder = photo_folder(tmp_path)
+    (tmp_path / "c.csv").write_text("id,title\nimg0,x\n")
+    args = ["--meta", tmp_path / "c.csv", "--text-columns", "title", "--no-meta"]
+    for command in (["index", folder], ["embed", folder, "--out", tmp_path / "e"]):
+        code, err = cli([*command, *args], capsys, monkeypatch)
+        assert code == 2 and "contradict" in err, err
+
+
+# --- random catalogs ------------------------------------------------------------------------
+
+# any Unicode a UTF-8 file can hold (no lone surrogates), with the CSV specials made likely
+TITLE = st.text(
+    st.one_of(st.sampled_from("\",\n\r \t'é漢🙂"), st.characters(exclude_categories=["Cs"])), max_size=12
+)
+
+
+@dataclass
+class Catalog:
+    text: str  # the file as written
+    titles: dict[str, str]  # image name -> the title of its row, as csv writes and reads it
+    fault_line: int | None  # the line an error must name (None: the catalog must be accepted)
+
+
+def _line_of(written: io.StringIO) -> int:
+    """The line the next row starts on, counted as the csv module counts them."""
+    return len(io.StringIO(written.getvalue(), newline="").readlines()) + 1
+
+
+@st.composite
+def catalogs(draw, folder: Path) -> Catalog:
+    """A catalog for ``IMAGES`` in ``folder``, with one fault or none:
+
+    - ``repeat``: a row repeated exactly (accepted); ``id`` / ``path``: a second, different row
+      for an image already listed (the path spelled another way: bare, ``./``, absolute);
+    - ``extra``: a row with one field too many; ``quote``: a quote that is never closed.
+    """
+    listed = draw(st.lists(st.sampled_from(IMAGES), min_size=1, unique=True))  # no rows: an error of its own
+    rows = []
+    for name in listed:
+        key = draw(st.sampled_from(["id", "bare", "dot", "absolute"]))
+        rows.append((_key_fields(key, name, folder), draw(TITLE)))
+    noise = draw(st.lists(st.text("xyz", min_size=1, max_size=3), unique=True, max_size=3))
+    rows += [((f"other-{n}", ""), draw(TITLE)) for n in noise]  # rows that join no image
+    rows = draw(st.permutations(rows))
+    fault = draw(st.sampled_from(["none", "repeat", "id", "path", "extra", "quote"]))
+    at = draw(st.integers(0, len(rows)))
+    written = io.StringIO(newline="")
+    writer = csv.writer(written)
+    writer.writerow(["id", "filename", "title"])
+    fault_line = None
+    for i in range(len(rows) + 1):
+        if i == at:
+            fault_line = _write_fault(draw, fault, writer, written, rows[:i], folder)
+        if i < len(rows):
+            (row_id, filename), title = rows[i]
+            writer.writerow([row_id, filename, title])
+    if fault == "quote":
+        # A later title whose text starts (after any quotes) with a line break closes the open
+        # quote and ends the row: the file is then valid CSV with a multi-line title, which no
+        # reader can tell from the user's intent. Every other continuation is detectable.
+        after = [title for _, title in rows[at:]]
+        assume(not any(t.lstrip('"')[:1] in ("\n", "\r") for t in after))
+    titles = {image_of(row_id, filename): title for (row_id, filename), title in rows}
+    titles.pop(None, None)
+    event(f"{fault}: {'an error' if fault_line else 'accepted'}")
+    return Catalog(written.getvalue(), titles, fault_line)
+
+
+def image_of(row_id: str, filename: str) -> str | None:
+    """The image a row joins (every row here names one by id or by path, or none)."""
+    name = row_id + ".png" if row_id else Path(filename).name
+    return name if name in IMAGES else None
+
+
+def _key_fields(key: str, name: str, folder: Path) -> tuple[str, str]:
+    spelled = {"bare": name, "dot": f"./{name}", "absolute": str(folder / name)}
+    return (Path(name).stem, "") if key == "id" else ("", spelled[key])
+
+
+def _write_fault(draw, fault, writer, written, before, folder) -> int | None:
+    """Write the fault's line(s) at this point; the line an error must name, if any."""
+    line = _line_of(written)
+    if fault == "repeat" and before:
+        (row_id, filename), title = draw(st.sampled_from(before))
+        writer.writerow([row_id, filename, title])
+        return None
+    if fault in ("id", "path"):
+        column = 0 if fault == "id" else 1
+        joined = [(k, t) for k, t in before if k[column] and not k[0].startswith("other")]
+        if not joined:
+            return None
+        (row_id, filename), title = draw(st.sampled_from(joined))
+        if fault == "path":  # the same file, spelled any way
+            name = Path(filename).name
+            filename = draw(st.sampled_from([name, f"./{name}", str(folder / name)]))
+        writer.writerow([row_id, filename, title + "!"])  # other values for the same image
+        return line
+    if fault == "extra":
+        writer.writerow(["other-extra", "", "a title", "one field too many"])
+        return line
+    if fault == "quote":
+        written.write('other-quote,,"an open quote\r\n')
+        return line
+    return None
+
+
+@settings(PROFILE)
+@given(data=st.data())
+def test_random_catalogs_index_exactly_or_fail_on_the_line(data, tiny, capsys, monkeypatch):
+    root = Path(tempfile.mkdtemp(prefix="imgsearch-catalog-"))
+    try:
+        folder = photo_folder(root)
+        code, err = cli(["index", folder, "--no-auto-tags", "-q"], capsys, monkeypatch)
+        assert code == 0, err
+        before = store_bytes(folder)
+        catalog = data.draw(catalogs(folder))
+        path = folder / "catalog.csv"
+        path.write_text(catalog.text, encoding="utf-8", newline="")
+        args = ["index", folder, "--meta", path, "--text-columns", "title", "--no-auto-tags", "-q"]
+        code, err = cli(args, capsys, monkeypatch)
+        if catalog.fault_line is None:
+            assert code == 0, err
+            with open(path, encoding="utf-8", newline="") as f:
+                read = {image_of(r["id"], r["filename"]): r["title"] for r in csv.DictReader(f)}
+            read.pop(None, None)
+            assert read == catalog.titles  # the csv module reads the rows that were meant
+            got = texts(folder)
+            for name in IMAGES:
+                assert got[name] == ((read.get(name) or "").strip() or None), name
+        else:
+            assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+            assert f"{path}:{catalog.fault_line}:" in err, (err, catalog.text)
+            assert store_bytes(folder) == before
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "message"),
+    [
+        (['{"id": "img0", "title": "a"}', "", '{"id": "img0", "title": "b"}'], 3, "also on line 1"),
+        (['{"filename": "img0.png", "title": "a"}', '{"filename": "./img0.png", "title": "b"}'], 2, "line 1"),
+        (['{"id": "img0", "title": "a"}', '{"id": "img1", "title": "b"'], 2, "not a JSON object"),
+        (['{"id": "img0", "title": "a"}', '["img1", "b"]'], 2, "not a JSON object"),
+    ],
+)
+def test_json_lines_catalogs_follow_the_same_rules(tmp_path, tiny, capsys, monkeypatch, lines, line, message):
+    folder = photo_folder(tmp_path)
+    code, err = cli(["index", folder, "-q"], capsys, monkeypatch)
+    before = store_bytes(folder)
+    catalog = folder / "catalog.jsonl"
+    catalog.write_text("\n".join(lines) + "\n")
+    code, err = cli(
+        ["index", folder, "--meta", catalog, "--text-columns", "title", "-q"], capsys, monkeypatch
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{catalog}:{line}:" in err and message in err, err
+    assert store_bytes(folder) == before
+
+
+def test_json_lines_exact_repeats_pass(tmp_path, tiny, capsys, monkeypatch):
+    folder = photo_folder(tmp_path)
+    catalog = folder / "catalog.jsonl"
+    row = json.dumps({"id": "img0", "title": 'red, "big"\nbag'})
+    catalog.write_text(f"{row}\n{row}\n")
+    args = ["index", folder, "--meta", catalog, "--text-columns", "title", "-q"]
+    code, err = cli(args, capsys, monkeypatch)
+    assert code == 0, err
+    assert texts(folder)["img0.png"] == 'red, "big"\nbag'
