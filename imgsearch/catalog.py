@@ -43,12 +43,53 @@ def item_id(path: str) -> str:
     return hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                yield Path(dirpath) / name
+def _walk(root: Path, skipped: list[tuple[str, str]]) -> Iterator[Path]:
+    """The non-hidden files under ``root``, depth first, by name. A stack, not recursion: Python 3.11's
+    ``os.walk`` recurses, so a folder 10,000 levels deep ended the run. A folder that cannot be
+    listed (too long a path, no permission) goes into ``skipped``, where os.walk dropped it quietly.
+    Links to folders are not followed, as with os.walk: they could loop."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append((os.path.abspath(folder), f"folder not searched: {_os_reason(exc, folder)}"))
+            continue
+        folders = []
+        for entry in entries:
+            if not _is_dir(entry):
+                yield Path(entry.path)
+            elif not entry.is_symlink():
+                folders.append(Path(entry.path))
+        stack.extend(reversed(folders))
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _path_max() -> int:
+    """The longest path the system opens, counting its closing NUL (4,096 on Linux)."""
+    try:
+        return os.pathconf("/", "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 4096
+
+
+def _os_reason(exc: OSError, path: Path) -> str:
+    """Why a path cannot be used, in words; a path over the system's limit (4,096 bytes on Linux)
+    says so, with its length, rather than the bare "File name too long"."""
+    if exc.errno == errno.ENAMETOOLONG:
+        size = len(os.fsencode(os.path.abspath(path)))
+        return f"path too long ({size:,} bytes; the system allows {_path_max() - 1:,})"
+    if exc.errno == errno.EACCES:
+        return "permission denied"
+    return f"cannot read ({exc.strerror or exc})"
 
 
 def file_entry(path: Path) -> FileEntry | str:
@@ -61,7 +102,7 @@ def file_entry(path: Path) -> FileEntry | str:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return "symbolic link loop"
-        return f"cannot read ({exc.strerror})"
+        return _os_reason(exc, path)
     if not stat.S_ISREG(st.st_mode):
         return f"not a regular file ({_kind(st.st_mode)})"
     # abspath, not resolve(): a symlinked catalog keeps the names the user gave it
@@ -89,7 +130,7 @@ def scan(
     skipped: list[tuple[str, str]] = []
     for raw in expand_stdin(inputs, stdin):
         path = Path(raw).expanduser()
-        found = (p for p in _walk(path) if is_image_path(p)) if path.is_dir() else [path]
+        found = (p for p in _walk(path, skipped) if is_image_path(p)) if path.is_dir() else [path]
         for candidate in found:
             entry = file_entry(candidate)
             if isinstance(entry, FileEntry):
