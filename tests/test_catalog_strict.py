@@ -15,7 +15,12 @@ import io
 import json
 import os
 import shutil
+import struct
+import subprocess
+import sys
 import tempfile
+import tracemalloc
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +29,10 @@ from conftest import run_cli
 from fakes import TinyImageEncoder, TinyTextEncoder, write_image
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from imgsearch import embed
+from imgsearch.images import ImageError, read_file
 from imgsearch.store import Store
 
 for profile, examples in (("default", 25), ("ci", 200)):
@@ -299,3 +306,171 @@ def test_json_lines_exact_repeats_pass(tmp_path, tiny, capsys, monkeypatch):
     code, err = cli(args, capsys, monkeypatch)
     assert code == 0, err
     assert texts(folder)["img0.png"] == 'red, "big"\nbag'
+
+
+# --- folders and files the scan must survive -------------------------------------------------
+
+
+def remove_tree(top: Path) -> None:
+    """``shutil.rmtree`` recurses (Python 3.11) and opens paths by name: neither works 10,000
+    levels down. Each folder's subfolders move up beside ``top`` first, so every path stays short."""
+    pending, moved = [top], 0
+    while pending:
+        folder = pending.pop()
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                moved += 1
+                pending.append(top.parent / f"{top.name}-rm-{moved}")
+                os.rename(entry.path, pending[-1])
+            else:
+                os.unlink(entry.path)
+        os.rmdir(folder)
+
+
+def make_chain(top: Path, names: list[str], images: dict[int, list[str]]) -> list[str]:
+    """Folders nested ``names`` deep under ``top`` (made through folder handles, as a path may be too
+    long to name), with small PNGs named ``images[level]`` at those levels; the PNGs' paths."""
+    png = io.BytesIO()
+    write_image(png, 1)
+    made, path = [], str(top)
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for level, name in enumerate(names, 1):
+            os.mkdir(name, dir_fd=fd)
+            fd, parent = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+            os.close(parent)
+            path += "/" + name
+            for image in images.get(level, []):
+                out = os.open(image, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+                os.write(out, png.getvalue())
+                os.close(out)
+                made.append(f"{path}/{image}")
+    finally:
+        os.close(fd)
+    return made
+
+
+def indexed_or_skipped(folder: Path, paths: list[str]) -> tuple[set[str], dict[str, str]]:
+    """Which of ``paths`` the index holds, and for each other one the skipped.tsv line that covers
+    it (its own, or its folder's) — every one must be one or the other."""
+    st = Store(folder / ".imgsearch")
+    indexed = {i.path for i in st.require().items}
+    skipped = dict(
+        line.split("\t", 1) for line in (st.current_dir() / "skipped.tsv").read_text().splitlines()
+    )
+    covered = {}
+    for path in paths:
+        if path not in indexed:
+            covers = [p for p in skipped if path == p or path.startswith(p + "/")]
+            assert covers, f"{len(path)}-byte path neither indexed nor skipped"
+            covered[path] = skipped[covers[0]]
+    return indexed & set(paths), covered
+
+
+def test_a_folder_deeper_than_the_recursion_limit_is_indexed_or_skipped(tmp_path, tiny, capsys, monkeypatch):
+    """1,100 levels end os.walk as 10,000 did (Python's limit is 1,000 frames), at a ninth of the
+    cost of making and removing the folders; 4-byte levels also cross the 4,096-byte path limit."""
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    levels = {1: ["a.png"], 600: ["b.png"], 900: ["c.png"], 1_100: ["z.png"]}
+    images = make_chain(folder, ["ddd"] * 1_100, levels)
+    try:
+        code, err = cli(["index", folder, "-q"], capsys, monkeypatch)
+        assert code == 0 and not err, err  # before: "unexpected error (RecursionError)", nothing indexed
+        indexed, skipped = indexed_or_skipped(folder, images)
+        assert indexed == set(images[:3])  # every path the system can open
+        assert skipped[images[3]].startswith("folder not searched: path too long")
+        assert "the system allows 4,095" in skipped[images[3]]
+    finally:
+        remove_tree(folder)
+
+
+def test_paths_over_4096_bytes_are_listed_in_skipped(tmp_path, tiny, capsys, monkeypatch):
+    folder = tmp_path / "long"
+    folder.mkdir()
+    names = []
+    while len(os.fsencode(folder)) + sum(len(n) + 1 for n in names) < 3_900:
+        names.append("n" * 200)
+    # the last folder still opens (under 4,096 bytes) and so does ok.png in it; a long file name
+    # beside it does not, nor does anything in a long-named folder below it
+    long_name = "i" * 240 + ".png"
+    images = make_chain(
+        folder, [*names, "f" * 250], {len(names): ["ok.png", long_name], len(names) + 1: ["deep.png"]}
+    )
+    try:
+        code, err = cli(["index", folder, "-q"], capsys, monkeypatch)
+        assert code == 0 and not err, err
+        indexed, skipped = indexed_or_skipped(folder, images)
+        assert indexed == {images[0]}
+        assert skipped[images[1]].startswith("path too long")  # its own line
+        assert skipped[images[2]].startswith("folder not searched: path too long")  # its folder's line
+    finally:
+        remove_tree(folder)
+
+
+HUGE_RUN = """
+import resource, sys
+from pathlib import Path
+
+resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))  # a 3 GB read fails fast
+from fakes import TinyImageEncoder, TinyTextEncoder
+from imgsearch.build import index_folder
+from imgsearch.embed import EmbedOptions
+
+folder = Path(sys.argv[1])
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+index_folder(folder, EmbedOptions(), image=TinyImageEncoder(), text=TinyTextEncoder())
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)
+"""
+
+
+def test_a_3gb_sparse_jpg_is_skipped_unread(tmp_path):
+    """Size first: a file far larger than any image Pillow would open is skipped without being read.
+    Run in a process of its own with its address space capped at 2 GiB: a whole read (the old way)
+    fails there at once instead of taking 3 GB from a shared machine, and is reported as a failure."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "ok.png", 1)
+    header = io.BytesIO()
+    Image.new("RGB", (16, 16), "red").save(header, format="JPEG")
+    with open(folder / "huge.jpg", "wb") as f:
+        f.write(header.getvalue())
+        f.truncate(3 * 2**30)  # sparse: 3 GB that take no disk
+    run = subprocess.run(
+        [sys.executable, "-c", HUGE_RUN, str(folder), str(2 * 2**30)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    grew = int(run.stdout.split()[-1])
+    assert grew < 256 * 2**20, f"indexing grew the process by {grew / 2**20:.0f} MB"
+    st = Store(folder / ".imgsearch")
+    skipped = dict(
+        line.split("\t", 1) for line in (st.current_dir() / "skipped.tsv").read_text().splitlines()
+    )
+    assert skipped[str(folder / "huge.jpg")].startswith("file too large for an image (3,072 MB")
+    assert [Path(i.path).name for i in st.require().items] == ["ok.png"]
+
+
+def test_a_bomb_is_refused_from_its_header_unread(tmp_path):
+    """Under the size cap the header still comes first: a PNG that declares 100,000 × 100,000
+    pixels is refused before its 100 MB are read into memory."""
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    path = tmp_path / "bomb.png"
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr)))
+        f.write(struct.pack(">I", 100 * 2**20) + b"IDAT")  # pixel data: the sparse rest of the file
+        f.truncate(100 * 2**20 + 64)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageError, match="decompression bomb"):
+            read_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 2**20, f"{peak / 2**20:.0f} MB read"
