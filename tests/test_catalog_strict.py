@@ -1,4 +1,5 @@
-"""The catalog (``--meta``) is strict and sticky, through the command line (issue 23, item 2).
+"""What ``index`` reads from the user, through the command line (issue 23, item 2 and the probe):
+the catalog (``--meta``) is strict and sticky, and the scan survives any folder or file.
 
 Generated, not listed: random catalogs (ids and paths spelled every way, titles with quotes,
 commas, line breaks and any Unicode) with one random fault or none. Either the index is built
@@ -6,6 +7,10 @@ and every image's text is what Python's csv module reads for its row, or the com
 with one line naming the faulty line of the catalog and the previous index is byte-for-byte as
 it was. Small numpy encoders stand in for the models (``fakes.py``): 25 catalogs on every
 ``make test``, 200 under ``HYPOTHESIS_PROFILE=ci``.
+
+The scan: a folder deeper than Python's recursion limit, paths over the system's 4,096 bytes and
+a 3 GB sparse ``huge.jpg`` are each indexed or listed in skipped.tsv with a reason, never an
+"unexpected error", and a file too large to be an image is never read into memory.
 """
 
 from __future__ import annotations
