@@ -283,6 +283,4 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                         yield start, dict(zip(header, fields, strict=True))
                 start = reader.line_num + 1
         except csv.Error as exc:
-            raise UserError(
-                f"{path}:{start}: malformed CSV row ({exc}): a quote left open or stray?"
-            ) from None
+            raise UserError(f"{path}:{start}: a quote left open or stray in this row ({exc})") from None
