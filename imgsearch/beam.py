@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from imgsearch import colors, store
-from imgsearch.catalog import expand_stdin, read_metadata
-from imgsearch.embed import EmbedOptions, EmbedReport, EmbedResult, Encoders, Progress, sticky_metadata
+from imgsearch.catalog import Metadata, expand_stdin
+from imgsearch.embed import EmbedOptions, EmbedReport, EmbedResult, Encoders, Progress, load_catalog
 from imgsearch.encoders import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
 from imgsearch.roots import covering_roots
@@ -92,11 +92,11 @@ def embed_job(
     sources, missing = expand_sources(inputs, stdin)
     if not sources:
         raise UserError(f"{missing[0][0]}: {missing[0][1]}" if missing else "nothing to embed")
+    options, catalog = load_catalog(options, previous)  # the live catalog, even under --rebuild
     previous = None if options.rebuild else previous
-    options = sticky_metadata(options, previous)
     if previous is not None:
         store.check_encoders(previous.manifest, encoders.expected_ids(), target.root)
-    plan = make_plan(sources, target, options, encoders, engine)
+    plan = make_plan(sources, target, options, encoders, engine, catalog)
     plan.image, plan.text = image, text  # given encoders travel with the pipeline; named ones load per worker
     # --rebuild embeds everything again; otherwise complete shards of the same files are kept
     store.drop_other_shards(target.root, 0 if options.rebuild else engine.shards)
@@ -139,7 +139,12 @@ def _has_glob(text: str) -> bool:
 
 
 def make_plan(
-    sources: list[Source], target: Store, options: EmbedOptions, encoders: Encoders, engine: BeamOptions
+    sources: list[Source],
+    target: Store,
+    options: EmbedOptions,
+    encoders: Encoders,
+    engine: BeamOptions,
+    catalog: Metadata | None = None,
 ) -> Plan:
     """Load the encoders here once (this also makes their LiteRT export, so workers never race to)."""
     o = options
@@ -156,7 +161,7 @@ def make_plan(
     specs = encoders.specs()
     # every stage that holds the plan unpickles it in every worker: ship the text columns only
     # (the whole 9,583-row fashion catalog added 2.7 s to each run, bench/scale.py)
-    meta = read_metadata(o.meta, o.text_columns).narrowed(o.text_columns) if o.meta else None
+    meta = catalog.narrowed(o.text_columns) if catalog else None
     dims = {
         "image": int(specs["image"]["dim"]),
         "text": int(specs["text"]["dim"]),

@@ -29,7 +29,7 @@ from imgsearch import store
 from imgsearch.catalog import FileEntry
 from imgsearch.embed import decode_source, embed_chunk
 from imgsearch.encoders import open_encoder
-from imgsearch.images import ImageError
+from imgsearch.images import ImageError, check_size
 from imgsearch.sharding import Plan, Source, listed_entry, save_shard, shard_digest, shard_of
 
 NAMESPACE = "imgsearch"
@@ -155,19 +155,24 @@ class _Decode(beam.DoFn):
     def process(self, element: tuple[int, FileEntry, str | None]) -> Iterator:
         shard, entry, text = element
         try:
-            decoded = decode_source(_read(entry.path), self.size)
+            decoded = decode_source(_read(entry), self.size)
         except OSError as exc:  # a remote file gone or unreadable is skipped, as a local one would be
             decoded = ImageError(f"cannot read ({exc})")
+        except ImageError as exc:  # too large to be an image: not read
+            decoded = exc
         if isinstance(decoded, ImageError):
             yield beam.pvalue.TaggedOutput(SKIPPED, (shard, (entry.path, str(decoded))))
         else:
             yield Example(shard, entry, text, decoded)
 
 
-def _read(path: str) -> str | bytes:
-    """Local files are decoded from their path (as the local engine does); others are read whole."""
+def _read(entry: FileEntry) -> str | bytes:
+    """Local files are decoded from their path (as the local engine does); others are read whole,
+    unless their listed size is already too large for an image."""
+    path = entry.path
     if "://" not in path:
         return path
+    check_size(entry.size)
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         return f.read()
 

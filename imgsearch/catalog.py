@@ -43,12 +43,53 @@ def item_id(path: str) -> str:
     return hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                yield Path(dirpath) / name
+def _walk(root: Path, skipped: list[tuple[str, str]]) -> Iterator[Path]:
+    """The non-hidden files under ``root``, depth first, by name. A stack, not recursion: Python 3.11's
+    ``os.walk`` recurses, so a folder 10,000 levels deep ended the run. A folder that cannot be
+    listed (too long a path, no permission) goes into ``skipped``, where os.walk dropped it quietly.
+    Links to folders are not followed, as with os.walk: they could loop."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append((os.path.abspath(folder), f"folder not searched: {_os_reason(exc, folder)}"))
+            continue
+        folders = []
+        for entry in entries:
+            if not _is_dir(entry):
+                yield Path(entry.path)
+            elif not entry.is_symlink():
+                folders.append(Path(entry.path))
+        stack.extend(reversed(folders))
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _path_max() -> int:
+    """The longest path the system opens, counting its closing NUL (4,096 on Linux)."""
+    try:
+        return os.pathconf("/", "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 4096
+
+
+def _os_reason(exc: OSError, path: Path) -> str:
+    """Why a path cannot be used, in words; a path over the system's limit (4,096 bytes on Linux)
+    says so, with its length, rather than the bare "File name too long"."""
+    if exc.errno == errno.ENAMETOOLONG:
+        size = len(os.fsencode(os.path.abspath(path)))
+        return f"path too long ({size:,} bytes; the system allows {_path_max() - 1:,})"
+    if exc.errno == errno.EACCES:
+        return "permission denied"
+    return f"cannot read ({exc.strerror or exc})"
 
 
 def file_entry(path: Path) -> FileEntry | str:
@@ -61,7 +102,7 @@ def file_entry(path: Path) -> FileEntry | str:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return "symbolic link loop"
-        return f"cannot read ({exc.strerror})"
+        return _os_reason(exc, path)
     if not stat.S_ISREG(st.st_mode):
         return f"not a regular file ({_kind(st.st_mode)})"
     # abspath, not resolve(): a symlinked catalog keeps the names the user gave it
@@ -89,7 +130,7 @@ def scan(
     skipped: list[tuple[str, str]] = []
     for raw in expand_stdin(inputs, stdin):
         path = Path(raw).expanduser()
-        found = (p for p in _walk(path) if is_image_path(p)) if path.is_dir() else [path]
+        found = (p for p in _walk(path, skipped) if is_image_path(p)) if path.is_dir() else [path]
         for candidate in found:
             entry = file_entry(candidate)
             if isinstance(entry, FileEntry):
@@ -144,48 +185,102 @@ class Metadata:
 
 
 def read_metadata(path: Path, text_columns: list[str]) -> Metadata:
-    """Read a CSV or JSON-lines catalog and index its rows for joining."""
+    """Read a CSV or JSON-lines catalog and index its rows for joining.
+
+    Strict, because a catalog mistake otherwise shows up only as wrong titles in search results:
+    a malformed row (a quote left open, a stray quote, more or fewer fields than the header, a
+    line that is not a JSON object) and two different rows for the same image (same ``id``, or
+    the same ``path``/``filename``/``file``/``image`` once resolved) are errors that name the
+    line. Rows that repeat another row exactly are harmless and pass.
+    """
     if not path.is_file():
         raise UserError(f"metadata file not found: {path}")
     try:
         rows = list(_read_rows(path))
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text; save the catalog as UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not rows:
         raise UserError(f"metadata file {path} has no rows")
-    columns = list(rows[0].keys())
+    columns = list(dict.fromkeys(column for _, row in rows for column in row))
     unknown = [c for c in text_columns if c not in columns]
     if unknown:
         raise UserError(f"{path}: no column {', '.join(unknown)} (columns: {', '.join(columns)})")
     keys = [c for c in JOIN_COLUMNS if c in columns]
     if not keys:
         raise UserError(f"{path}: needs one of the columns {', '.join(JOIN_COLUMNS)} to join rows to images")
+    return Metadata(_join_table(path, rows, keys), columns, os.path.abspath(path))
+
+
+def _join_table(
+    path: Path, rows: list[tuple[int, dict[str, str]]], keys: list[str]
+) -> dict[str, dict[str, str]]:
+    """Every lookup key of every row. Two different rows for one image are an error, not a
+    first-row-wins (or last-row-wins) rule: either rule quietly gives some images the wrong text
+    (a Flickr-style file with five captions per image would index the first caption only), the
+    fix (one row per image, or texts joined into one cell) is the user's choice, and the old index
+    keeps answering meanwhile. A warning would scroll by, then repeat on every sticky re-index."""
     table: dict[str, dict[str, str]] = {}
-    for row in rows:
+    first: dict[tuple[str, str], tuple[int, dict[str, str]]] = {}
+    for line, row in rows:
         for key in keys:
             value = str(row.get(key) or "").strip()
             if not value:
                 continue
+            same = value if key == "id" else os.path.abspath(path.parent / value)
+            seen_line, seen_row = first.setdefault((key, same), (line, row))
+            if seen_row != row:
+                raise UserError(
+                    f"{path}:{line}: {key} {value!r} is also on line {seen_line}, with other values; "
+                    "give each image one row"
+                )
             table.setdefault(value, row)
             if key != "id":
-                resolved = Path(os.path.abspath(path.parent / value))
+                resolved = Path(same)
                 table.setdefault(str(resolved), row)
                 table.setdefault(resolved.name, row)
-    return Metadata(table, columns, os.path.abspath(path))
+    return table
 
 
-def _read_rows(path: Path) -> Iterator[dict[str, str]]:
+def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, row) of each row; the line is where the row starts, for error messages."""
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        yield {k: "" if v is None else str(v) for k, v in json.loads(line).items()}
-                    except (json.JSONDecodeError, AttributeError):
-                        raise UserError(f"{path}:{n}: not a JSON object per line") from None
-        return
+        yield from _json_rows(path)
+    else:
+        yield from _csv_rows(path)
+
+
+def _json_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield n, {k: "" if v is None else str(v) for k, v in json.loads(line).items()}
+                except (json.JSONDecodeError, AttributeError):
+                    raise UserError(f"{path}:{n}: not a JSON object per line") from None
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a CSV with the header's number of fields. ``strict`` makes a quote that is never
+    closed (or is followed by text) an error instead of one title that swallows the rows after
+    it; a quote that a later quote closes by chance shows up as a row with the wrong field count."""
     with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, strict=True)
+        header: list[str] | None = None
+        start = 1
         try:
-            yield from csv.DictReader(f)
+            for fields in reader:
+                if any(field.strip() for field in fields):  # blank lines are no rows
+                    if header is None:
+                        header = fields
+                    elif len(fields) != len(header):
+                        raise UserError(
+                            f"{path}:{start}: {len(fields)} fields where the header has {len(header)} "
+                            "(a stray comma, or a quote left open?)"
+                        )
+                    else:
+                        yield start, dict(zip(header, fields, strict=True))
+                start = reader.line_num + 1
         except csv.Error as exc:
-            raise UserError(f"{path}: not a readable CSV ({exc})") from None
+            raise UserError(f"{path}:{start}: a quote left open or stray in this row ({exc})") from None

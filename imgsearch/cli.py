@@ -88,8 +88,17 @@ WeightsOpt = Annotated[
 MetaOpt = Annotated[
     Path | None,
     typer.Option(
-        "--meta", help="Catalog CSV or JSON lines; rows join images by path, filename or id (= stem)."
+        "--meta",
+        help="Catalog CSV or JSON lines; rows join images by path, filename or id (= stem). Later runs "
+        "keep it (--no-meta drops it); if it goes missing they stop rather than drop the titles. "
+        "Strict: a malformed row (a quote left open, more or fewer fields than the header) or two "
+        "different rows for one image (same id or path) is an error naming the line, and the index "
+        "stays as it was; a row repeated exactly is fine.",
     ),
+]
+NoMetaOpt = Annotated[
+    bool,
+    typer.Option("--no-meta", help="Drop the catalog (--meta) the index was built with, and its titles."),
 ]
 ColumnsOpt = Annotated[
     str | None,
@@ -115,11 +124,22 @@ RuntimeOpt = Annotated[
 
 
 def _embed_options(
-    image_encoder, text_encoder, weights, meta, text_columns, auto_tags, rebuild, runtime, precision
+    image_encoder,
+    text_encoder,
+    weights,
+    meta,
+    text_columns,
+    auto_tags,
+    rebuild,
+    runtime,
+    precision,
+    no_meta: bool = False,
 ):
     from imgsearch.embed import EmbedOptions
     from imgsearch.encoders.litert import PRECISIONS
 
+    if meta and no_meta:
+        raise _fail("--meta and --no-meta contradict each other")
     if meta and not text_columns:
         raise _fail("--meta needs --text-columns (e.g. --text-columns productDisplayName)")
     if runtime not in ("litert", "keras"):
@@ -138,6 +158,7 @@ def _embed_options(
         rebuild,
         runtime=runtime,
         precision=precision,
+        no_meta=no_meta,
     )
 
 
@@ -165,6 +186,7 @@ def embed(
     text_encoder: TextEncoderOpt = "minilm",
     weights: WeightsOpt = None,
     meta: MetaOpt = None,
+    no_meta: NoMetaOpt = False,
     text_columns: ColumnsOpt = None,
     auto_tags: AutoTagsOpt = True,
     rebuild: RebuildOpt = False,
@@ -203,7 +225,16 @@ def embed(
     from imgsearch.store import Store
 
     options = _embed_options(
-        image_encoder, text_encoder, weights, meta, text_columns, auto_tags, rebuild, runtime, precision
+        image_encoder,
+        text_encoder,
+        weights,
+        meta,
+        text_columns,
+        auto_tags,
+        rebuild,
+        runtime,
+        precision,
+        no_meta,
     )
     if engine == "beam":
         from imgsearch.beam import DEFAULT_SHARDS, BeamOptions
@@ -282,6 +313,7 @@ def index(
     text_encoder: TextEncoderOpt = "minilm",
     weights: WeightsOpt = None,
     meta: MetaOpt = None,
+    no_meta: NoMetaOpt = False,
     text_columns: ColumnsOpt = None,
     auto_tags: AutoTagsOpt = True,
     rebuild: RebuildOpt = False,
@@ -311,7 +343,16 @@ def index(
     if model is not None and no_model:
         raise _fail("--model and --no-model contradict each other")
     options = _embed_options(
-        image_encoder, text_encoder, weights, meta, text_columns, auto_tags, rebuild, runtime, precision
+        image_encoder,
+        text_encoder,
+        weights,
+        meta,
+        text_columns,
+        auto_tags,
+        rebuild,
+        runtime,
+        precision,
+        no_meta,
     )
     report = _with_progress(
         quiet,

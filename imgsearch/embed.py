@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from imgsearch import colors, dups, spaces, store
-from imgsearch.catalog import FileEntry, read_metadata, scan
+from imgsearch.catalog import FileEntry, Metadata, read_metadata, scan
 from imgsearch.encoders import (
     DEFAULT_IMAGE_ENCODER,
     DEFAULT_TEXT_ENCODER,
@@ -70,6 +70,7 @@ class EmbedOptions:
     chunk: int = CHUNK
     runtime: str = "litert"  # or "keras"
     precision: str = "fp32"  # image encoder on LiteRT: fp32, fp16, int8, int8-full
+    no_meta: bool = False  # drop the catalog the index was built with (--no-meta)
 
 
 @dataclass
@@ -199,9 +200,8 @@ def embed_job(
     named = [(path, reason) for path, reason in skipped if path in inputs]
     if not entries and named:
         raise UserError(f"{named[0][0]}: {named[0][1]}")
+    options, meta = load_catalog(options, previous)  # the live catalog, even under --rebuild
     previous = None if options.rebuild else previous
-    options = sticky_metadata(options, previous)
-    meta = read_metadata(options.meta, options.text_columns) if options.meta else None
     texts = {e.path: meta.text(e.path, options.text_columns) if meta else None for e in entries}
     if previous is not None:
         store.check_encoders(previous.manifest, encoders.expected_ids(), target.root)
@@ -216,14 +216,36 @@ def embed_job(
 
 
 def sticky_metadata(options: EmbedOptions, previous: store.Generation | None) -> EmbedOptions:
-    """Re-indexing without --meta keeps the catalog the index was built with (if it still exists),
-    so a plain `imgsearch index DIR` never silently drops the titles."""
+    """Re-indexing without --meta keeps the catalog the index was built with, so a plain
+    `imgsearch index DIR` never drops the titles; --no-meta is the one way to drop them."""
+    if options.no_meta:
+        return replace(options, meta=None, text_columns=[])
     if options.meta is not None or previous is None:
         return options
     source = previous.manifest.get("text_source") or {}
-    if source.get("meta") and Path(source["meta"]).is_file():
+    if source.get("meta"):
         return replace(options, meta=Path(source["meta"]), text_columns=list(source.get("columns") or []))
     return options
+
+
+def load_catalog(
+    options: EmbedOptions, previous: store.Generation | None
+) -> tuple[EmbedOptions, Metadata | None]:
+    """The options with the sticky catalog filled in, and that catalog read. A kept catalog that
+    is missing or unreadable is an error, never a quiet switch to no titles: that switch was
+    published, and the next run saw nothing to restore once the file was back."""
+    kept = sticky_metadata(options, previous)
+    if kept.meta is None:
+        return kept, None
+    try:
+        return kept, read_metadata(kept.meta, kept.text_columns)
+    except UserError as exc:
+        if options.meta is not None:  # named on this command line: its own error says it all
+            raise
+        raise UserError(
+            f"{exc} (the catalog this index was built with: put it back, give --meta FILE, "
+            "or drop its titles with --no-meta)"
+        ) from None
 
 
 def _same_precision(previous: store.Generation | None, options: EmbedOptions) -> bool:

@@ -25,8 +25,23 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
+# Pillow refuses an image over Image.MAX_IMAGE_PIXELS (its warning is made an error below). The
+# largest file such an image can plausibly be: every pixel stored raw at 8 bytes (16-bit RGBA,
+# uncompressed TIFF or PNG), plus room for metadata (EXIF, ICC, XMP, an embedded preview): 747 MB
+# at Pillow's default limit. A bigger file is refused unread: a 3 GB sparse "huge.jpg" used to be
+# read whole (3.4 GB of memory, 238 s) before Pillow could say no.
+MAX_BYTES_PER_PIXEL = 8
+METADATA_ALLOWANCE = 64 * 2**20
+
+
 class ImageError(ValueError):
     """The file cannot be used as an image; the message is the reason."""
+
+
+def max_file_bytes() -> int | None:
+    """The largest file read as an image (None: Pillow's pixel limit is off, so no limit here)."""
+    pixels = Image.MAX_IMAGE_PIXELS
+    return None if pixels is None else int(pixels) * MAX_BYTES_PER_PIXEL + METADATA_ALLOWANCE
 
 
 def read_file(path: str | Path) -> bytes:
@@ -43,12 +58,41 @@ def read_file(path: str | Path) -> bytes:
     except OSError as exc:
         raise ImageError(f"cannot open ({exc.strerror})") from None
     # Linux opens a directory read-only without complaint; reading it then fails with a bare errno
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise ImageError("is a directory" if stat.S_ISDIR(mode) else "not a regular file")
+        raise ImageError("is a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file")
     with os.fdopen(fd, "rb") as f:
+        check_size(st.st_size)
+        _check_header(f)
+        f.seek(0)
         return f.read()
+
+
+def check_size(size: int) -> None:
+    """Refuse, unread, a file larger than any image Pillow would open (``max_file_bytes``)."""
+    limit = max_file_bytes()
+    if limit is not None and size > limit:
+        raise ImageError(
+            f"file too large for an image ({_mb(size)}; at most {_mb(limit)} at Pillow's pixel limit)"
+        )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:,.0f} MB"
+
+
+def _check_header(f: io.BufferedReader) -> None:
+    """Refuse a decompression bomb from its header (Pillow reads only that far) before the whole
+    file is read into memory."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.open(f)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError("image too large (decompression bomb limit)") from None
+    except Exception:  # any other fault is the decoder's to report, from the whole file
+        pass
 
 
 def open_image(source: str | Path | bytes, *, min_size: int | None = None) -> Image.Image:

@@ -1,10 +1,11 @@
 """The life of an index: random sequences of what users do to a folder, re-indexed after every step.
 
-After each step a plain ``index`` must succeed, and the store must equal what ``--rebuild``
-makes from the same folder in a fresh place: same items, same spaces, vectors to cosine
-≥ 0.9999, the same hubness biases (the shipped head here has a query bank), the same heads, and
-the same answers to a text and an image query, whatever number of index shards the user asked
-for along the way (Annoy from 2 items here, so parts are real).
+After each step a plain ``index`` must succeed (while the catalog is hidden it must fail and
+change nothing), and the store must equal what ``--rebuild`` makes from the same folder in a
+fresh place: same items, same spaces, vectors to cosine ≥ 0.9999, the same hubness biases (the
+shipped head here has a query bank), the same heads, and the same answers to a text and an image
+query, whatever number of index shards the user asked for along the way (Annoy from 2 items
+here, so parts are real).
 Small numpy encoders stand in for the models (``fakes.py``), so the fast tier (25 sequences)
 runs on every ``make test``; ``HYPOTHESIS_PROFILE=ci`` (set by ``.ci/run``) runs 200.
 """
@@ -17,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fakes import TinyImageEncoder, TinyTextEncoder, tiny_head, tiny_searcher, write_image, write_model
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -26,6 +28,7 @@ from imgsearch import build, hubness
 from imgsearch import index as ann
 from imgsearch.build import index_folder
 from imgsearch.embed import EmbedOptions
+from imgsearch.errors import UserError
 from imgsearch.search import build_query
 from imgsearch.store import Store
 
@@ -42,9 +45,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 WORDS = ["red", "blue", "bag", "shoe", "summer", "cotton", "leather", "navy", "dress", "watch"]
 
 
-def index(folder: Path, *, out: Path | None = None, meta: Path | None = None, **kw):
+def index(folder: Path, *, out: Path | None = None, meta: Path | None = None, no_meta: bool = False, **kw):
     options = EmbedOptions(
-        meta=meta, text_columns=["title"] if meta else [], rebuild=out is not None, chunk=3
+        meta=meta, text_columns=["title"] if meta else [], rebuild=out is not None, chunk=3, no_meta=no_meta
     )
     return index_folder(folder, options, out=out, image=TinyImageEncoder(), text=TinyTextEncoder(), **kw)
 
@@ -182,6 +185,18 @@ class IndexLife(RuleBasedStateMachine):
     def drop_meta(self):
         self.meta.unlink()
         self.meta = None
+        self.check(no_meta=True)  # the one way to drop a catalog
+
+    @precondition(lambda self: self.meta is not None)
+    @rule()
+    def hide_meta(self):
+        """A catalog missing for one run stops that run and leaves the index as it was."""
+        before = snapshot(self.folder / ".imgsearch")
+        hidden = self.meta.rename(self.root / "hidden.csv")
+        with pytest.raises(UserError, match="--no-meta"):
+            index(self.folder)
+        assert_same(snapshot(self.folder / ".imgsearch"), before)
+        hidden.rename(self.meta)
         self.check()
 
     @rule(shards=st.integers(1, 4))
