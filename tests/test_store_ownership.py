@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from fakes import TinyImageEncoder, TinyTextEncoder, write_image
+from fakes import TinyImageEncoder, TinyTextEncoder, use_tiny_models, write_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imgsearch import embed, store
+from imgsearch import store
 from imgsearch.build import embed_folder, index_folder
 from imgsearch.embed import EmbedOptions
 from imgsearch.errors import UserError
@@ -220,13 +220,7 @@ def test_user_files_survive_any_sequence_of_commands(in_out, in_folder, photos, 
 
 @pytest.fixture
 def tiny_models(monkeypatch):
-    """The command line with the small encoders in place of the models it would load."""
-
-    def open_encoder(role, *args, **kwargs):
-        return TinyImageEncoder() if role == "image" else TinyTextEncoder()
-
-    monkeypatch.setattr(embed, "open_encoder", open_encoder)
-    monkeypatch.setattr(embed, "cheap_id", lambda *args, **kwargs: None)  # ids come from the encoders
+    use_tiny_models(monkeypatch)
 
 
 def photo_tree(root: Path, names: list[str]) -> dict[Path, bytes | None]:
