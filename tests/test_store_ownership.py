@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 from fakes import TinyImageEncoder, TinyTextEncoder, use_tiny_models, write_image
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from imgsearch import store
@@ -98,7 +98,13 @@ _node = st.recursive(
     lambda children: st.dictionaries(st.sampled_from(STORE_NAMES), children, max_size=3),
     max_leaves=6,
 )
-user_trees = st.dictionaries(st.sampled_from(STORE_NAMES), _node, max_size=4)
+# half the trees leave the store's root names free (the store must run there and keep the user's
+# gen-2019/ or gen-000001/), half stand on at least one of them (the store must refuse)
+OTHER_NAMES = [name for name in STORE_NAMES if name not in store.ROOT_NAMES]
+user_trees = st.one_of(
+    st.dictionaries(st.sampled_from(OTHER_NAMES), _node, max_size=4),
+    st.dictionaries(st.sampled_from(STORE_NAMES), _node, min_size=1, max_size=4),
+)
 
 
 def place(tree: dict, where: Path, owned: dict[Path, bytes | None]) -> None:
@@ -189,16 +195,20 @@ def run_step(step: str, folder: Path, out: Path) -> tuple[Path, bool]:
 @given(
     in_out=user_trees,
     in_folder=user_trees,
+    in_default=st.none() | user_trees,
     photos=st.lists(st.integers(0, 10_000), min_size=1, max_size=5),
     plan=steps,
 )
-def test_user_files_survive_any_sequence_of_commands(in_out, in_folder, photos, plan):
+def test_user_files_survive_any_sequence_of_commands(in_out, in_folder, in_default, photos, plan):
     base = Path(tempfile.mkdtemp(prefix="imgsearch-owns-"))
     try:
         folder, out = base / "photos", base / "out"
         owned: dict[Path, bytes | None] = {}
         place(in_folder, folder, owned)
         place(in_out, out, owned)
+        if in_default is not None and folder / store.STORE_DIRNAME not in owned:
+            place(in_default, folder / store.STORE_DIRNAME, owned)  # a user's own .imgsearch/
+            owned[folder / store.STORE_DIRNAME] = None
         for n, seed in enumerate(photos):
             write_image(folder / f"photo-{n}.png", seed)
         for n, (step, arg) in enumerate(plan):
@@ -210,6 +220,7 @@ def test_user_files_survive_any_sequence_of_commands(in_out, in_folder, photos, 
             else:
                 root, refused = run_step(step, folder, out)
                 assert refused == refusal_expected(root, owned), (step, root)
+                event(f"{step}: {'refused' if refused else 'ran'}")
             assert_untouched(owned)
     finally:
         shutil.rmtree(base, ignore_errors=True)
