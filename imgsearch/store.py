@@ -27,7 +27,8 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
         *.ann              Annoy indexes of the indexed spaces (large collections only); a sharded
                            one is a file per contiguous slice of the rows (image-03-of-16.ann),
                            listed with its rows in the manifest ("index": {"parts": [{file,
-                           start, stop}, ...]}; imgsearch/index.py searches and merges them)
+                           start, stop, size, sha256}, ...]}; imgsearch/index.py searches and
+                           merges them; the size is checked at every open, the sha256 by `index`)
         classes.ids.npy, classes.vals.npy
                            each item's top ImageNet classes as sparse rows (the classes space):
                            (n, 5) int32 class ids and float32 sqrt-probabilities
