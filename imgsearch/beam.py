@@ -99,7 +99,7 @@ def embed_job(
     plan = make_plan(sources, target, options, encoders, engine, catalog)
     plan.image, plan.text = image, text  # given encoders travel with the pipeline; named ones load per worker
     # --rebuild embeds everything again; otherwise complete shards of the same files are kept
-    store.drop_other_shards(target.root, 0 if options.rebuild else engine.shards)
+    store.prepare_shards(target.root, 0 if options.rebuild else engine.shards)
     if progress is not None:
         progress.note(f"embedding with Apache Beam ({_runner_name(engine)}, {engine.shards} shards)")
     counters = run_pipeline(plan, engine)

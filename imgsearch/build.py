@@ -161,7 +161,7 @@ def _reindex_store(
     """``imgsearch index E`` on an embeddings dir: heads and indexes for the vectors it holds."""
     with st.lock():
         live = st.require()
-        notes: list[str] = []
+        notes = _index_damage(live)
         plan = _plan(st, live, live.encoders, live.items, explicit, no_model, ann_options, notes)
         if _up_to_date(live, plan) and not plan.forced and not notes:
             return IndexReport(None, st.root, _indexes(live), False, notes)
@@ -195,7 +195,20 @@ def _live(st: Store) -> tuple[Generation | None, list[str]]:
             live.heads()
     except DamagedStore as exc:  # heads are re-derived (shipped) or dropped with a note (trained)
         return live, [f"repairing a damaged index: {exc}"]
-    return live, []
+    return live, _index_damage(live) if live is not None else []
+
+
+def _index_damage(gen: Generation) -> list[str]:
+    """A note for each Annoy file that is not what the manifest recorded: a note makes this run
+    publish, and a publish builds every index again from the (checked) vectors."""
+    notes = []
+    for space in spaces.INDEXED:
+        if space in gen.manifest["spaces"]:
+            info, path = gen.index_info(space)
+            if path is not None:
+                damage = ann.damaged_parts(path, info, gen.count)
+                notes += [f"rebuilding the {space} index: {why}" for why in damage]
+    return notes
 
 
 def _plan(

@@ -30,7 +30,7 @@ from typing import Any
 import annoy
 import numpy as np
 
-from imgsearch.cache import atomic_path
+from imgsearch.cache import atomic_path, file_sha256
 
 # All figures: bench/query_latency.py, 100k clustered synthetic unit vectors, k=10,
 # 200 held-out queries, 2-core x86_64 AMD EPYC (shared), annoy 1.17.3 (no AVX), numpy 2.4.
@@ -188,7 +188,10 @@ def build_index(
     for j, (start, stop) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)):
         file = part_path(Path(path), j, len(bounds) - 1)
         _save_annoy(matrix, start + np.flatnonzero(valid[start:stop]), start, file, n_trees)
-        parts.append({"file": file.name, "start": start, "stop": stop})
+        # size: checked at every open (a cut-short Annoy file is read past its end: a segfault);
+        # sha256: checked by `imgsearch index`, which rebuilds what does not match
+        size, digest = file.stat().st_size, file_sha256(file)
+        parts.append({"file": file.name, "start": start, "stop": stop, "size": size, "sha256": digest})
     return {**info, "method": "annoy", "trees": n_trees, "parts": parts}
 
 
@@ -393,11 +396,46 @@ def part_files(path: Path, info: dict[str, Any], rows: int) -> list[tuple[int, i
         start, stop = int(part["start"]), int(part["stop"])
         if start != expected or stop < start:
             raise ValueError("index parts do not cover the rows in order; rebuild it")
-        out.append((start, stop, path.with_name(str(part["file"]))))
+        file = path.with_name(str(part["file"]))
+        _check_size(file, part.get("size"))
+        out.append((start, stop, file))
         expected = stop
     if expected != rows:
         raise ValueError("index parts do not cover every row; rebuild it")
     return out
+
+
+def _check_size(file: Path, size: object) -> None:
+    """Refuse an Annoy file whose size is not the one recorded when it was built (None: an index
+    from before sizes were recorded). Annoy maps the file and trusts it: a truncated one is read
+    past its end (SIGSEGV/SIGBUS), so this stat is what stands between damage and a crash."""
+    if size is None:
+        return
+    try:
+        found = file.stat().st_size
+    except OSError:
+        raise ValueError(f"{file.name} is missing") from None
+    if found != size:
+        raise ValueError(f"{file.name} is {found} bytes, {size} when it was built (damaged)")
+
+
+def damaged_parts(path: Path, info: dict[str, Any], rows: int) -> list[str]:
+    """Why each Annoy file of the index ``info`` describes does not match what was recorded when it
+    was built (size, then sha256: reads every file whole, so `index` time, never query time); an
+    index from before checksums were recorded is reported too, so it is rebuilt once with them."""
+    if info.get("method") != "annoy":
+        return []
+    try:
+        files = part_files(path, info, rows)
+    except ValueError as exc:
+        return [str(exc)]
+    found = []
+    for part, (_, _, file) in zip(info.get("parts") or [{}], files, strict=True):
+        if not part.get("sha256"):
+            found.append(f"{file.name} has no checksum (an index from before they were recorded)")
+        elif file_sha256(file) != part["sha256"]:
+            found.append(f"{file.name} does not match its checksum (damaged)")
+    return found
 
 
 def _check_info(vectors: np.ndarray, info: dict[str, Any]) -> None:

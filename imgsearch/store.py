@@ -27,7 +27,8 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
         *.ann              Annoy indexes of the indexed spaces (large collections only); a sharded
                            one is a file per contiguous slice of the rows (image-03-of-16.ann),
                            listed with its rows in the manifest ("index": {"parts": [{file,
-                           start, stop}, ...]}; imgsearch/index.py searches and merges them)
+                           start, stop, size, sha256}, ...]}; imgsearch/index.py searches and
+                           merges them; the size is checked at every open, the sha256 by `index`)
         classes.ids.npy, classes.vals.npy
                            each item's top ImageNet classes as sparse rows (the classes space):
                            (n, 5) int32 class ids and float32 sqrt-probabilities
@@ -44,6 +45,16 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
                            one shard of `embed --engine beam`: a store of its own plus shard.json
                            (encoder key, digest of its inputs, count); written whole, by a rename
       lock                 held by the one process that writes
+      .imgsearch-store     marker: this directory is a store; its CURRENT and lock are the store's
+      .imgsearch-owned     marker in each directory the store made (gen-*, partial/, shards/): the
+                           directory and everything in it are the store's to rewrite or remove
+
+The store removes or rewrites only what it can prove it made: a root-level directory carrying
+.imgsearch-owned (written before the directory appears under its name), and CURRENT and lock
+of a directory carrying .imgsearch-store. Anything else that stands where the store has to write
+(a user's ``partial/`` or ``lock`` in ``--out``) is refused with one line, never touched; a
+user's ``gen-2019/`` is simply left alone. Stores written before the markers are recognised by
+their own CURRENT and manifest and adopted once (``Store.claim``).
 
 Writers build a complete new generation beside the live one and then replace CURRENT, once
 per run, so a reader sees the old store or the new one, never a mix. The previous generation
@@ -63,6 +74,7 @@ import operator
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,8 +91,20 @@ FORMAT = "imgsearch-store"
 # 2: items carry a duplicate signature (sha256 of the bytes, 64-bit pHash, 32×32 gray thumbnail)
 VERSION = 2
 CURRENT = "CURRENT"
+LOCK = "lock"
+PARTIAL = "partial"
+SHARDS = "shards"
+STORE_MARK = ".imgsearch-store"  # in the store root: CURRENT and lock here are ours
+OWNED_MARK = ".imgsearch-owned"  # in a directory the store made: it and its contents are ours
+# every name the store may create directly in its root, besides its generations (generation_name)
+ROOT_NAMES = (CURRENT, LOCK, PARTIAL, SHARDS, STORE_MARK, OWNED_MARK)
+_MARK_TEXT = "made by imgsearch: see the store format in imgsearch/store.py\n"
 STORE_DIRNAME = ".imgsearch"
 _GENERATION = re.compile(r"^gen-\d{6}$")
+_CHUNK = re.compile(r"^chunk-\d{6}\.npz$")
+_SHARD = re.compile(r"^shard-\d{5}-of-\d{5}$")
+_TEMP = re.compile(r"^\..+\.tmp$|^\.[^.]+\.[A-Za-z0-9_]{8}$")  # atomic_path / mkdtemp leftovers
+_LOCK_TEXT = re.compile(r"^(imgsearch \(pid \d+\))?$")  # what lock() ever leaves in its file
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a plain name inside the generation dir
 
 
@@ -383,7 +407,39 @@ class Store:
 
     @property
     def partial_dir(self) -> Path:
-        return self.root / "partial"
+        return self.root / PARTIAL
+
+    def claim(self) -> None:
+        """Make sure the root is ours to write in, before anything is written: created here, or
+        marked by an earlier run, or a store of an earlier version (adopted once), or a folder
+        where none of the store's names stand yet. Anything else is refused, never touched."""
+        root = self.root
+        if _has_mark(root / STORE_MARK):
+            return
+        if os.path.lexists(root) and not root.is_dir():
+            raise UserError(f"{root} exists and is not a directory: choose another place with --out")
+        root.mkdir(parents=True, exist_ok=True)
+        foreign = _adopt_legacy(root) if _is_legacy_store(root) else _taken_names(root)
+        if foreign:
+            names = ", ".join(sorted(foreign))
+            raise UserError(
+                f"{root} already holds {names}, not made by imgsearch, where the index must write: "
+                "move it away or choose another place with --out"
+            )
+        _write_mark(root / STORE_MARK)
+
+    def owned_subdir(self, name: str) -> Path:
+        """``root/name`` as a directory the store made (made now if missing); refused if it is not ours."""
+        self.claim()
+        path = self.root / name
+        if not os.path.lexists(path):
+            return make_owned_dir(path)
+        if not is_owned(path):
+            raise UserError(
+                f"{path} was not made by imgsearch and the index must write there: "
+                "move it away or choose another place with --out"
+            )
+        return path
 
     def current_dir(self) -> Path | None:
         """The live generation directory; a pointer that leaves the store is damage."""
@@ -414,14 +470,14 @@ class Store:
         return gen
 
     def new_generation_dir(self) -> Path:
+        # above every gen-NNNNNN here, ours or not, so the new name is free
         existing = [int(p.name[4:]) for p in self.root.glob("gen-*") if _GENERATION.match(p.name)]
-        path = self.root / f"gen-{max(existing, default=0) + 1:06d}"
-        path.mkdir(parents=True)
-        return path
+        return make_owned_dir(self.root / generation_name(max(existing, default=0) + 1))
 
     @contextlib.contextmanager
     def building(self) -> Iterator[GenerationWriter]:
         """A writer for a new generation: published when the block ends, removed if it fails."""
+        self.claim()
         writer = GenerationWriter(self.new_generation_dir())
         try:
             yield writer
@@ -439,21 +495,26 @@ class Store:
             previous = None
         atomic_write_text(self.root / CURRENT, gen_dir.name + "\n")
         keep = {gen_dir.name, previous.name if previous else ""}
-        for old in self.root.glob("gen-*"):
-            if old.name not in keep:
+        for old in self.root.iterdir():
+            ours = _GENERATION.match(old.name) or _TEMP.match(old.name)  # a user's gen-2019/ stays
+            if ours and old.name not in keep and is_owned(old):
                 shutil.rmtree(old, ignore_errors=True)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """One writer at a time; a second one fails at once with a clear message."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "lock", "a+") as f:
+        self.claim()
+        with open(self.root / LOCK, "a+") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 f.seek(0)
                 holder = f.read().strip() or "another process"
                 raise UserError(f"{self.root} is being written by {holder}; wait for it to finish") from None
+            f.seek(0)
+            if not _LOCK_TEXT.match(f.read().strip()):  # put there since the claim: not ours to empty
+                fcntl.flock(f, fcntl.LOCK_UN)
+                raise UserError(f"{f.name} was not made by imgsearch: move it away or choose another --out")
             f.seek(0)
             f.truncate()
             f.write(f"imgsearch (pid {os.getpid()})")
@@ -463,6 +524,100 @@ class Store:
             finally:
                 f.truncate(0)
                 fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def generation_name(number: int) -> str:
+    return f"gen-{number:06d}"
+
+
+def _has_mark(path: Path) -> bool:
+    """A marker file of ours: a plain file holding exactly what ``_write_mark`` writes."""
+    try:
+        return path.is_file() and not path.is_symlink() and path.read_text(encoding="utf-8") == _MARK_TEXT
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _write_mark(path: Path) -> None:
+    atomic_write_text(path, _MARK_TEXT)
+
+
+def is_owned(path: Path) -> bool:
+    """A directory the store made (not a link to one): it and everything in it are the store's."""
+    return path.is_dir() and not path.is_symlink() and _has_mark(path / OWNED_MARK)
+
+
+def make_owned_dir(path: Path) -> Path:
+    """Create ``path`` already holding its marker (built beside it, then renamed), so no kill ever
+    leaves a directory of ours that cannot prove it; an existing ``path`` is never replaced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        _write_mark(tmp / OWNED_MARK)
+        if os.path.lexists(path):  # rename() would silently replace an empty directory
+            raise UserError(f"{path} already exists and was not made by imgsearch: move it away")
+        os.rename(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _taken_names(root: Path) -> list[str]:
+    """The store's root names that something else already holds (a folder the store has not claimed)."""
+    return [name for name in ROOT_NAMES if os.path.lexists(root / name)]
+
+
+def _is_legacy_store(root: Path) -> bool:
+    """A store written before the markers existed. Only imgsearch writes a CURRENT that names a
+    gen-NNNNNN directory whose manifest.json says format "imgsearch-store": a user's folder does not
+    hold that by chance, so that CURRENT, the generations with our manifest, and the working names
+    that still look as we leave them (``_adopt_legacy``) were made by an earlier imgsearch."""
+    try:
+        name = (root / CURRENT).read_text(encoding="utf-8").strip()
+        manifest = json.loads((root / name / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(_GENERATION.match(name)) and isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def _adopt_legacy(root: Path) -> list[str]:
+    """Mark what an earlier version made in ``root``; return the store's names that hold something
+    else (an earlier version may have shared the folder with the user's files, ``--out pics``)."""
+    foreign = [name for name in (STORE_MARK, OWNED_MARK) if os.path.lexists(root / name)]
+    try:
+        lock_text = (root / LOCK).read_text(encoding="utf-8").strip() if os.path.lexists(root / LOCK) else ""
+    except (OSError, UnicodeDecodeError):
+        lock_text = "?"
+    if not _LOCK_TEXT.match(lock_text):
+        foreign.append(LOCK)
+    for name, pattern in ((PARTIAL, _CHUNK), (SHARDS, _SHARD)):
+        path = root / name
+        if os.path.lexists(path) and not _only(path, pattern):
+            foreign.append(name)
+    if foreign:
+        return foreign
+    for gen in root.glob("gen-*"):
+        if _GENERATION.match(gen.name) and _our_manifest(gen):
+            _write_mark(gen / OWNED_MARK)
+    for name in (PARTIAL, SHARDS):
+        if (root / name).is_dir():
+            _write_mark(root / name / OWNED_MARK)
+    return []
+
+
+def _only(path: Path, pattern: re.Pattern) -> bool:
+    """A real directory holding only entries named as the store names them (and temp leftovers)."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    return all(pattern.match(p.name) or _TEMP.match(p.name) for p in path.iterdir())
+
+
+def _our_manifest(gen_dir: Path) -> bool:
+    try:
+        manifest = json.loads((gen_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return not gen_dir.is_symlink() and isinstance(manifest, dict) and manifest.get("format") == FORMAT
 
 
 class GenerationWriter:
@@ -687,10 +842,14 @@ def _read_vectors(gen_dir: Path, info: dict, rows: int, mmap: bool) -> np.ndarra
 def save_chunk(
     store: Store, n: int, encoder_ids: dict, items: list[Item], vectors: dict[str, np.ndarray]
 ) -> None:
-    store.partial_dir.mkdir(parents=True, exist_ok=True)
+    store.owned_subdir(PARTIAL)
     header = json.dumps({"encoders": encoder_ids, "items": [i.to_json() for i in items]})
-    with atomic_path(store.partial_dir / f"chunk-{n:06d}.npz") as tmp, open(tmp, "wb") as f:
+    with atomic_path(store.partial_dir / chunk_name(n)) as tmp, open(tmp, "wb") as f:
         np.savez(f, header=np.frombuffer(header.encode("ascii"), np.uint8), **vectors)
+
+
+def chunk_name(n: int) -> str:
+    return f"chunk-{n:06d}.npz"
 
 
 def load_chunks(store: Store, encoder_ids: dict) -> tuple[list[Item], dict[str, list[np.ndarray]]]:
@@ -716,7 +875,8 @@ def load_chunks(store: Store, encoder_ids: dict) -> tuple[list[Item], dict[str, 
 
 
 def clear_chunks(store: Store) -> None:
-    shutil.rmtree(store.partial_dir, ignore_errors=True)
+    if is_owned(store.partial_dir):  # a partial/ we did not make is never emptied
+        shutil.rmtree(store.partial_dir, ignore_errors=True)
 
 
 def next_chunk_number(store: Store) -> int:
@@ -728,7 +888,6 @@ def next_chunk_number(store: Store) -> int:
 
 # Shards: stores written in parallel by `embed --engine beam`, merged into one generation.
 
-SHARDS = "shards"
 SHARD_META = "shard.json"
 
 
@@ -747,7 +906,9 @@ def write_shard(
     skipped: list[tuple[str, str]],
 ) -> None:
     """One shard as a store of its own plus ``shard.json`` (what it was made from), all appearing at once:
-    a shard directory that exists is complete, one cut short by a kill is never seen."""
+    a shard directory that exists is complete, one cut short by a kill is never seen. It replaces
+    only a shard of ours: the shards directory must be one the store made."""
+    Store(target.parent.parent).owned_subdir(SHARDS)
     with atomic_dir(target) as tmp:
         write_generation(Store(tmp), encoders, items, vectors, text_source=text_source, skipped=skipped)
         meta = {"key": key, "inputs": digest, "count": len(items)}
@@ -767,10 +928,12 @@ def complete_shard(target: Path, key: dict, digest: str | None = None) -> int | 
     return meta.get("count") if isinstance(meta.get("count"), int) else None
 
 
-def drop_other_shards(root: Path, count: int) -> None:
-    """Shards of a run with another shard count cover other files: they are never merged."""
-    for path in (Path(root) / SHARDS).glob("shard-*-of-*"):
-        if not path.name.endswith(f"-of-{count:05d}"):
+def prepare_shards(root: Path, count: int) -> None:
+    """The shards directory, made (or checked to be ours) before any worker writes to it, without
+    the shards of a run with another shard count: they cover other files and are never merged."""
+    shards = Store(root).owned_subdir(SHARDS)
+    for path in shards.glob("shard-*-of-*"):
+        if _SHARD.match(path.name) and not path.name.endswith(f"-of-{count:05d}"):
             shutil.rmtree(path, ignore_errors=True)
 
 

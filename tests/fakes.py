@@ -76,3 +76,15 @@ def write_image(path: Path, seed: int, size: tuple[int, int] = (24, 20)) -> None
     blocks = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
     img = Image.fromarray(blocks).resize(size, Image.Resampling.NEAREST)
     img.save(path, format="PNG")
+
+
+def use_tiny_models(monkeypatch) -> None:
+    """The command line (``conftest.run_cli``) with these encoders in place of the models it would
+    load to embed (queries load theirs through ``encoders.open_for_index``)."""
+    from imgsearch import embed
+
+    def open_encoder(role, *args, **kwargs):
+        return TinyImageEncoder() if role == "image" else TinyTextEncoder()
+
+    monkeypatch.setattr(embed, "open_encoder", open_encoder)
+    monkeypatch.setattr(embed, "cheap_id", lambda *args, **kwargs: None)  # ids come from the encoders

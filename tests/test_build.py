@@ -9,7 +9,7 @@ from imgsearch import index as ann
 from imgsearch.build import index_folder
 from imgsearch.embed import EmbedOptions
 from imgsearch.search import build_query
-from imgsearch.store import Store
+from imgsearch.store import SHARDS, Store
 
 
 @pytest.fixture
@@ -62,7 +62,8 @@ def test_index_shards_answer_like_one_index_and_follow_the_shard_count(folder):
 
 
 def test_a_beam_store_gets_one_index_part_per_beam_shard(folder):
-    shards = folder / ".imgsearch" / "shards"  # as `embed --engine beam --shards 4` leaves them
+    # as `embed --engine beam --shards 4` leaves them
+    shards = Store(folder / ".imgsearch").owned_subdir(SHARDS)
     for j in range(4):
         (shards / f"shard-{j:05d}-of-00004").mkdir(parents=True)
     report = index(folder)
