@@ -92,7 +92,7 @@ def embed_job(
     sources, missing = expand_sources(inputs, stdin)
     if not sources:
         raise UserError(f"{missing[0][0]}: {missing[0][1]}" if missing else "nothing to embed")
-    options, catalog = load_catalog(options, previous)  # the live catalog, even under --rebuild
+    options, catalog = load_catalog(options, previous, target)  # the live catalog, even under --rebuild
     previous = None if options.rebuild else previous
     if previous is not None:
         store.check_encoders(previous.manifest, encoders.expected_ids(), target.root)

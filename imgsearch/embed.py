@@ -200,7 +200,7 @@ def embed_job(
     named = [(path, reason) for path, reason in skipped if path in inputs]
     if not entries and named:
         raise UserError(f"{named[0][0]}: {named[0][1]}")
-    options, meta = load_catalog(options, previous)  # the live catalog, even under --rebuild
+    options, meta = load_catalog(options, previous, target)  # the live catalog, even under --rebuild
     previous = None if options.rebuild else previous
     texts = {e.path: meta.text(e.path, options.text_columns) if meta else None for e in entries}
     if previous is not None:
@@ -215,26 +215,27 @@ def embed_job(
     return result
 
 
-def sticky_metadata(options: EmbedOptions, previous: store.Generation | None) -> EmbedOptions:
+def sticky_metadata(options: EmbedOptions, manifest: dict | None) -> EmbedOptions:
     """Re-indexing without --meta keeps the catalog the index was built with, so a plain
     `imgsearch index DIR` never drops the titles; --no-meta is the one way to drop them."""
     if options.no_meta:
         return replace(options, meta=None, text_columns=[])
-    if options.meta is not None or previous is None:
+    if options.meta is not None or manifest is None:
         return options
-    source = previous.manifest.get("text_source") or {}
-    if source.get("meta"):
+    source = manifest.get("text_source") or {}
+    if isinstance(source, dict) and source.get("meta"):
         return replace(options, meta=Path(source["meta"]), text_columns=list(source.get("columns") or []))
     return options
 
 
 def load_catalog(
-    options: EmbedOptions, previous: store.Generation | None
+    options: EmbedOptions, previous: store.Generation | None, target: Store
 ) -> tuple[EmbedOptions, Metadata | None]:
     """The options with the sticky catalog filled in, and that catalog read. A kept catalog that
     is missing or unreadable is an error, never a quiet switch to no titles: that switch was
-    published, and the next run saw nothing to restore once the file was back."""
-    kept = sticky_metadata(options, previous)
+    published, and the next run saw nothing to restore once the file was back. A damaged live
+    index (``previous`` None) still keeps the catalog its manifest names, if that much reads."""
+    kept = sticky_metadata(options, previous.manifest if previous else target.last_manifest())
     if kept.meta is None:
         return kept, None
     try:

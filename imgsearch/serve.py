@@ -21,7 +21,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import os
 import socket
 import sys
 import threading
@@ -46,7 +45,7 @@ from imgsearch.images import ImageError
 from imgsearch.render import hit_json
 from imgsearch.roots import Roots
 from imgsearch.search import QueryEncoder, Searcher
-from imgsearch.store import CURRENT, DamagedStore, Item, Store
+from imgsearch.store import Item, Store
 from imgsearch.thumbs import Thumbnails, thumb_key
 from imgsearch.thumbs import make as make_thumbnail
 
@@ -121,7 +120,6 @@ class LiveIndex:
         old = self._snap
         try:
             gen = self.store.require()
-            _check_inside(self.store, gen.dir)
         except (UserError, OSError):
             if old is None:
                 raise
@@ -133,12 +131,6 @@ class LiveIndex:
         roots = Roots.of(gen)
         searcher.file_exists = roots.exists  # a result outside the roots is left out, as a deleted file is
         return Snapshot(gen.dir.name, searcher, {i.id: i for i in gen.items}, roots)
-
-
-def _check_inside(store: Store, gen_dir: Path) -> None:
-    """Refuse a generation folder that is a link out of the store (its manifest would choose the roots)."""
-    if Path(os.path.realpath(gen_dir)).parent != Path(os.path.realpath(store.root)):
-        raise DamagedStore(f"{store.root}: {CURRENT} names a generation outside the store")
 
 
 def is_loopback(host: str) -> bool:

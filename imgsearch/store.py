@@ -450,12 +450,27 @@ class Store:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             raise DamagedStore(f"{self.root}: unreadable {CURRENT} ({exc})") from None
-        if not _GENERATION.match(name) or not (self.root / name).is_dir():
+        # a generation that is a link could point anywhere, and its manifest would choose the roots
+        # that serve and the sheets read from
+        gen_dir = self.root / name
+        if not _GENERATION.match(name) or gen_dir.is_symlink() or not gen_dir.is_dir():
             raise DamagedStore(
                 f"{self.root}: {CURRENT} does not name a generation of this store; "
                 "run `imgsearch index` on its folder to repair it"
             )
         return self.root / name
+
+    def last_manifest(self) -> dict | None:
+        """The live generation's manifest as far as it reads, even when the rest is damaged: what a
+        repairing run keeps of the user's choices (the sticky catalog)."""
+        try:
+            gen_dir = self.current_dir()
+            if gen_dir is None:
+                return None
+            manifest = json.loads((gen_dir / "manifest.json").read_text(encoding="utf-8"))
+        except (UserError, OSError, ValueError):
+            return None
+        return manifest if isinstance(manifest, dict) else None
 
     def load(self, *, mmap: bool = True) -> Generation | None:
         gen_dir = self.current_dir()

@@ -125,6 +125,39 @@ def test_missing_sticky_catalog_stops_and_no_meta_drops_it(tmp_path, tiny, capsy
     assert code == 0, err
 
 
+def test_repairing_a_damaged_index_keeps_its_sticky_catalog(tmp_path, tiny, capsys, monkeypatch):
+    # the live generation does not load (its items file is cut), but its manifest still names
+    # the catalog: the repairing run must keep the titles, not publish an index without them
+    folder = photo_folder(tmp_path)
+    catalog = tmp_path / "products.csv"
+    catalog.write_text("filename,title\nimg0.png,red bag\nimg1.png,blue shoe\n")
+    code, err = cli(
+        ["index", folder, "--meta", catalog, "--text-columns", "title", "-q"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    titled = texts(folder)
+    gen_dir = Store(folder / ".imgsearch").current_dir()
+    items = gen_dir / "items.jsonl"
+    items.write_bytes(items.read_bytes()[:10])
+    code, err = cli(["index", folder, "-q"], capsys, monkeypatch)
+    assert code == 0, err
+    assert texts(folder) == titled
+
+
+def test_a_generation_that_is_a_link_out_of_the_store_is_refused(tmp_path, tiny, capsys, monkeypatch):
+    folder = photo_folder(tmp_path)
+    code, err = cli(["index", folder, "-q"], capsys, monkeypatch)
+    assert code == 0, err
+    st = Store(folder / ".imgsearch")
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(st.current_dir(), outside)
+    (st.root / "gen-000099").symlink_to(outside, target_is_directory=True)
+    (st.root / "CURRENT").write_text("gen-000099\n")
+    code, err = cli(["query", "--text", "bag", "--index", st.root], capsys, monkeypatch)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "CURRENT does not name a generation of this store" in err
+
+
 def test_a_sticky_catalog_gone_bad_names_the_line_and_no_meta(tmp_path, tiny, capsys, monkeypatch):
     folder = photo_folder(tmp_path)
     catalog = tmp_path / "products.csv"
