@@ -25,9 +25,9 @@ head (``imgsearch train``) drops in as one more space.
 from __future__ import annotations
 
 import math
-import os
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from imgsearch import colors, fusion, hubness, spaces, wordnet
+from imgsearch import colors, fresh, fusion, hubness, spaces, wordnet
 from imgsearch import index as ann
 from imgsearch.encoders.base import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
@@ -244,7 +244,7 @@ class Searcher:
     ) -> None:
         self.gen = gen
         self.check_files = check_files
-        self.left_out = 0
+        self.left_out: Counter[str] = Counter()  # results left out by the last search, by reason
         self.encoder = encoder or QueryEncoder(gen.manifest)
         self.heads = gen.heads() if heads is None else heads
         self._classes: tuple[np.ndarray, np.ndarray] | None = None
@@ -383,13 +383,15 @@ class Searcher:
         ``within``: search only these rows (an evaluation gallery), exactly; ``vectors``: the
         query's vectors when already encoded (``query_vectors``).
 
-        Items whose file was deleted since the last index are left out (one stat per hit);
-        ``self.left_out`` counts them for the caller to mention.
+        Items whose file is gone or changed since the last index are left out (one stat per
+        hit, ``fresh.stale``): a pipeline acting on the paths must not get a replaced file as
+        the match its old contents were. ``self.left_out`` counts them by reason for the caller
+        to mention.
         """
         vectors = self.query_vectors(q) if vectors is None else vectors
         weights = {s: q.weights.get(s, self.default_weight(s, vectors)) for s in vectors}
         active = {s: v for s, v in vectors.items() if weights[s] != 0}
-        self.left_out = 0
+        self.left_out = Counter()
         if not active:
             return []
         # an image query's candidates are the photo's neighbours even where a fitted weight of 0
@@ -414,8 +416,9 @@ class Searcher:
         hits: list[Hit] = []
         for i in np.argsort(-fused, kind="stable"):
             item = self.gen.items[candidates[i]]
-            if self.check_files and not os.path.exists(item.path):
-                self.left_out += 1
+            why = fresh.stale(item) if self.check_files else None
+            if why is not None:
+                self.left_out[why] += 1
                 continue
             scores = {s: float(raw[s][i]) for s in active}
             hits.append(
