@@ -344,7 +344,8 @@ def index(
 @app.command()
 def query(
     images: Annotated[
-        list[str] | None, typer.Argument(help="Query images (paths), or - for image bytes on stdin.")
+        list[str] | None,
+        typer.Argument(help="Query images (paths), or - for image bytes on stdin (at most 256 MB)."),
     ] = None,
     text: Annotated[
         list[str] | None,
@@ -360,7 +361,7 @@ def query(
         str | None,
         typer.Option(
             "--weight",
-            help="Space weights, e.g. image=0.3,text=0.7,colour=1; spaces: "
+            help="Space weights from -1000 to 1000, e.g. image=0.3,text=0.7,colour=1; spaces: "
             + _space_names()
             + " (defaults depend on the query and what the index holds; see README).",
         ),

@@ -114,3 +114,22 @@ def load_rgb_array(source: str | Path | bytes, size: int) -> np.ndarray:
 
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+# The most bytes read from a stream as one image (`imgsearch query -`): an uncompressed 8-bit RGB
+# image at Pillow's pixel limit, which `open_image` enforces (a larger image is refused there as
+# a decompression bomb), is Image.MAX_IMAGE_PIXELS × 3 bytes = 256 MiB; compressed formats are
+# far smaller. Without a cap, `query - < /dev/zero` read until memory ran out.
+MAX_STREAM_BYTES = Image.MAX_IMAGE_PIXELS * 3 + 1  # 256 MiB: 89,478,485 pixels × 3 + 1
+_CHUNK = 1 << 20
+
+
+def read_stream(stream, limit: int = MAX_STREAM_BYTES) -> bytes:
+    """All of a binary ``stream``, read in bounded chunks; ImageError past ``limit`` bytes."""
+    chunks, size = [], 0
+    while chunk := stream.read(min(_CHUNK, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise ImageError(f"more than {limit // 2**20} MB, the most an image within the pixel limit takes")
+    return b"".join(chunks)

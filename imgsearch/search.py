@@ -39,7 +39,7 @@ from imgsearch import colors, fresh, fusion, hubness, spaces, wordnet
 from imgsearch import index as ann
 from imgsearch.encoders.base import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
-from imgsearch.images import ImageError, load_rgb_array
+from imgsearch.images import ImageError, load_rgb_array, read_stream
 from imgsearch.lexical import match_expression
 from imgsearch.store import DamagedStore, Generation, Item
 
@@ -111,8 +111,16 @@ def check_weights(weights: object) -> dict[str, float]:
             raise UserError(f"--weight: unknown space {name!r}; use {spaces.help_text()}")
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise UserError(f"--weight: {name} must be a finite number, not {value!r}")
+        if abs(value) > MAX_WEIGHT:
+            raise UserError(f"--weight: {name}={value:g} is out of range (-{MAX_WEIGHT} to {MAX_WEIGHT})")
         checked[name] = float(value)
     return checked
+
+
+# Weights are relative: spaces are standardised per query, so at 1000 to 1 the smaller weight
+# has no say already. Far larger ones (1e40) overflowed the float32 scores to inf, and the
+# search then blamed the index for scores that are not finite numbers.
+MAX_WEIGHT = 1000
 
 
 def _photo_counts(q: Query, vectors: dict) -> bool:
@@ -154,6 +162,8 @@ def _weighted(value: str, what: str) -> tuple[str, float]:
         raise UserError(f"empty {what}: give some words (or leave the option out)")
     if not math.isfinite(weight):
         raise UserError(f"{what} weight must be a finite number")
+    if abs(weight) > MAX_WEIGHT:
+        raise UserError(f"{what} weight {weight:g} is out of range (-{MAX_WEIGHT} to {MAX_WEIGHT})")
     return text, weight
 
 
@@ -207,7 +217,7 @@ class QueryEncoder:
         try:
             if source == "-":
                 if self._stdin is None:
-                    self._stdin = sys.stdin.buffer.read()
+                    self._stdin = read_stream(sys.stdin.buffer)
                 return load_rgb_array(self._stdin, encoder.image_size)
             if source.startswith("data:"):  # image bytes inline (batch lines, `imgsearch serve` uploads)
                 return load_rgb_array(data_url_bytes(source), encoder.image_size)
