@@ -107,6 +107,7 @@ def test_missing_minilm_weights_say_how_to_install_them_here(tmp_path, capsys, m
     import sys
 
     from conftest import product_shot, run_cli
+
     from imgsearch.encoders import bert
 
     monkeypatch.setattr(bert, "MINILM_PACKAGE", "imgsearch_no_such_weights_package")
