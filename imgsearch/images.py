@@ -13,6 +13,7 @@ import os
 import stat
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -118,13 +119,13 @@ def is_image_path(path: Path) -> bool:
 
 # The most bytes read from a stream as one image (`imgsearch query -`): an uncompressed 8-bit RGB
 # image at Pillow's pixel limit, which `open_image` enforces (a larger image is refused there as
-# a decompression bomb), is Image.MAX_IMAGE_PIXELS × 3 bytes = 256 MiB; compressed formats are
-# far smaller. Without a cap, `query - < /dev/zero` read until memory ran out.
-MAX_STREAM_BYTES = Image.MAX_IMAGE_PIXELS * 3 + 1  # 256 MiB: 89,478,485 pixels × 3 + 1
-_CHUNK = 1 << 20
+# a decompression bomb), takes Image.MAX_IMAGE_PIXELS × 3 bytes, just under 256 MiB; compressed
+# formats take far less. Without a cap, `query - < /dev/zero` read until memory ran out.
+MAX_STREAM_BYTES = 256 * 2**20
+_CHUNK = 2**20
 
 
-def read_stream(stream, limit: int = MAX_STREAM_BYTES) -> bytes:
+def read_stream(stream: BinaryIO, limit: int = MAX_STREAM_BYTES) -> bytes:
     """All of a binary ``stream``, read in bounded chunks; ImageError past ``limit`` bytes."""
     chunks, size = [], 0
     while chunk := stream.read(min(_CHUNK, limit + 1 - size)):
