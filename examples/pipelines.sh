@@ -16,8 +16,12 @@ imgsearch query photo.jpg -k 20 -0 | xargs -0 cp -t picks/
 # More like these two results, less like that one (ids or paths as --format json prints them).
 imgsearch query --like ./catalog/a.jpg --like ./catalog/b.jpg --unlike ./catalog/c.jpg -k 10
 
-# Duplicates: every copy but the largest file of each group, ready to review or delete.
+# Duplicates: every copy but the largest file of each group, to review.
 imgsearch dups ./catalog --format json | jq -r '.paths[1:][]'
+
+# Delete those copies, safe for any file name; a file changed since `index` is never listed.
+# (Commented out: this script is meant to be read and copied from, not to delete your files.)
+# imgsearch dups ./catalog --copies -0 | xargs -0 -r rm --
 
 # A contact sheet of the results, to look at rather than read.
 imgsearch query --text "red handbag" -k 15 --sheet red-handbags.png --format paths > /dev/null

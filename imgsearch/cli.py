@@ -385,7 +385,8 @@ def index(
 @app.command()
 def query(
     images: Annotated[
-        list[str] | None, typer.Argument(help="Query images (paths), or - for image bytes on stdin.")
+        list[str] | None,
+        typer.Argument(help="Query images (paths), or - for image bytes on stdin (at most 256 MB)."),
     ] = None,
     text: Annotated[
         list[str] | None,
@@ -401,7 +402,7 @@ def query(
         str | None,
         typer.Option(
             "--weight",
-            help="Space weights, e.g. image=0.3,text=0.7,colour=1; spaces: "
+            help="Space weights from -1000 to 1000, e.g. image=0.3,text=0.7,colour=1; spaces: "
             + _space_names()
             + " (defaults depend on the query and what the index holds; see README).",
         ),
@@ -507,7 +508,10 @@ def query(
     hits = _search_timed(searcher, q, clock) if timings else searcher.search(q)
     clock.lap("search")
     if searcher.left_out:
-        _notes([f"left out {searcher.left_out} result(s) whose files are gone; run `imgsearch index`"])
+        from imgsearch.fresh import describe
+
+        total, why = sum(searcher.left_out.values()), describe(searcher.left_out)
+        _notes([f"left out {total} result(s) changed since the index ({why}); run `imgsearch index`"])
     if sheet is not None and hits:
         from imgsearch.preview import write_sheet
         from imgsearch.roots import Roots
@@ -829,6 +833,14 @@ def dups(
             "--print0", "-0", help="With paths: each path ends in NUL and each group in one more NUL."
         ),
     ] = False,
+    copies: Annotated[
+        bool,
+        typer.Option(
+            "--copies",
+            help="Paths of the copies only: every member but the first of each group, one per line "
+            "(with -0: NUL-ended), to delete: `imgsearch dups DIR --copies -0 | xargs -0 -r rm --`.",
+        ),
+    ] = False,
     sheet: Annotated[
         Path | None, typer.Option("--sheet", help="Also draw the groups as rows of thumbnails (PNG).")
     ] = None,
@@ -837,16 +849,20 @@ def dups(
 
     Vector neighbours propose pairs; a score from the image cosine, lined-up thumbnails, pHash
     and colour decides (see README). Groups are connected components, the largest file first.
+    Right before output each file is checked against the index (size, mtime): files gone or
+    changed since are left out, with a note; so is a group whose first file is.
     Exit status: 0 with groups, 1 with none, 2 on error.
     """
     from imgsearch import dups as dp
     from imgsearch.store import find_store
 
-    fmt = fmt or ("table" if sys.stdout.isatty() and not print0 else "paths")
+    fmt = fmt or ("table" if sys.stdout.isatty() and not (print0 or copies) else "paths")
     if fmt not in ("table", "paths", "json"):
         raise _fail("--format must be one of table, paths, json")
     if print0 and fmt != "paths":
         raise _fail("--print0 goes with --format paths")
+    if copies and fmt != "paths":
+        raise _fail("--copies goes with --format paths")
     if target is not None and index_path is not None:
         raise _fail("give DIR or --index, not both")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -861,8 +877,13 @@ def dups(
     )
     from imgsearch.render import render_groups
 
+    groups, left_out = dp.fresh_groups(gen, groups)  # last, so a pipeline acts on files as they are
+    if left_out:
+        _notes([left_out.note()])
     with _pipe_guard():
-        render_groups(gen, groups, fmt, sys.stdout, nul=print0)
+        quoted = render_groups(gen, groups, fmt, sys.stdout, nul=print0, copies=copies)
+    if quoted:
+        _notes([f"{quoted} path(s) with a tab or line break were written as JSON strings; use -0"])
     if sheet is not None and groups:
         _dups_sheet(gen, groups, sheet)
     raise typer.Exit(0 if groups else 1)

@@ -30,6 +30,7 @@ import functools
 import hashlib
 import itertools
 import os
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from imgsearch import fresh
 from imgsearch.images import open_image, read_file, resize_center_crop
 from imgsearch.store import DamagedStore, Generation, Item
 
@@ -559,6 +561,64 @@ def find_groups(
         members.setdefault(_find(parent, row), []).append(row)
     groups = _ordered(gen, [rows for rows in members.values() if len(rows) > 1], known)
     return sorted(groups, key=lambda g: (-len(g.rows), gen.items[g.rows[0]].path))
+
+
+SAME_FILE = "same file as the first"  # a hard link to it, or the first is a symbolic link to it
+
+
+@dataclass
+class LeftOut:
+    """What ``fresh_groups`` left out: members by reason, and groups dropped whole."""
+
+    files: Counter[str]
+    groups: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.groups or sum(self.files.values()))
+
+    def note(self) -> str:
+        parts = [f"{sum(self.files.values())} file(s) ({fresh.describe(self.files)})"] if self.files else []
+        if self.groups:
+            parts.append(f"{self.groups} group(s) (first file gone or changed, or one file left)")
+        return f"left out {' and '.join(parts)} since the index; run `imgsearch index` for fresh groups"
+
+
+def fresh_groups(gen: Generation, groups: list[Group]) -> tuple[list[Group], LeftOut]:
+    """``groups`` as the files stand now, checked right before output: a member whose file is
+    gone or changed since the index (``fresh.check``) is left out, and so is a member that is
+    the same file as the first (deleting it would delete the file kept). A group left with one
+    member is dropped.
+
+    A group whose *first* file is gone or changed is dropped whole rather than given a new
+    first file. The first file is the one a delete pipeline keeps (``dups --copies -0 | xargs
+    -0 rm``), and the others were grouped and scored against it: once it is gone, nothing the
+    index knows says the rest still belong together (a crop and a recoloured copy, each close to
+    the deleted original, need not be copies of each other), and a new first file would be one
+    the user never saw listed as kept. Dropping the group deletes nothing; ``imgsearch index``
+    then groups what is there now.
+    """
+    kept: list[Group] = []
+    left_out = LeftOut(Counter())
+    for group in groups:
+        checks = [fresh.check(gen.items[r]) for r in group.rows]
+        first = checks[0]
+        if isinstance(first, str):
+            left_out.groups += 1
+            left_out.files.update(c for c in checks if isinstance(c, str))
+            continue
+        members = [0]
+        for pos, found in enumerate(checks[1:], 1):
+            if isinstance(found, str):
+                left_out.files[found] += 1
+            elif os.path.samestat(found, first):
+                left_out.files[SAME_FILE] += 1
+            else:
+                members.append(pos)
+        if len(members) < 2:
+            left_out.groups += 1
+            continue
+        kept.append(Group([group.rows[p] for p in members], [group.similarity[p] for p in members]))
+    return kept, left_out
 
 
 # Pairs scoring below this are dropped before linking: they could only lower a cross mean, and

@@ -13,6 +13,7 @@ import os
 import stat
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -158,3 +159,22 @@ def load_rgb_array(source: str | Path | bytes, size: int) -> np.ndarray:
 
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+# The most bytes read from a stream as one image (`imgsearch query -`): an uncompressed 8-bit RGB
+# image at Pillow's pixel limit, which `open_image` enforces (a larger image is refused there as
+# a decompression bomb), takes Image.MAX_IMAGE_PIXELS × 3 bytes, just under 256 MiB; compressed
+# formats take far less. Without a cap, `query - < /dev/zero` read until memory ran out.
+MAX_STREAM_BYTES = 256 * 2**20
+_CHUNK = 2**20
+
+
+def read_stream(stream: BinaryIO, limit: int = MAX_STREAM_BYTES) -> bytes:
+    """All of a binary ``stream``, read in bounded chunks; ImageError past ``limit`` bytes."""
+    chunks, size = [], 0
+    while chunk := stream.read(min(_CHUNK, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise ImageError(f"more than {limit // 2**20} MB, the most an image within the pixel limit takes")
+    return b"".join(chunks)

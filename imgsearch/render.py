@@ -106,12 +106,15 @@ def render_hits(hits: list, fmt: str, out, *, nul: bool = False) -> int:
     return 0
 
 
-def render_groups(gen, groups: list, fmt: str, out, *, nul: bool = False) -> None:
+def render_groups(gen, groups: list, fmt: str, out, *, nul: bool = False, copies: bool = False) -> int:
     """Duplicate groups (``dups.Group``) to ``out``: JSON lines, paths (a group per line,
-    tab-separated; with ``nul`` each path NUL-ended and each group one more NUL), or a table."""
+    tab-separated; with ``nul`` each path NUL-ended and each group one more NUL), or a table.
+    ``copies``: only the paths after each group's first (what a delete pipeline removes), as
+    ``write_paths`` writes them. Returns how many names were written as JSON strings."""
     import json
-    import os
 
+    if copies:
+        return write_paths([gen.items[r].path for g in groups for r in g.rows[1:]], out, nul=nul)
     if fmt == "json":
         for n, g in enumerate(groups, start=1):
             paths = [gen.items[r].path for r in g.rows]
@@ -119,16 +122,37 @@ def render_groups(gen, groups: list, fmt: str, out, *, nul: bool = False) -> Non
             line = {"group": n, "paths": paths, "ids": ids, "similarity": g.similarity}
             out.write(json.dumps(line) + "\n")
     elif fmt == "paths":
-
-        def line(group) -> bytes:
-            paths = [os.fsencode(gen.items[r].path) for r in group.rows]
-            return b"".join(p + b"\0" for p in paths) + b"\0" if nul else b"\t".join(paths) + b"\n"
-
-        out.flush()
-        out.buffer.write(b"".join(line(g) for g in groups))
-        out.buffer.flush()
+        return _write_group_paths([[gen.items[r].path for r in g.rows] for g in groups], out, nul)
     else:
         print_groups(gen, groups, Console(file=out))
+    return 0
+
+
+def _write_group_paths(groups: list[list[str]], out, nul: bool) -> int:
+    """A group per line, tab-separated, byte-exact; with ``nul`` each path NUL-ended and each
+    group one more NUL. On a line, a name holding a tab or a line break would split it (and
+    `cut -f2-` would hand a piece of the name to the next command): it is written as a JSON
+    string instead. Returns how many were."""
+    import json
+    import os
+
+    quoted = 0
+
+    def field(path: str) -> bytes:
+        nonlocal quoted
+        if nul or not any(c in path for c in "\t\n\r"):
+            return os.fsencode(path)
+        quoted += 1
+        return json.dumps(path).encode("ascii")
+
+    if nul:
+        data = b"".join(b"".join(field(p) + b"\0" for p in paths) + b"\0" for paths in groups)
+    else:
+        data = b"".join(b"\t".join(field(p) for p in paths) + b"\n" for paths in groups)
+    out.flush()
+    out.buffer.write(data)
+    out.buffer.flush()
+    return quoted
 
 
 def print_groups(gen, groups: list, console: Console) -> None:

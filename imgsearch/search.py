@@ -25,9 +25,9 @@ head (``imgsearch train``) drops in as one more space.
 from __future__ import annotations
 
 import math
-import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from imgsearch import colors, fusion, hubness, spaces, wordnet
+from imgsearch import colors, fresh, fusion, hubness, spaces, wordnet
 from imgsearch import index as ann
 from imgsearch.encoders.base import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
-from imgsearch.images import ImageError, load_rgb_array
+from imgsearch.images import ImageError, load_rgb_array, read_stream
 from imgsearch.lexical import match_expression
 from imgsearch.store import DamagedStore, Generation, Item
 
@@ -112,8 +112,16 @@ def check_weights(weights: object) -> dict[str, float]:
             raise UserError(f"--weight: unknown space {name!r}; use {spaces.help_text()}")
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise UserError(f"--weight: {name} must be a finite number, not {value!r}")
+        if abs(value) > MAX_WEIGHT:
+            raise UserError(f"--weight: {name}={value:g} is out of range (-{MAX_WEIGHT} to {MAX_WEIGHT})")
         checked[name] = float(value)
     return checked
+
+
+# Weights are relative: spaces are standardised per query, so at 1000 to 1 the smaller weight
+# has no say already. Far larger ones (1e40) overflowed the float32 scores to inf, and the
+# search then blamed the index for scores that are not finite numbers.
+MAX_WEIGHT = 1000
 
 
 def _photo_counts(q: Query, vectors: dict) -> bool:
@@ -155,6 +163,8 @@ def _weighted(value: str, what: str) -> tuple[str, float]:
         raise UserError(f"empty {what}: give some words (or leave the option out)")
     if not math.isfinite(weight):
         raise UserError(f"{what} weight must be a finite number")
+    if abs(weight) > MAX_WEIGHT:
+        raise UserError(f"{what} weight {weight:g} is out of range (-{MAX_WEIGHT} to {MAX_WEIGHT})")
     return text, weight
 
 
@@ -208,7 +218,7 @@ class QueryEncoder:
         try:
             if source == "-":
                 if self._stdin is None:
-                    self._stdin = sys.stdin.buffer.read()
+                    self._stdin = read_stream(sys.stdin.buffer)
                 return load_rgb_array(self._stdin, encoder.image_size)
             if source.startswith("data:"):  # image bytes inline (batch lines, `imgsearch serve` uploads)
                 return load_rgb_array(data_url_bytes(source), encoder.image_size)
@@ -245,8 +255,9 @@ class Searcher:
     ) -> None:
         self.gen = gen
         self.check_files = check_files
-        self.file_exists: Callable[[str], bool] = os.path.exists  # serve: only under the indexed roots
-        self.left_out = 0
+        # serve narrows this to files under the indexed roots; the rest read as gone
+        self.file_exists: Callable[[str], bool] = _anywhere
+        self.left_out: Counter[str] = Counter()  # results left out by the last search, by reason
         self.encoder = encoder or QueryEncoder(gen.manifest)
         self.heads = gen.heads() if heads is None else heads
         self._classes: tuple[np.ndarray, np.ndarray] | None = None
@@ -373,6 +384,12 @@ class Searcher:
 
         return ItemRows(self.gen.items)
 
+    def _stale(self, item: Item) -> str | None:
+        """Why a hit must not be shown (gone, changed since the index, outside serve's roots)."""
+        if not self.file_exists(item.path):
+            return fresh.GONE
+        return fresh.stale(item)
+
     def search(
         self,
         q: Query,
@@ -385,13 +402,15 @@ class Searcher:
         ``within``: search only these rows (an evaluation gallery), exactly; ``vectors``: the
         query's vectors when already encoded (``query_vectors``).
 
-        Items whose file was deleted since the last index are left out (one stat per hit);
-        ``self.left_out`` counts them for the caller to mention.
+        Items whose file is gone or changed since the last index are left out (one stat per
+        hit, ``fresh.stale``): a pipeline acting on the paths must not get a replaced file as
+        the match its old contents were. ``self.left_out`` counts them by reason for the caller
+        to mention.
         """
         vectors = self.query_vectors(q) if vectors is None else vectors
         weights = {s: q.weights.get(s, self.default_weight(s, vectors)) for s in vectors}
         active = {s: v for s, v in vectors.items() if weights[s] != 0}
-        self.left_out = 0
+        self.left_out = Counter()
         if not active:
             return []
         # an image query's candidates are the photo's neighbours even where a fitted weight of 0
@@ -416,8 +435,9 @@ class Searcher:
         hits: list[Hit] = []
         for i in np.argsort(-fused, kind="stable"):
             item = self.gen.items[candidates[i]]
-            if self.check_files and not self.file_exists(item.path):
-                self.left_out += 1
+            why = self._stale(item) if self.check_files else None
+            if why is not None:
+                self.left_out[why] += 1
                 continue
             scores = {s: float(raw[s][i]) for s in active}
             hits.append(
@@ -625,6 +645,10 @@ class Searcher:
         if space == "text":  # an item without text is neutral, neither boosted nor buried
             z[~self._has_text[rows]] = 0.0
         return z.astype(np.float32)
+
+
+def _anywhere(_path: str) -> bool:
+    return True
 
 
 def _class_scores(vec: np.ndarray, ids: np.ndarray, vals: np.ndarray) -> np.ndarray:

@@ -446,8 +446,10 @@ def test_query_sheet_never_draws_a_file_outside_the_roots(world, tmp_path, capsy
     link = Path(tempfile.mkdtemp(dir=world.folder, prefix="links-"))
     try:
         (link / "x.png").symlink_to(world.secret)
-        items[0] = Item(items[0].id, str(world.secret), 1, 1.0)
-        items[1] = Item(items[1].id, str(link / "x.png"), 1, 1.0)
+        # the secret's own size and mtime, so the freshness check lets it through to the sheet
+        found = world.secret.stat()
+        items[0] = Item(items[0].id, str(world.secret), found.st_size, found.st_mtime)
+        items[1] = Item(items[1].id, str(link / "x.png"), found.st_size, found.st_mtime)
         write_items(gen.dir, items)
         out = tmp_path / "sheet.png"
         args = ["query", "--index", store_dir, "--like", items[2].id, "-k", IMAGES, "--sheet", out]
