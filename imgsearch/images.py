@@ -123,7 +123,8 @@ def open_image(source: str | Path | bytes, *, min_size: int | None = None) -> Im
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = _pillow_open(io.BytesIO(source if isinstance(source, bytes) else read_file(source)))
-            img.seek(0)  # first frame of GIF/WebP animations
+            if img.format != "HEIF":  # a HEIF file opens at its primary image, not always the first
+                img.seek(0)  # first frame of GIF/WebP animations
             if min_size and img.format == "JPEG":
                 img.draft("RGB", (min_size, min_size))
             img.load()

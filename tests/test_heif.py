@@ -84,6 +84,15 @@ def test_a_rotated_phone_photo_is_turned_upright_once(tmp_path, suffix):
     assert open_image(path).size == (64, 96)
 
 
+def test_a_heic_with_several_images_gives_its_primary_one(tmp_path):
+    """Bursts and edited photos hold several images; the one marked primary is the photo."""
+    heif = pillow_heif.from_pillow(Image.new("RGB", (64, 48), (255, 0, 0)))
+    heif.add_from_pillow(Image.new("RGB", (32, 48), (0, 0, 255)))
+    heif.save(tmp_path / "two.heic", quality=90, primary_index=1)
+    out = open_image(tmp_path / "two.heic")
+    assert out.size == (32, 48) and _near(out.getpixel((16, 24)), (0, 0, 255))
+
+
 def test_broken_files_are_refused_with_a_reason(tmp_path):
     junk = tmp_path / "junk.heic"
     junk.write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"not an image" * 20)
