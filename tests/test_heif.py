@@ -93,6 +93,17 @@ def test_a_heic_with_several_images_gives_its_primary_one(tmp_path):
     assert out.size == (32, 48) and _near(out.getpixel((16, 24)), (0, 0, 255))
 
 
+def test_a_small_decode_of_a_heic_uses_its_embedded_thumbnail(tmp_path):
+    """Phones store a ~320 px copy in each HEIC: enough for the model's 224 px, not for 256 px."""
+    img = picture(size=(1024, 768))
+    pillow_heif.from_pillow(img).save(tmp_path / "t.heic", quality=90, thumbnails=[320])
+    small = open_image(tmp_path / "t.heic", min_size=224)
+    assert small.size == (320, 240)
+    expected = np.asarray(img.resize((320, 240), Image.Resampling.BOX), np.int16)
+    assert np.abs(np.asarray(small, np.int16) - expected).mean() < 12
+    assert open_image(tmp_path / "t.heic", min_size=256).size == (1024, 768)
+
+
 def test_broken_files_are_refused_with_a_reason(tmp_path):
     junk = tmp_path / "junk.heic"
     junk.write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"not an image" * 20)
