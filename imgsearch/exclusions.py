@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imgsearch.errors import UserError
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
 
 IGNORE_FILE = ".imgsearchignore"
 
@@ -21,7 +25,7 @@ IGNORE_FILE = ".imgsearchignore"
 class Matcher:
     """Which files under one folder are excluded."""
 
-    def __init__(self, root: Path, spec, ignore_file: str | None) -> None:
+    def __init__(self, root: Path, spec: GitIgnoreSpec, ignore_file: str | None) -> None:
         self.root = root
         self._spec = spec
         self.ignore_file = ignore_file  # the .imgsearchignore read (absolute), if any
@@ -54,9 +58,10 @@ def matcher(root: Path, globs: list[str]) -> Matcher | None:
     return Matcher(root, compile_lines(lines, where), ignore_file)
 
 
-def compile_lines(lines: list[str], where: list[str]):
+def compile_lines(lines: list[str], where: list[str]) -> GitIgnoreSpec:
     """``lines`` as one gitignore spec. A line pathspec cannot read is a one-line error that says
-    where it came from (``where``, one per line): git would skip it quietly, and index too much."""
+    where it came from (``where``, one per line), not a rule dropped quietly: the files it was
+    meant to leave out would be indexed."""
     from pathspec import GitIgnoreSpec
 
     try:
