@@ -26,9 +26,18 @@ import numpy as np
 
 from imgsearch import colors, store
 from imgsearch.catalog import Metadata, expand_stdin
-from imgsearch.embed import EmbedOptions, EmbedReport, EmbedResult, Encoders, Progress, load_catalog
+from imgsearch.embed import (
+    EmbedOptions,
+    EmbedReport,
+    EmbedResult,
+    Encoders,
+    Progress,
+    load_catalog,
+    sticky_exclusions,
+)
 from imgsearch.encoders import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
+from imgsearch.exclusions import IGNORE_FILE
 from imgsearch.roots import covering_roots
 from imgsearch.sharding import Plan, Source
 from imgsearch.store import Item, Store
@@ -92,6 +101,7 @@ def embed_job(
     sources, missing = expand_sources(inputs, stdin)
     if not sources:
         raise UserError(f"{missing[0][0]}: {missing[0][1]}" if missing else "nothing to embed")
+    refuse_exclusions(options, previous, sources)
     options, catalog = load_catalog(options, previous, target)  # the live catalog, even under --rebuild
     previous = None if options.rebuild else previous
     if previous is not None:
@@ -111,6 +121,21 @@ def embed_job(
     result = _result(items, vectors, previous, plan, report)
     report.seconds = time.perf_counter() - started
     return result
+
+
+def refuse_exclusions(
+    options: EmbedOptions, previous: store.Generation | None, sources: list[Source]
+) -> None:
+    """The pipeline does not apply exclusions yet: stop rather than embed what they leave out (and
+    publish an index that has forgotten them)."""
+    if sticky_exclusions(options, previous):
+        raise UserError(
+            "--engine beam does not apply --exclude yet: use --engine local, or drop them with --no-exclude"
+        )
+    for source in sources:
+        ignore = os.path.join(source.root, IGNORE_FILE)
+        if source.kind == "dir" and "://" not in source.root and os.path.exists(ignore):
+            raise UserError(f"{ignore}: --engine beam does not apply it yet; use --engine local")
 
 
 def expand_sources(inputs: list[str], stdin=None) -> tuple[list[Source], list[tuple[str, str]]]:

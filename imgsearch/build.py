@@ -174,6 +174,7 @@ def _reindex_store(
             live.manifest["text_source"],
             list(live.manifest.get("roots") or []),
             changed=False,
+            exclude=live.manifest.get("exclude"),
         )
         return IndexReport(None, st.root, _publish(st, result, plan, live), True, notes)
 
@@ -354,6 +355,8 @@ def _publish(st: Store, result: EmbedResult, plan: _Plan, live: Generation | Non
     built = {}
     with st.building() as writer:
         writer.start(result.encoders, result.text_source, result.items, result.roots)
+        if result.exclude:  # kept for the next run (--exclude is sticky), absent when there are none
+            writer.manifest["exclude"] = result.exclude
         writer.add_lexical([item.text for item in result.items])
         writer.add_classes(*class_arrays(result.items))
         vectors = dict(result.vectors)

@@ -14,10 +14,11 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from imgsearch import exclusions
 from imgsearch.errors import UserError
 from imgsearch.images import is_image_path
 
@@ -116,28 +117,49 @@ def _kind(mode: int) -> str:
     return "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file"
 
 
-def scan(
-    inputs: Iterable[str], stdin: Iterable[str] | None = None
-) -> tuple[list[FileEntry], list[tuple[str, str]]]:
+@dataclass
+class Scan:
+    entries: list[FileEntry]  # by path
+    skipped: list[tuple[str, str]]  # (path, reason)
+    excluded: list[str] = field(default_factory=list)  # image files left out (``imgsearch.exclusions``)
+    ignore_files: list[str] = field(default_factory=list)  # the .imgsearchignore files that applied
+
+
+def scan(inputs: Iterable[str], stdin: Iterable[str] | None = None, exclude: Sequence[str] = ()) -> Scan:
     """Expand directories (recursive, hidden entries skipped), files and ``-`` (paths on stdin).
 
-    Returns (entries, skipped) where skipped holds (path, reason) for inputs that named
-    nothing usable and for image-named entries that are not regular files (FIFOs, sockets,
-    devices, broken links, link loops). Files named explicitly are kept whatever their
-    suffix (decoding decides); files found in directories must look like images.
+    ``skipped`` holds (path, reason) for inputs that named nothing usable and for image-named
+    entries that are not regular files (FIFOs, sockets, devices, broken links, link loops). Files
+    named explicitly are kept whatever their suffix (decoding decides); files found in directories
+    must look like images, and are left out when ``exclude`` (gitignore lines) or the folder's
+    ``.imgsearchignore`` matches their path relative to the folder.
     """
     entries: dict[str, FileEntry] = {}
-    skipped: list[tuple[str, str]] = []
+    found = Scan([], [])
     for raw in expand_stdin(inputs, stdin):
         path = Path(raw).expanduser()
-        found = (p for p in _walk(path, skipped) if is_image_path(p)) if path.is_dir() else [path]
-        for candidate in found:
+        for candidate in _candidates(path, list(exclude), found) if path.is_dir() else [path]:
             entry = file_entry(candidate)
             if isinstance(entry, FileEntry):
                 entries[entry.path] = entry
             else:
-                skipped.append((raw if candidate is path else os.path.abspath(candidate), entry))
-    return sorted(entries.values(), key=lambda e: e.path), skipped
+                found.skipped.append((raw if candidate is path else os.path.abspath(candidate), entry))
+    found.entries = sorted(entries.values(), key=lambda e: e.path)
+    return found
+
+
+def _candidates(folder: Path, exclude: list[str], found: Scan) -> Iterator[Path]:
+    """The image files under ``folder`` that no exclusion matches (those go into ``found.excluded``)."""
+    rules = exclusions.matcher(folder, exclude)
+    if rules is not None and rules.ignore_file:
+        found.ignore_files.append(rules.ignore_file)
+    for path in _walk(folder, found.skipped):
+        if not is_image_path(path):
+            continue
+        if rules is not None and rules.excludes(path):
+            found.excluded.append(os.path.abspath(path))
+        else:
+            yield path
 
 
 def expand_stdin(inputs: Iterable[str], stdin: Iterable[str] | None) -> Iterator[str]:

@@ -100,6 +100,19 @@ NoMetaOpt = Annotated[
     bool,
     typer.Option("--no-meta", help="Drop the catalog (--meta) the index was built with, and its titles."),
 ]
+ExcludeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        help="Leave out the files under the folder that match this gitignore pattern (relative to the "
+        "folder: '*.gif', 'raw/', '/drafts/**'); repeatable. Later runs keep the list; giving --exclude "
+        "again replaces it, --no-exclude drops it. A .imgsearchignore at the folder's root (gitignore "
+        "syntax) applies too, on every run. Excluded files leave the index like deleted ones.",
+    ),
+]
+NoExcludeOpt = Annotated[
+    bool, typer.Option("--no-exclude", help="Drop the --exclude patterns the index was built with.")
+]
 ColumnsOpt = Annotated[
     str | None,
     typer.Option("--text-columns", help="Comma-separated metadata columns that form the item text."),
@@ -134,12 +147,20 @@ def _embed_options(
     runtime,
     precision,
     no_meta: bool = False,
+    exclude: list[str] | None = None,
+    no_exclude: bool = False,
 ):
     from imgsearch.embed import EmbedOptions
     from imgsearch.encoders.litert import PRECISIONS
 
     if meta and no_meta:
         raise _fail("--meta and --no-meta contradict each other")
+    if exclude and no_exclude:
+        raise _fail("--exclude and --no-exclude contradict each other")
+    if exclude:
+        from imgsearch.exclusions import check_globs
+
+        check_globs(exclude)
     if meta and not text_columns:
         raise _fail("--meta needs --text-columns (e.g. --text-columns productDisplayName)")
     if runtime not in ("litert", "keras"):
@@ -159,6 +180,8 @@ def _embed_options(
         runtime=runtime,
         precision=precision,
         no_meta=no_meta,
+        exclude=exclude or None,
+        no_exclude=no_exclude,
     )
 
 
@@ -188,6 +211,8 @@ def embed(
     meta: MetaOpt = None,
     no_meta: NoMetaOpt = False,
     text_columns: ColumnsOpt = None,
+    exclude: ExcludeOpt = None,
+    no_exclude: NoExcludeOpt = False,
     auto_tags: AutoTagsOpt = True,
     rebuild: RebuildOpt = False,
     runtime: RuntimeOpt = "litert",
@@ -235,6 +260,8 @@ def embed(
         runtime,
         precision,
         no_meta,
+        exclude,
+        no_exclude,
     )
     if engine == "beam":
         from imgsearch.beam import DEFAULT_SHARDS, BeamOptions
@@ -315,6 +342,8 @@ def index(
     meta: MetaOpt = None,
     no_meta: NoMetaOpt = False,
     text_columns: ColumnsOpt = None,
+    exclude: ExcludeOpt = None,
+    no_exclude: NoExcludeOpt = False,
     auto_tags: AutoTagsOpt = True,
     rebuild: RebuildOpt = False,
     runtime: RuntimeOpt = "litert",
@@ -353,6 +382,8 @@ def index(
         runtime,
         precision,
         no_meta,
+        exclude,
+        no_exclude,
     )
     report = _with_progress(
         quiet,

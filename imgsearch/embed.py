@@ -71,6 +71,8 @@ class EmbedOptions:
     runtime: str = "litert"  # or "keras"
     precision: str = "fp32"  # image encoder on LiteRT: fp32, fp16, int8, int8-full
     no_meta: bool = False  # drop the catalog the index was built with (--no-meta)
+    exclude: list[str] | None = None  # --exclude globs; None: those the index was built with
+    no_exclude: bool = False  # drop the kept --exclude globs (--no-exclude)
 
 
 @dataclass
@@ -82,6 +84,7 @@ class EmbedReport:
     removed: int = 0
     unchanged: int = 0
     resumed: int = 0
+    excluded: int = 0  # image files left out by --exclude or .imgsearchignore
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     embedded_per_second: float = 0.0
@@ -99,6 +102,7 @@ class EmbedResult:
     text_source: dict
     roots: list[str]
     changed: bool  # differs from the live generation (False: nothing to publish)
+    exclude: dict | None = None  # the manifest's "exclude": globs kept, ignore files read
 
 
 class Encoders:
@@ -196,7 +200,9 @@ def embed_job(
     """Embed what ``previous`` (the live generation, or None) lacks; the caller holds the lock."""
     progress = progress or _NoProgress()
     started = time.perf_counter()
-    entries, skipped = scan(inputs, stdin)
+    options = replace(options, exclude=sticky_exclusions(options, previous))  # even under --rebuild
+    found = scan(inputs, stdin, options.exclude or [])
+    entries, skipped = found.entries, found.skipped
     named = [(path, reason) for path, reason in skipped if path in inputs]
     if not entries and named:
         raise UserError(f"{named[0][0]}: {named[0][1]}")
@@ -208,9 +214,10 @@ def embed_job(
     reuse = _reusable(previous if _same_precision(previous, options) else None, target, encoders, entries)
     todo = [e for e in entries if not _can_reuse(reuse, e, texts[e.path], options)]
     encoders.calibration = todo
-    report = EmbedReport(target.root, skipped=list(skipped))
+    report = EmbedReport(target.root, skipped=list(skipped), excluded=len(found.excluded))
     reuse.update(_embed_todo(todo, texts, encoders, target, options, progress, report))
-    result = _collect(entries, reuse, previous, encoders, options, report)
+    exclude = exclude_entry(options.exclude or [], found.ignore_files)
+    result = _collect(entries, reuse, previous, encoders, options, report, exclude)
     report.seconds = time.perf_counter() - started
     return result
 
@@ -226,6 +233,22 @@ def sticky_metadata(options: EmbedOptions, manifest: dict | None) -> EmbedOption
     if isinstance(source, dict) and source.get("meta"):
         return replace(options, meta=Path(source["meta"]), text_columns=list(source.get("columns") or []))
     return options
+
+
+def sticky_exclusions(options: EmbedOptions, previous: store.Generation | None) -> list[str]:
+    """The --exclude globs of this run: those given, else those the index was built with (a plain
+    `imgsearch index DIR` keeps leaving out what it left out); --no-exclude drops them."""
+    if options.no_exclude:
+        return []
+    if options.exclude is not None:
+        return list(options.exclude)
+    kept = (previous.manifest.get("exclude") or {}) if previous is not None else {}
+    return list(kept.get("globs") or [])
+
+
+def exclude_entry(globs: list[str], ignore_files: list[str]) -> dict | None:
+    """What the manifest keeps of the exclusions (None when there are none, as in older stores)."""
+    return {"globs": globs, "ignore_files": ignore_files} if globs or ignore_files else None
 
 
 def load_catalog(
@@ -399,6 +422,7 @@ def _collect(
     encoders: Encoders,
     options: EmbedOptions,
     report: EmbedReport,
+    exclude: dict | None = None,
 ) -> EmbedResult:
     """Every live item in path order with its vectors, and whether anything changed."""
     old = {i.path: i for i in previous.items} if previous else {}
@@ -433,6 +457,7 @@ def _collect(
         previous is None
         or bool(report.added or report.updated or report.removed)
         or previous.manifest.get("text_source") != text_source
+        or previous.manifest.get("exclude") != exclude
         or previous.manifest.get("roots") != roots  # a store from before roots were complete
     )
-    return EmbedResult(report, items, vectors, specs, text_source, roots, changed)
+    return EmbedResult(report, items, vectors, specs, text_source, roots, changed, exclude)

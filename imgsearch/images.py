@@ -8,6 +8,7 @@ bad files raise ``ImageError`` with a short reason instead of crashing a run.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
@@ -23,6 +24,8 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".jfif", ".pjpeg"}
+    # iPhone photos (HEIC) through pillow-heif; AVIF through Pillow itself (its wheels bundle libavif)
+    | {".heic", ".heif", ".hif", ".avif"}
 )
 
 
@@ -83,13 +86,28 @@ def _mb(size: int) -> str:
     return f"{size / 2**20:,.0f} MB"
 
 
+@functools.cache
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF, once, on the first decode: ``--help`` and text-only queries never
+    load libheif. Safe from the decode threads: registering twice is harmless."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+
+
+def _pillow_open(f: io.IOBase) -> Image.Image:
+    """``Image.open`` with every format imgsearch reads registered: all decoding comes through here."""
+    _register_heif()
+    return Image.open(f)
+
+
 def _check_header(f: io.BufferedReader) -> None:
     """Refuse a decompression bomb from its header (Pillow reads only that far) before the whole
     file is read into memory."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.open(f)
+            _pillow_open(f)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError("image too large (decompression bomb limit)") from None
     except Exception:  # any other fault is the decoder's to report, from the whole file
@@ -100,14 +118,17 @@ def open_image(source: str | Path | bytes, *, min_size: int | None = None) -> Im
     """Open, verify size limits, apply EXIF orientation and convert to 8-bit RGB.
 
     ``min_size`` lets JPEG decode at a reduced scale (DCT draft mode) when the
-    caller only needs that many pixels: several times faster on camera photos.
+    caller only needs that many pixels: several times faster on camera photos. A HEIC
+    then decodes its embedded thumbnail instead, when it holds a scaled copy at least
+    that large (pillow-heif checks crop, rotation and colour profile): 12 MP took 0.4 s.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(source if isinstance(source, bytes) else read_file(source)))
-            img.seek(0)  # first frame of GIF/WebP animations
-            if min_size and img.format == "JPEG":
+            img = _pillow_open(io.BytesIO(source if isinstance(source, bytes) else read_file(source)))
+            if img.format != "HEIF":  # a HEIF file opens at its primary image, not always the first
+                img.seek(0)  # first frame of GIF/WebP animations
+            if min_size and img.format in ("JPEG", "HEIF"):
                 img.draft("RGB", (min_size, min_size))
             img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -117,7 +138,8 @@ def open_image(source: str | Path | bytes, *, min_size: int | None = None) -> Im
     except ImageError:
         raise
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"corrupt or truncated image ({exc})") from None
+        # libheif ends its messages with a newline
+        raise ImageError(f"corrupt or truncated image ({str(exc).strip()})") from None
     return to_rgb(ImageOps.exif_transpose(img))
 
 

@@ -13,6 +13,7 @@ def print_embed_report(console: Console, report) -> None:
         ("removed", report.removed),
         ("unchanged", report.unchanged),
         ("resumed", report.resumed),
+        ("excluded", report.excluded),
     )
     parts.append(", ".join(f"{n} {name}" for name, n in changes if n or name in ("added", "unchanged")))
     if report.embedded_per_second:

@@ -18,7 +18,8 @@ def test_scan_recurses_skips_hidden_and_non_images(tmp_path):
     _touch(tmp_path / "notes.txt")
     _touch(tmp_path / ".imgsearch" / "c.jpg")
     _touch(tmp_path / ".hidden.jpg")
-    entries, missing = scan([str(tmp_path)])
+    found = scan([str(tmp_path)])
+    entries, missing = found.entries, found.skipped
     assert [e.path.rsplit("/", 1)[1] for e in entries] == ["a.jpg", "b.PNG"]
     assert missing == []
 
@@ -27,7 +28,8 @@ def test_scan_explicit_files_stdin_and_missing(tmp_path):
     a = _touch(tmp_path / "a.jpg")
     odd = _touch(tmp_path / "photo.data")
     stdin = io.StringIO(f"{odd}\n\n{a}\n")
-    entries, missing = scan(["-", str(tmp_path / "gone.jpg")], stdin=stdin)
+    found = scan(["-", str(tmp_path / "gone.jpg")], stdin=stdin)
+    entries, missing = found.entries, found.skipped
     assert sorted(e.path for e in entries) == sorted([str(a), str(odd)])  # duplicates collapse
     assert missing == [(str(tmp_path / "gone.jpg"), "no such file or directory")]
     assert entries[0].id == item_id(entries[0].path) and len(entries[0].id) == 16
