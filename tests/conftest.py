@@ -82,6 +82,14 @@ def minilm():
     return load_text_encoder("minilm")
 
 
+@pytest.fixture
+def tiny(monkeypatch):
+    """``imgsearch`` in-process with the small encoders of fakes.py: a run takes milliseconds."""
+    from fakes import use_tiny_models
+
+    use_tiny_models(monkeypatch)
+
+
 def run_cli(args, capsys, monkeypatch, stdin: bytes | None = None) -> tuple[int, str, str]:
     """Run the real entry point in-process (models stay loaded): (exit code, stdout, stderr).
 

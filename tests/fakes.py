@@ -88,3 +88,4 @@ def use_tiny_models(monkeypatch) -> None:
 
     monkeypatch.setattr(embed, "open_encoder", open_encoder)
     monkeypatch.setattr(embed, "cheap_id", lambda *args, **kwargs: None)  # ids come from the encoders
+    monkeypatch.setattr(embed.Encoders, "_announce_export", lambda *args: None)  # nothing is exported

@@ -31,12 +31,11 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from fakes import TinyImageEncoder, TinyTextEncoder, write_image
+from fakes import write_image
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from imgsearch import embed
 from imgsearch.images import ImageError, read_file
 from imgsearch.store import Store
 
@@ -50,18 +49,6 @@ for profile, examples in (("default", 25), ("ci", 200)):
 PROFILE = settings.get_profile(f"catalog-{os.environ.get('HYPOTHESIS_PROFILE', 'default')}")
 
 IMAGES = [f"img{i}.png" for i in range(4)]
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    """``imgsearch`` in-process with the small encoders: a run takes milliseconds, not seconds."""
-
-    def open_encoder(role, *args, **kwargs):
-        return TinyImageEncoder() if role == "image" else TinyTextEncoder()
-
-    monkeypatch.setattr(embed, "open_encoder", open_encoder)
-    monkeypatch.setattr(embed, "cheap_id", lambda *args, **kwargs: None)
-    monkeypatch.setattr(embed.Encoders, "_announce_export", lambda *args: None)
 
 
 def cli(args, capsys, monkeypatch) -> tuple[int, str]:

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from fakes import TinyImageEncoder, TinyTextEncoder, write_image
+from fakes import write_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pathspec import GitIgnoreSpec
 
-from imgsearch import embed
 from imgsearch.beam import refuse_exclusions
 from imgsearch.catalog import scan
 from imgsearch.embed import EmbedOptions
@@ -97,18 +96,6 @@ def test_a_file_named_explicitly_is_never_excluded(tmp_path):
     (tmp_path / "a.gif").write_bytes(b"x")
     found = scan([str(tmp_path / "a.gif")], exclude=["*.gif"])
     assert [Path(e.path).name for e in found.entries] == ["a.gif"] and found.excluded == []
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    """``imgsearch`` in-process with the small encoders (as in test_catalog_strict)."""
-
-    def open_encoder(role, *args, **kwargs):
-        return TinyImageEncoder() if role == "image" else TinyTextEncoder()
-
-    monkeypatch.setattr(embed, "open_encoder", open_encoder)
-    monkeypatch.setattr(embed, "cheap_id", lambda *args, **kwargs: None)
-    monkeypatch.setattr(embed.Encoders, "_announce_export", lambda *args: None)
 
 
 def indexed(folder: Path) -> list[str]:

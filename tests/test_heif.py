@@ -22,7 +22,7 @@ from fakes import TinyImageEncoder, TinyTextEncoder, write_image
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from imgsearch import embed, serve
+from imgsearch import serve
 from imgsearch.build import index_folder
 from imgsearch.embed import EmbedOptions
 from imgsearch.images import ImageError, open_image
@@ -51,18 +51,6 @@ def picture(seed: int = 3, size: tuple[int, int] = (96, 64)) -> Image.Image:
     """Flat colour blocks: lossy codecs keep them, so the decoded pixels can be compared."""
     blocks = np.random.default_rng(seed).integers(0, 256, (4, 6, 3), dtype=np.uint8)
     return Image.fromarray(blocks).resize(size, Image.Resampling.NEAREST)
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    """``imgsearch`` in-process with the small encoders (as in test_catalog_strict)."""
-
-    def open_encoder(role, *args, **kwargs):
-        return TinyImageEncoder() if role == "image" else TinyTextEncoder()
-
-    monkeypatch.setattr(embed, "open_encoder", open_encoder)
-    monkeypatch.setattr(embed, "cheap_id", lambda *args, **kwargs: None)
-    monkeypatch.setattr(embed.Encoders, "_announce_export", lambda *args: None)
 
 
 @pytest.mark.parametrize("suffix", sorted(WRITERS))
