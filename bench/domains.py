@@ -12,7 +12,7 @@ Rows (each on data nothing was trained, fitted or chosen on):
   caption → image R@10 (``../shared/tools/caption_eval.py``).
 
 Columns: the default query, then each space alone (weight 1, the other text-side spaces 0), on the
-same index (built once, under --work, and reused: the tools' ``index`` finds it up to date).
+same index (built once, under --work; each tool's ``index`` then finds it up to date).
 ``--index-args`` passes options to every ``index`` (a wrapper CLI in --work), e.g. ``--calibrate``.
 Every figure is what ``imgsearch query --batch`` gives; nothing here calls the library's search.
 """
@@ -35,6 +35,8 @@ TOOLS = ROOT.parent / "shared" / "tools"
 GROCERY = ROOT.parent / "shared" / "data" / "grocery"
 DOMAINS = ("fashion", "grocery", "captions")
 METRIC = {"fashion": "text_P@10", "grocery": "text_P@10", "captions": "R@10"}
+STORE = {"fashion": "fashion/catalog", "grocery": "grocery/catalog", "captions": "captions/photos"}
+FOLD = {"fashion": "fashion", "grocery": "grocery", "captions": "flickr"}  # bench/fit_trust.py's names
 
 
 def wrapper(work: Path, name: str, real: str, index_args: list[str], weights: dict | None) -> str:
@@ -78,7 +80,8 @@ def measure(domain: str, work: Path, img: str, weights: dict | None) -> dict:
         products = str(work / "products_test.csv")
         extra = ["--weights", json.dumps(weights)] if weights else []
         args = [str(TOOLS / "search_eval.py"), img, str(FASHION / "images"), products]
-        return tool(*args, str(work / "runs" / "fashion"), "--no-meta", "--reuse", *extra)
+        # no --reuse: `index` runs each time, finds the store up to date, or re-derives what changed
+        return tool(*args, str(work / "runs" / "fashion"), "--no-meta", *extra)
     if domain == "grocery":
         env = {"EXTRA": json.dumps({"weight": weights})} if weights else {}
         args = [str(TOOLS / "grocery_eval.py"), img, str(GROCERY), str(work / "runs" / "grocery")]
@@ -117,8 +120,34 @@ def main() -> None:
             print(f"{domain} {column}: {figures[domain][column][METRIC[domain]]}", file=sys.stderr)
     print(f"# text search through the CLI on {machine()}; index {args.index_args or '(defaults)'}")
     print(table(figures, list(columns)))
+    print(left_out_check(args.work, args.only))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "figures": figures}, indent=2) + "\n")
+
+
+def left_out_check(work: Path, domains: list[str]) -> str:
+    """Each domain's calibration as ``index`` recorded it, beside the decision its own fold's
+    threshold (fitted without it, ``pretrained/trust.json``) gives: where they agree, the figures
+    above are leave-one-domain-out figures."""
+    from imgsearch import trust
+    from imgsearch.store import find_store
+
+    info = trust.load()
+    lines = []
+    for domain in domains:
+        record = find_store(work / "runs" / STORE[domain] / ".imgsearch").require().manifest.get("trust")
+        if not record or "familiarity" not in record or info is None:
+            lines.append(f"- {domain}: not calibrated ({(record or {}).get('why', 'no record')})")
+            continue
+        fold = info["folds"][FOLD[domain]]
+        same = (record["familiarity"] >= fold["threshold"]) == record["in_domain"]
+        lines.append(
+            f"- {domain}: {record['head']} head, familiarity {record['familiarity']:.4f}, shipped threshold "
+            f"{record['threshold']} -> {'in' if record['in_domain'] else 'out of'} domain; its fold's "
+            f"threshold {fold['threshold']} (fitted on {', '.join(fold['fitted_on'])}): "
+            f"{'same decision' if same else 'OTHER DECISION: not a leave-one-out figure'}"
+        )
+    return "\n".join(lines)
 
 
 def table(figures: dict[str, dict[str, dict]], columns: list[str]) -> str:
