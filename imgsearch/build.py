@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from imgsearch import dups, hubness, spaces, store
+from imgsearch import dups, fusion, hubness, spaces, store, trust
 from imgsearch import index as ann
 from imgsearch.embed import EmbedOptions, EmbedReport, EmbedResult, Encoders, Progress, embed_job
 from imgsearch.encoders import ImageEncoder, TextEncoder
@@ -49,6 +49,8 @@ class _Plan:
     options: ann.AnnOptions
     shards: int  # parts per Annoy index (``index.part_bounds`` caps it by size)
     forced: bool  # --model/--no-model given: publish even if nothing else changed
+    shots: bool = False  # the collection is product shots (``spaces.product_shots``)
+    calibrate: bool = trust.DEFAULT  # weigh text queries by the folder's familiarity (``imgsearch.trust``)
 
 
 def index_folder(
@@ -63,20 +65,24 @@ def index_folder(
     stdin=None,
     image: ImageEncoder | None = None,
     text: TextEncoder | None = None,
+    calibrate: bool = trust.DEFAULT,
 ) -> IndexReport:
     """``imgsearch index``: embed ``target`` incrementally (unless it is a store) and index it.
 
     ``model``: a directory from ``imgsearch train`` whose heads go into the index; heads already
     in the index are kept across re-indexing unless ``no_model``. ``image``/``text``: encoder
-    objects to use instead of loading the named ones.
+    objects to use instead of loading the named ones. ``calibrate``: weigh text queries on an
+    untitled folder by how familiar its photos are to the photo head (``imgsearch.trust``).
     """
     explicit = load_heads(model) if model else None
     if Store.is_store(target) and out is None:
-        return _reindex_store(Store(target), explicit, no_model, ann_options)
+        return _reindex_store(Store(target), explicit, no_model, ann_options, calibrate)
     if not target.exists():
         raise UserError(f"{target}: no such file or directory")
     st = Store(out or default_store(target if target.is_dir() else target.parent))
-    return _update(st, [str(target)], options, explicit, no_model, ann_options, progress, stdin, image, text)
+    return _update(
+        st, [str(target)], options, explicit, no_model, ann_options, progress, stdin, image, text, calibrate
+    )
 
 
 def embed_folder(
@@ -106,12 +112,15 @@ def _update(
     stdin,
     image: ImageEncoder | None,
     text: TextEncoder | None,
+    calibrate: bool = trust.DEFAULT,
 ) -> IndexReport:
     with st.lock():
         live, notes = _live(st)
         encoders = Encoders(options, progress, image, text)
         result = embed_job(inputs, st, options, live, encoders, progress, stdin)
-        plan = _plan(st, live, result.encoders, result.items, explicit, no_model, ann_options, notes)
+        plan = _plan(
+            st, live, result.encoders, result.items, explicit, no_model, ann_options, notes, calibrate
+        )
         report = _publish_if_changed(st, live, result, plan, notes)
         store.clear_chunks(st)
         return report
@@ -156,13 +165,17 @@ def _publish_if_changed(
 
 
 def _reindex_store(
-    st: Store, explicit: dict[str, Head] | None, no_model: bool, ann_options: ann.AnnOptions
+    st: Store,
+    explicit: dict[str, Head] | None,
+    no_model: bool,
+    ann_options: ann.AnnOptions,
+    calibrate: bool = trust.DEFAULT,
 ) -> IndexReport:
     """``imgsearch index E`` on an embeddings dir: heads and indexes for the vectors it holds."""
     with st.lock():
         live = st.require()
         notes = _index_damage(live)
-        plan = _plan(st, live, live.encoders, live.items, explicit, no_model, ann_options, notes)
+        plan = _plan(st, live, live.encoders, live.items, explicit, no_model, ann_options, notes, calibrate)
         if _up_to_date(live, plan) and not plan.forced and not notes:
             return IndexReport(None, st.root, _indexes(live), False, notes)
         report = EmbedReport(st.root, count=live.count, unchanged=live.count, skipped=live.skipped())
@@ -221,6 +234,7 @@ def _plan(
     no_model: bool,
     ann_options: ann.AnnOptions | None,
     notes: list[str],
+    calibrate: bool = trust.DEFAULT,
 ) -> _Plan:
     """``ann_options`` None: embed only (no Annoy indexes). The shipped heads are the ones for this
     collection of ``items``: product shots or everyday photos (``spaces.product_shots``)."""
@@ -240,8 +254,9 @@ def _plan(
     forced = explicit is not None or (no_model and live is not None and bool(_trained_names(live)))
     options = ann_options or ann.AnnOptions()
     shards = options.parts(_live_parts(live) or st.beam_shards())
-    shipped = shipped_heads(encoders, spaces.product_shots(items))
-    return _Plan({**shipped, **trained}, ann_options is not None, options, shards, forced)
+    shots = spaces.product_shots(items)
+    shipped = shipped_heads(encoders, shots)
+    return _Plan({**shipped, **trained}, ann_options is not None, options, shards, forced, shots, calibrate)
 
 
 def _live_parts(live: Generation | None) -> int:
@@ -314,6 +329,8 @@ def _up_to_date(live: Generation, plan: _Plan) -> bool:
             return False  # a newer shipped head or query bank, or the collection changed kind
     if not (live.dir / "items.idx.npy").is_file():
         return False  # a store from before the item offsets
+    if (live.manifest.get("trust") or {}).get("fitted") != (trust.stamp() if plan.calibrate else None):
+        return False  # calibrated against another fit, or --calibrate changed
     if not plan.ann:
         return True
     if (live.manifest.get("dups") or {}).get("features") != dups.FEATURES:
@@ -365,6 +382,8 @@ def _publish(st: Store, result: EmbedResult, plan: _Plan, live: Generation | Non
         for name, head in plan.heads.items():
             vectors[name] = head(vectors[head.source_space])
             writer.add_space(name, vectors[name], head, hubness.item_bias(head, vectors[name]))
+        if plan.calibrate:
+            writer.add_trust(_trust(result, plan))
         if plan.ann:
             for space in spaces.INDEXED:
                 if space in vectors:
@@ -389,6 +408,21 @@ def _publish(st: Store, result: EmbedResult, plan: _Plan, live: Generation | Non
                 writer.add_dups(table.arrays(), dups.FEATURES)
         writer.write_skipped(result.report.skipped)
     return built
+
+
+def _trust(result: EmbedResult, plan: _Plan) -> dict:
+    """The manifest's ``trust`` record (``imgsearch.trust``): how far the shipped photo head can be
+    trusted on this folder, and the weights its text queries get."""
+    stamp = {"fitted": trust.stamp()}
+    if result.text_source.get("meta"):
+        return {**stamp, "why": "titled catalog: its fitted weights (text@titled) hold"}
+    if "photo" not in plan.heads or "image" not in result.vectors:
+        return {**stamp, "why": "no shipped photo head for these encoders: the rules weigh"}
+    kind = "text@shots" if plan.shots else "text@photos"
+    image_id = (result.encoders.get("image") or {}).get("id") or ""
+    head = "shots" if plan.shots else "photos"
+    record = trust.decide(result.vectors["image"], head, kind, fusion.load().weights.get(kind, {}), image_id)
+    return {**stamp, **(record or {"why": "no familiarity reference for this image encoder"})}
 
 
 def _previous_pairs(live: Generation | None, encoders: dict) -> tuple[list, dups.PairTable] | None:

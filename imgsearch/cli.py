@@ -357,6 +357,14 @@ def index(
     no_model: Annotated[
         bool, typer.Option("--no-model", help="Drop the trained heads the index holds (see --model).")
     ] = False,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate/--no-calibrate",
+            help="Weigh text search on a folder without titles by how like the photo head's training "
+            "photos its photos are (recorded in the index; see docs/domains.md).",
+        ),
+    ] = True,
     quiet: QuietOpt = False,
 ) -> None:
     """Embed what is new or changed in a folder and build its search index.
@@ -395,6 +403,7 @@ def index(
             model=model,
             no_model=no_model,
             progress=progress,
+            calibrate=calibrate,
         ),
     )
     _notes(report.notes)

@@ -83,6 +83,7 @@ def hit_json(hit) -> dict:
         "text": hit.item.text,
         "scores": {s: round(v, 4) for s, v in hit.scores.items()},
         "z": {s: round(v, 3) for s, v in hit.z.items()},
+        "weights": hit.weights,  # what fused them: fitted, the folder's calibration, or --weight
         "tags": hit.item.tags,
     }
 

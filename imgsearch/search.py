@@ -176,6 +176,7 @@ class Hit:
     row: int
     scores: dict[str, float]  # raw per-space scores (cosines, colour match)
     z: dict[str, float]  # per-space standardised scores that were fused
+    weights: dict[str, float] = field(default_factory=dict)  # each fused space's weight
 
 
 class QueryEncoder:
@@ -368,7 +369,7 @@ class Searcher:
             return False
         if "wordnet" in q.weights:
             return q.weights["wordnet"] != 0
-        return bool(self.fusion.weight(self.query_kind({**others, "wordnet": None}), "wordnet"))
+        return bool(self.kind_weights(self.query_kind({**others, "wordnet": None})).get("wordnet"))
 
     def _feedback(self, q: Query, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from imgsearch import feedback
@@ -448,6 +449,7 @@ class Searcher:
                     int(candidates[i]),
                     scores,
                     {s: float(z[s][i]) for s in active},
+                    {s: weights[s] for s in active},
                 )
             )
             if len(hits) == q.k:
@@ -502,7 +504,7 @@ class Searcher:
         the fashion set, handbag photo + "red": 0.695 → 0.73 red handbags in the top 10.
         """
         kind = self.query_kind(active or {space: None})
-        fitted = self.fusion.weight(kind, space) if self._fitted_holds(kind) else None
+        fitted = self.kind_weights(kind).get(space) if self._fitted_holds(kind) else None
         if fitted is not None:
             return fitted
         if space == "image" and "metric" in self.heads:
@@ -525,9 +527,18 @@ class Searcher:
         alone: its other spaces at 0 would answer nothing, so the rules weigh them instead."""
         return all(
             space in self.gen.vectors
-            for space, weight in self.fusion.weights.get(kind, {}).items()
+            for space, weight in self.kind_weights(kind).items()
             if weight and spaces.BY_NAME[space].source == "head"
         )
+
+    def kind_weights(self, kind: str) -> dict[str, float]:
+        """The weights of a query kind: the folder's own where ``index`` found its photos out of
+        the photo head's domain (the manifest's ``trust`` record, ``imgsearch.trust``), else the
+        fitted ones (in its domain the record holds a copy of them; the shipped file is current)."""
+        record = self.gen.manifest.get("trust") or {}
+        if record.get("in_domain") is False and record.get("kind") == kind:
+            return record["weights"]
+        return self.fusion.weights.get(kind, {})
 
     @cached_property
     def _photo_weights(self) -> tuple[float, float]:

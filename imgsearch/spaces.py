@@ -110,7 +110,8 @@ SPACES: tuple[Space, ...] = (
         indexed=True,
         query="text",
         image_side=False,
-        weight="0 with catalog text, 0.5 on product shots, 1 on everyday photos",
+        weight="0 with catalog text, 0.5 on product shots, 1 on everyday photos; 0 for text on a "
+        "folder unlike its training photos (`index` calibration)",
         help="the shipped photo text-search head (images into the text space)",
     ),
 )

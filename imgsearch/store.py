@@ -705,6 +705,11 @@ class GenerationWriter:
             np.savez(f, **arrays)
         self.manifest["dups"] = {"file": "dups.npz", "features": features, "pairs": len(arrays["a"])}
 
+    def add_trust(self, record: dict) -> None:
+        """How far the photo head can be trusted on this folder, and the text weights that follow
+        (``imgsearch.trust``): read by every query, shown by ``query -f json``."""
+        self.manifest["trust"] = record
+
     def add_lexical(self, texts: list[str | None]) -> None:
         """The lexical space: a full-text index of the item texts, row for row."""
         from imgsearch import lexical

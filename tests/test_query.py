@@ -107,7 +107,8 @@ def test_formats(catalog, capsys, monkeypatch):
     _, out, _ = run([*base, "--format", "json"], capsys, monkeypatch)
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["rank"] for r in rows] == [1, 2]
-    assert {"rank", "score", "path", "id", "text", "scores", "z", "tags"} <= set(rows[0])
+    assert {"rank", "score", "path", "id", "text", "scores", "z", "weights", "tags"} <= set(rows[0])
+    assert set(rows[0]["weights"]) == set(rows[0]["z"])  # the weight each fused space had
     assert "photo" in rows[0]["scores"] and rows[0]["tags"]["classes"]  # the shipped photo head answered
     _, out, _ = run([*base, "--format", "tsv"], capsys, monkeypatch)
     first = out.splitlines()[0].split("\t")
