@@ -22,7 +22,8 @@ PY
 cd "$photos"
 show() { echo; echo "\$ $*"; "$@" || true; }
 show imgsearch index .
-# text search on photos without any titles: answered by the shipped photo head
+# text search on photos without any titles: the shipped photo head, or, on a folder unlike its
+# training photos (these samples are), the classes and auto tags; `-f json` shows the weights used
 show imgsearch query --text "a cat" -k 3 --format table
 show imgsearch query --text "stars in the night sky" -k 3 --format table
 show imgsearch query --text "a man with a camera" -k 1 --format json
