@@ -442,7 +442,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "dups")
-    parser.add_argument("--originals", type=int, default=120)
+    parser.add_argument("--originals", type=int, default=240)  # 120 pairs per edit kind and half
     parser.add_argument("--negatives-per-original", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--imagededup-python", default=os.environ.get("IMAGEDEDUP_PYTHON"))
