@@ -531,17 +531,10 @@ def _high_pass(stack: np.ndarray) -> np.ndarray:
 def aligned_features(sig: _Signatures, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per pair of local rows: the lined-up thumbnail correlation and the detail correlation at
     that alignment (see ``_refine`` and ``_high_pass``)."""
-    aligned, detail, _ = _aligned(sig, a, b)
-    return aligned, detail
-
-
-def _aligned(sig, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``aligned_features``, and per pair the row whose window was cut out to line up with the
-    other (the larger view: a crop's original)."""
     aligned = np.empty(len(a), np.float32)
     detail = np.empty(len(a), np.float32)
     if not len(a):
-        return aligned, detail, a
+        return aligned, detail
     coarse, arg, b_warped = _coarse_alignment(sig, a, b)
     moving, fixed = np.where(b_warped, b, a), np.where(b_warped, a, b)
     params = _WARP_PARAMS[arg]
@@ -563,24 +556,22 @@ def _aligned(sig, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
         list(pool.map(refine_chunk, [refine[k : k + 4096] for k in range(0, len(refine), 4096)]))
         list(pool.map(detail_chunk, [slice(k, k + 4096) for k in range(0, len(a), 4096)]))
-    return aligned, detail, moving
+    return aligned, detail
 
 
 def crop_aligned_features(sig: _Signatures, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``aligned_features`` of the two whole thumbnails, or of the larger view's centre thumbnail
-    against the other's whole one where that lines up better by CENTRE_MARGIN: a copy cropped
-    about CROP_KEEP lines up with its original's centre as it is, detail and all (see
-    ``centre_crop``). Only the larger view's centre: trying both sides cost a third more CPU at
-    index time (10,661 items: 34.4 s against 25.6 s) for the same duplicate pairs (bench/dups.py,
-    development half)."""
-    aligned, detail, larger = _aligned(sig, a, b)
-    crop = np.flatnonzero(sig.has_centre[larger])
+    """``aligned_features`` of the two whole thumbnails, or of one's whole thumbnail against the
+    other's centre thumbnail where that lines up better by CENTRE_MARGIN: a copy cropped about
+    CROP_KEEP lines up with its original's centre as it is, detail and all (see ``centre_crop``)."""
+    aligned, detail = aligned_features(sig, a, b)
+    crop = np.flatnonzero(sig.has_centre[a] | sig.has_centre[b])
     if not len(crop):
         return aligned, detail
-    other = np.where(larger == a, b, a)
-    al, de, _ = _aligned(_Stack(sig), larger[crop] + len(sig.thumbs), other[crop])
-    better = al > aligned[crop] + CENTRE_MARGIN
-    aligned[crop[better]], detail[crop[better]] = al[better], de[better]
+    stack, n = _Stack(sig), len(sig.thumbs)
+    for ca, cb in ((a[crop], b[crop] + n), (a[crop] + n, b[crop])):
+        al, de = aligned_features(stack, ca, cb)
+        better = al > aligned[crop] + CENTRE_MARGIN
+        aligned[crop[better]], detail[crop[better]] = al[better], de[better]
     return aligned, detail
 
 
