@@ -7,6 +7,7 @@ no model is loaded, so these run in seconds.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -233,6 +234,26 @@ def test_a_copy_cropped_6_percent_a_side_and_brightened_joins_its_original(photo
     gen = _write_store(lib / ".imgsearch", [Path(f) for f in files], vectors).require()
     named = [sorted(Path(gen.items[r].path).name for r in g.rows) for g in dups.find_groups(gen)]
     assert named == [["cat.png", "cat_crop.jpg"]]
+
+
+def test_items_signed_before_the_centre_thumbnail_are_scored_as_before(indexed):
+    """A store whose items carry no centre thumbnail (indexed before it existed): the centre
+    stands in as the whole thumbnail, no pair is proposed by it, and the groups stand."""
+    gen = indexed.require()
+    old = [dataclasses.replace(item, centre=None) for item in gen.items]
+    sig = dups._Signatures(old)
+    assert not sig.has_centre.any() and np.array_equal(sig.centre, sig.thumbs)
+    assert dups._crop_pairs(sig) == set()
+    image, colour = gen.vectors["image"], gen.vectors["colour"]
+    table = dups.pair_table(old, image, colour, None)
+    groups = [sorted(Path(old[r].path).name for r in g.rows) for g in _groups_of(gen, table)]
+    assert ["cat.png", "cat_crop.jpg", "cat_small.jpg"] in groups
+
+
+def _groups_of(gen, table: dups.PairTable) -> list[dups.Group]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dups, "table_of", lambda _gen: table)
+        return dups.find_groups(gen)
 
 
 def test_exact_only_and_a_strict_threshold(indexed):
