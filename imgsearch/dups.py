@@ -2,19 +2,22 @@
 
 At embed time every file gets a small signature, computed from the bytes and the image that
 ``embed`` decodes anyway: a SHA-256 of the file bytes (exact duplicates), a 64-bit DCT
-perceptual hash (pHash) and a 32×32 grayscale thumbnail (1 KB).
+perceptual hash (pHash), a 32×32 grayscale thumbnail (1 KB) and one of the image's centre
+(CROP_KEEP of each side), which a copy cropped by about that much matches as it is.
 
 When ``imgsearch index`` publishes a generation it also builds the pair table (``pair_table``,
 stored as ``dups.npz``): the image vectors only *propose* candidate pairs, each item's nearest
 neighbours through the index just built plus items whose pHashes share a 16-bit block (a
 resized, recompressed copy can fall out of the vector neighbourhood, since Lite0 sees the blur,
-while its pHash barely moves), plus the pairs that close a triangle of likely pairs. Each pair
-gets four features: the image cosine, the correlation of the two thumbnails once lined up (a
-grid of crops and shifts, then Gauss-Newton steps to a fraction of a pixel: an edited copy lines
-up, a look-alike product does not), the colour-histogram cosine, and the correlation of the
-thumbnails' detail (high-pass) at that alignment. ``dups`` itself only scores the stored pairs
-with a logistic model, joins groups by average linkage and prints them: on 10,661 items it runs
-in well under a second, where searching and lining up the pairs costs seconds.
+while its pHash barely moves), plus items whose centre-thumbnail hash is near another's whole
+one (a cropped copy), plus the pairs that close a triangle of likely pairs. Each pair gets four
+features: the image cosine, the correlation of the two thumbnails once lined up (a grid of crops
+and shifts, then Gauss-Newton steps to a fraction of a pixel: an edited copy lines up, a
+look-alike product does not; one item's centre thumbnail stands in for its whole one where that
+lines up better), the colour-histogram cosine, and the correlation of the thumbnails' detail
+(high-pass) at that alignment. ``dups`` itself only scores the stored pairs with a logistic model
+(``pretrained/dups.json``), joins groups by average linkage and prints them: on 10,661 items it
+runs in well under a second, where searching and lining up the pairs costs seconds.
 
 Why not a cosine threshold alone: look-alike products on white backgrounds are as close in Lite0
 space as edited copies of one photo (bench/dups.py: no cosine threshold reaches precision 0.5
@@ -29,6 +32,7 @@ import ctypes
 import functools
 import hashlib
 import itertools
+import json
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -44,6 +48,14 @@ from imgsearch.images import open_image, read_file, resize_center_crop
 from imgsearch.store import DamagedStore, Generation, Item
 
 THUMB = 32  # thumbnail side: 32×32 gray lined up separated copies from look-alikes as well as 32×32 RGB
+# The centre thumbnail's share of each side: issue 24's crops cut 6 % off each side.
+CROP_KEEP = 0.88
+# The centre thumbnail stands in for the whole one only when it lines up better by this much: a
+# smooth picture lines up about as well zoomed in (0.9917 against 0.9915 for a resized copy in
+# tests/test_dups_fresh.py), and the detail there is lost. bench/dups.py --originals 240,
+# development half: margin 0 crop recall 0.958 precision 0.926, 0.005: 0.950 / 0.935, 0.01:
+# 0.942 / 0.932.
+CENTRE_MARGIN = 0.005
 _DCT_SIDE = 32  # pHash: 32×32 grayscale, DCT, the 8×8 lowest frequencies against their median
 
 # Candidate proposal. The ANN asks for this many neighbours per item above a loose cosine: edited
@@ -56,17 +68,24 @@ ANNOY_SEARCH_K = 400  # node budget per item: near-duplicates share leaves, a sm
 # hashes differ in pairs); 8 added 9 % more pairs to scoring on the 10k index.
 PHASH_CANDIDATE_BITS = 6
 PHASH_BUCKET_CAP = 64  # a 16-bit block shared by more items (blank images...) proposes nothing
+# Crop proposal (``_crop_pairs``): how far an item's centre-thumbnail hash may lie from another
+# item's whole-thumbnail hash (bench/dups.py --originals 240, development half: the crop copies
+# lie within 8 bits of their original for 114 of 120, 6 bits 101, 10 bits 119).
+CROP_HASH_BITS = 8
 
-# Logistic model: P(duplicate) = sigmoid(b0 + b·[cosine, aligned, colour, detail]) (FEATURE_NAMES).
-# Fitted by `python bench/dups.py --fit` on the development half's pairs in the table (1,438
-# pairs, 360 duplicates; refitting on the table the fitted weights close gives the same weights).
-# The pHash distance, a feature before, got a weight near 0 next to the detail correlation.
-WEIGHTS = (-74.63, 19.79, 32.38, 5.08, 29.17)
-# Default threshold on that score: the best development-half F1 in bench/dups.py's sweep with
-# development precision ≥ 0.99 (a margin over the 0.97 goal: held-out precision came out below
-# development before), the higher of tied thresholds: 0.5 and 0.6 both P 0.997 R 0.992;
-# 0.4: 0.984 / 1.000; 0.7: 0.997 / 0.967; 0.9: 0.997 / 0.917.
-DEFAULT_THRESHOLD = 0.6
+# Logistic model: P(duplicate) = sigmoid(b0 + b·[cosine, aligned, colour, detail]) (FEATURE_NAMES),
+# and the default threshold on that score. Both are fitted on bench/dups.py's development half by
+# `python bench/dups.py --fit`, which writes them with their provenance to this file.
+MODEL_FILE = Path(__file__).parent / "pretrained" / "dups.json"
+
+
+def _load_model(path: Path = MODEL_FILE) -> tuple[tuple[float, ...], float]:
+    """(weights, default threshold) from the shipped model file."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if tuple(data["features"]) != FEATURE_NAMES or len(data["weights"]) != len(FEATURE_NAMES) + 1:
+        raise ValueError(f"{path}: a duplicate model for other features; refit with bench/dups.py --fit")
+    return tuple(float(w) for w in data["weights"]), float(data["threshold"])
+
 
 # Crop/shift grid for lining up thumbnails: an edited copy may lose a few % at each edge.
 _SCALES = (1.0, 0.95, 0.90)
@@ -86,13 +105,25 @@ def decode_and_sign(source: str | bytes, size: int) -> tuple[np.ndarray, dict[st
 
 
 def signature(data: bytes, img: Image.Image) -> dict[str, str]:
-    """``sha256`` of the bytes, ``phash`` (16 hex digits), ``thumb`` (base64 32×32 gray)."""
+    """``sha256`` of the bytes, ``phash`` (16 hex digits), ``thumb`` (base64 32×32 gray) and
+    ``centre`` (the same of the image's centre CROP_KEEP)."""
     gray = img.convert("L")
     return {
         "sha256": hashlib.sha256(data).hexdigest(),
         "phash": f"{phash(gray):016x}",
         "thumb": base64.b64encode(thumbnail_gray(gray).tobytes()).decode("ascii"),
+        "centre": base64.b64encode(thumbnail_gray(centre_crop(gray)).tobytes()).decode("ascii"),
     }
+
+
+def centre_crop(img: Image.Image) -> Image.Image:
+    """The centre CROP_KEEP of each side. A copy cropped by about that much is compared with this
+    thumbnail as it is, where lining it up with the whole one resamples 32 px to 28 and blurs
+    away the detail that tells a copy from a look-alike (bench/dups.py --originals 240,
+    development half: copies cut 5-7 % a side and 15 % brighter found 0.842 → 0.958)."""
+    w, h = img.size
+    dw, dh = round(w * (1 - CROP_KEEP) / 2), round(h * (1 - CROP_KEEP) / 2)
+    return img.crop((dw, dh, w - dw, h - dh))
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -161,9 +192,10 @@ class PairTable:
 
 
 FEATURE_NAMES = ("cosine", "aligned", "colour", "detail")
-# Stored with the table: a table made with other features is rebuilt on the fly (and by the next
-# `imgsearch index`), never scored with the wrong weights.
-FEATURES = "dups-2:" + ",".join(FEATURE_NAMES)
+# Stored with the table: a table made with other features or candidates is rebuilt on the fly (and
+# by the next `imgsearch index`), never scored with the wrong weights. dups-3: centre-hash pairs.
+FEATURES = "dups-3:" + ",".join(FEATURE_NAMES)
+WEIGHTS, DEFAULT_THRESHOLD = _load_model()
 
 
 def pair_table(
@@ -324,6 +356,14 @@ class _Signatures:
         raw = b"".join(thumbs)
         self.thumbs = np.frombuffer(raw, np.uint8).reshape(len(chosen), THUMB, THUMB).astype(np.float32)
         self.plain = _normalise(self.thumbs).reshape(len(chosen), -1)
+        # items signed before the centre thumbnail existed use their whole one: features as before
+        self.centre = self.thumbs.copy()
+        self.has_centre = np.zeros(len(chosen), bool)
+        for k, (item, has) in enumerate(zip(chosen, self.has, strict=True)):
+            raw_centre = base64.b64decode(item.centre) if has and item.centre else b""
+            if len(raw_centre) == THUMB * THUMB:
+                self.centre[k] = np.frombuffer(raw_centre, np.uint8).reshape(THUMB, THUMB)
+                self.has_centre[k] = True
 
     def local(self, rows: np.ndarray) -> np.ndarray:
         """Positions of item rows among this object's rows."""
@@ -334,6 +374,16 @@ class _Signatures:
         """(len(local), grid size, THUMB²): every crop/shift of the grid, normalised."""
         w = _WARP_Y[None] @ self.thumbs[local][:, None] @ _WARP_XT[None]
         return _normalise(w.reshape(-1, THUMB, THUMB)).reshape(len(local), len(_WARP_Y), -1)
+
+
+class _Stack:
+    """Thumbnails for ``aligned_features`` to line up: the whole ones, then the centre ones."""
+
+    def __init__(self, sig: _Signatures) -> None:
+        self.thumbs = np.concatenate([sig.thumbs, sig.centre])
+        self.plain = _normalise(self.thumbs).reshape(len(self.thumbs), -1)
+
+    warps = _Signatures.warps
 
 
 def _unit_rows(a: np.ndarray) -> np.ndarray:
@@ -509,6 +559,22 @@ def aligned_features(sig: _Signatures, a: np.ndarray, b: np.ndarray) -> tuple[np
     return aligned, detail
 
 
+def crop_aligned_features(sig: _Signatures, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``aligned_features`` of the two whole thumbnails, or of one's whole thumbnail against the
+    other's centre thumbnail where that lines up better by CENTRE_MARGIN: a copy cropped about
+    CROP_KEEP lines up with its original's centre as it is, detail and all (see ``centre_crop``)."""
+    aligned, detail = aligned_features(sig, a, b)
+    crop = np.flatnonzero(sig.has_centre[a] | sig.has_centre[b])
+    if not len(crop):
+        return aligned, detail
+    stack, n = _Stack(sig), len(sig.thumbs)
+    for ca, cb in ((a[crop], b[crop] + n), (a[crop] + n, b[crop])):
+        al, de = aligned_features(stack, ca, cb)
+        better = al > aligned[crop] + CENTRE_MARGIN
+        aligned[crop[better]], detail[crop[better]] = al[better], de[better]
+    return aligned, detail
+
+
 def pair_features(
     image: np.ndarray, colour: np.ndarray | None, sig: _Signatures, a: np.ndarray, b: np.ndarray
 ) -> np.ndarray:
@@ -521,8 +587,7 @@ def pair_features(
         ]
         or [np.empty(0, np.float32)]
     )
-    la, lb = sig.local(a), sig.local(b)
-    aligned, detail = aligned_features(sig, la, lb)
+    aligned, detail = crop_aligned_features(sig, sig.local(a), sig.local(b))
     col = np.einsum("ij,ij->i", colour[a], colour[b]) if colour is not None else np.ones(len(a))
     return np.column_stack([cos, aligned, col, detail]).astype(np.float32)
 
@@ -680,8 +745,8 @@ def _exact_pairs(items: Sequence[Item]) -> list[tuple[int, int]]:
 def candidate_pairs(
     image: np.ndarray, sig: _Signatures, annoy_parts: list[tuple[int, int, Path]] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row pairs (a < b) worth scoring: vector neighbours and pHash block matches."""
-    pairs = _vector_pairs(image, annoy_parts) | _phash_pairs(sig)
+    """Row pairs (a < b) worth scoring: vector neighbours, pHash and centre-hash block matches."""
+    pairs = _vector_pairs(image, annoy_parts) | _phash_pairs(sig) | _crop_pairs(sig)
     pairs = {(a, b) for a, b in pairs if sig.has[a] and sig.has[b]}
     if not pairs:
         return np.empty(0, np.int64), np.empty(0, np.int64)
@@ -763,6 +828,40 @@ def _phash_pairs(sig: _Signatures) -> set[tuple[int, int]]:
                     for j in range(i + 1, len(bucket)):
                         if (hashes[i] ^ hashes[j]).bit_count() <= PHASH_CANDIDATE_BITS:
                             pairs.add((a, bucket[j]))
+    return pairs
+
+
+def thumb_hash(thumbs: np.ndarray) -> np.ndarray:
+    """64-bit DCT hashes (as ``phash``) of THUMB×THUMB thumbnails: (n,) uint64."""
+    low = (_DCT @ thumbs @ _DCT.T)[:, :8, :8].reshape(len(thumbs), 64)
+    bits = low > np.median(low[:, 1:], axis=1, keepdims=True)
+    return np.packbits(bits, axis=1).view(">u8")[:, 0].astype(np.uint64)
+
+
+def _crop_pairs(sig: _Signatures) -> set[tuple[int, int]]:
+    """Pairs where one item's centre-thumbnail hash is within CROP_HASH_BITS of the other's
+    whole-thumbnail hash, through shared 16-bit blocks as in ``_phash_pairs``. A copy with some
+    6 % cut off each side *is* its original's centre: its whole pHash lies 12 bits from the
+    original's at the median and its image cosine falls to 0.64 (bench/dups.py, development
+    half), so neither may propose it, while the original's centre hash lies 4 bits from it."""
+    rows = np.flatnonzero(sig.has)
+    centred = rows[sig.has_centre[rows]]
+    whole, centre = thumb_hash(sig.thumbs[rows]), thumb_hash(sig.centre[centred])
+    whole_of = dict(zip(rows.tolist(), whole.tolist(), strict=True))
+    pairs: set[tuple[int, int]] = set()
+    for shift in (0, 16, 32, 48):
+        buckets: dict[int, list[int]] = {}
+        blocks = ((whole >> np.uint64(shift)) & np.uint64(0xFFFF)).tolist()
+        for row, block in zip(rows.tolist(), blocks, strict=True):
+            buckets.setdefault(block, []).append(row)
+        for i, block in enumerate(((centre >> np.uint64(shift)) & np.uint64(0xFFFF)).tolist()):
+            bucket = buckets.get(block, ())
+            if len(bucket) > PHASH_BUCKET_CAP:
+                continue
+            a = int(centred[i])
+            for b in bucket:
+                if b != a and (int(centre[i]) ^ whole_of[b]).bit_count() <= CROP_HASH_BITS:
+                    pairs.add((min(a, b), max(a, b)))
     return pairs
 
 

@@ -324,7 +324,7 @@ class _Decoded:
     pixels: np.ndarray  # model input, uint8
     colour: np.ndarray  # colour histogram, computed here so it overlaps with inference
     backdrop: bool  # a product shot on a plain backdrop
-    signature: dict[str, str] = field(default_factory=dict)  # dups.signature: sha256, phash, thumb
+    signature: dict[str, str] = field(default_factory=dict)  # dups.signature: sha256, phash, thumb, centre
 
 
 def _decode(entry: FileEntry, size: int) -> _Decoded | ImageError:

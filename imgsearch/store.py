@@ -12,7 +12,7 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
         items.idx.npy      (n + 1,) int64 byte offsets of the lines of items.jsonl (queries parse
                            only the items they return)
         items.jsonl        one item per line: id, path, size, mtime, text, tags, and the duplicate
-                           signature: sha256, phash, thumb (see imgsearch/dups.py); ASCII JSON, so
+                           signature: sha256, phash, thumb, centre (see imgsearch/dups.py); ASCII JSON, so
                            file names that are not valid UTF-8 round-trip as escapes
         image.npy          (n, d_image) float32, L2-normalised (spaces: see imgsearch/spaces.py)
         text.npy           (n, d_text) float32, zero rows for items with no text
@@ -123,6 +123,7 @@ class Item:
     sha256: str | None = None  # of the file bytes: exact duplicates
     phash: str | None = None  # 64-bit DCT perceptual hash, 16 hex digits
     thumb: str | None = None  # base64 of a 32×32 grayscale thumbnail (uint8)
+    centre: str | None = None  # the same of the image's centre (dups.CROP_KEEP): crops line up with it
 
     def to_json(self) -> dict:
         return {
@@ -135,6 +136,7 @@ class Item:
             "sha256": self.sha256,
             "phash": self.phash,
             "thumb": self.thumb,
+            "centre": self.centre,
         }
 
     @classmethod
@@ -144,7 +146,7 @@ class Item:
         text, tags = d.get("text"), d.get("tags") or {}
         if not (text is None or isinstance(text, str)) or not isinstance(tags, dict):
             raise ValueError("an item with a malformed text or tags")
-        signature = [d.get(k) for k in ("sha256", "phash", "thumb")]
+        signature = [d.get(k) for k in ("sha256", "phash", "thumb", "centre")]
         if not all(v is None or isinstance(v, str) for v in signature):
             raise ValueError("an item with a malformed duplicate signature")
         return cls(d["id"], d["path"], int(d["size"]), float(d["mtime"]), text, tags, *signature)
