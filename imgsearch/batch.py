@@ -84,6 +84,8 @@ def run_batch(searcher: Searcher, source: str, out: TextIO) -> int:
                 if isinstance(q, Exception):
                     raise q
                 result = {"query": n, "results": [hit_json(h) for h in searcher.search(q)]}
+                if searcher.no_exif:  # photos a filter left out for lacking EXIF, as the CLI says
+                    result["no_exif"] = searcher.no_exif
             except BAD_QUERY as exc:
                 result = {"query": n, "error": str(exc)}
                 status = 2

@@ -178,6 +178,25 @@ def test_batch_keys(album, capsys, monkeypatch):
     assert names[0] == ["lisbon_2019_07.jpg", "nogps_2019_08.jpg"]
     assert names[1] == ["lisbon_2019_07.jpg"]
     assert "YYYY-MM" in answers[2]["error"] and "--place" in answers[3]["error"]
+    assert answers[0]["no_exif"] == 2 and answers[1]["no_exif"] == 3
+
+
+def test_serve_accepts_the_filters(album):
+    from fastapi.testclient import TestClient
+
+    from imgsearch.search import QueryEncoder
+    from imgsearch.serve import create_app
+
+    store = Store(album / ".imgsearch")
+    encoder = QueryEncoder(store.require().manifest, TinyImageEncoder(), TinyTextEncoder())
+    client = TestClient(create_app(store, encoder=encoder), base_url="http://127.0.0.1")
+    r = client.post("/api/query", json={"text": "beach", "place": "Portugal", "taken_before": "2019-06"})
+    assert r.status_code == 200
+    names = sorted(Path(h["path"]).name for h in r.json()["results"])
+    assert names == ["lisbon_2018_12.jpg", "porto_2019_05.jpg"]
+    assert r.json()["no_exif"] == 3
+    r = client.post("/api/query", json={"taken_after": "2019-1"})
+    assert r.status_code == 400 and "YYYY-MM" in r.json()["error"]
 
 
 def test_reindex_reads_only_changed_files(album, tiny, capsys, monkeypatch):
