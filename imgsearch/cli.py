@@ -373,6 +373,8 @@ def index(
     The index lives in TARGET/.imgsearch and is replaced atomically: queries running
     meanwhile see the old index or the new one. Collections under 8,000 items are
     searched exactly; larger ones through Annoy (recall@10 ≥ 0.98 measured at 100k).
+    Each new or changed file's EXIF (date taken, camera, lens, GPS, and the place
+    the GPS names, offline) is kept for `query --taken-after/--place/--camera`.
     """
     from imgsearch.build import index_folder
     from imgsearch.index import AnnOptions
