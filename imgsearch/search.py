@@ -422,6 +422,7 @@ class Searcher:
         the match its old contents were. ``self.left_out`` counts them by reason for the caller
         to mention.
         """
+        self.no_exif = 0
         if q.filters:
             return self._filtered(q, exclude, within, vectors)
         vectors = self.query_vectors(q) if vectors is None else vectors

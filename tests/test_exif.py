@@ -169,6 +169,7 @@ def test_batch_keys(album, capsys, monkeypatch):
         {"text": "beach", "place": "Lisbon", "camera": "Pixel"},
         {"taken_before": "2019-99"},
         {"place": 7},
+        {"text": "beach", "k": 2},
     ]
     stdin = "".join(json.dumps(line) + "\n" for line in lines).encode()
     code, out, _ = run_cli(["query", "--batch", "-"], capsys, monkeypatch, stdin=stdin)
@@ -179,6 +180,7 @@ def test_batch_keys(album, capsys, monkeypatch):
     assert names[1] == ["lisbon_2019_07.jpg"]
     assert "YYYY-MM" in answers[2]["error"] and "--place" in answers[3]["error"]
     assert answers[0]["no_exif"] == 2 and answers[1]["no_exif"] == 3
+    assert len(names[4]) == 2 and "no_exif" not in answers[4]  # no filter, nothing left out
 
 
 def test_serve_accepts_the_filters(album):
