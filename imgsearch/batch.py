@@ -6,11 +6,12 @@ import json
 import sys
 from typing import BinaryIO, TextIO
 
+from imgsearch import filters
 from imgsearch.errors import UserError
 from imgsearch.render import hit_json
 from imgsearch.search import Query, Searcher, build_query, check_weights
 
-KEYS = {"image", "text", "not", "not_image", "k", "weight", "like", "unlike"}
+KEYS = {"image", "text", "not", "not_image", "k", "weight", "like", "unlike", *filters.KEYS}
 
 
 def _strings(spec: dict, key: str) -> list[str]:
@@ -49,6 +50,7 @@ def parse_spec(spec: object) -> Query:
         {} if weight is None else check_weights(weight),
         _strings(spec, "like"),
         _strings(spec, "unlike"),
+        filters.make(*(spec.get(key) for key in filters.KEYS)),
     )
 
 
@@ -82,6 +84,8 @@ def run_batch(searcher: Searcher, source: str, out: TextIO) -> int:
                 if isinstance(q, Exception):
                     raise q
                 result = {"query": n, "results": [hit_json(h) for h in searcher.search(q)]}
+                if searcher.no_exif:  # photos a filter left out for lacking EXIF, as the CLI says
+                    result["no_exif"] = searcher.no_exif
             except BAD_QUERY as exc:
                 result = {"query": n, "error": str(exc)}
                 status = 2

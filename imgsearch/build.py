@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from imgsearch import dups, fusion, hubness, spaces, store, trust
+from imgsearch import dups, exif, fusion, hubness, spaces, store, trust
 from imgsearch import index as ann
 from imgsearch.embed import EmbedOptions, EmbedReport, EmbedResult, Encoders, Progress, embed_job
 from imgsearch.encoders import ImageEncoder, TextEncoder
@@ -155,6 +155,8 @@ def _publish_if_changed(
     st: Store, live: Generation | None, result: EmbedResult, plan: _Plan, notes: list[str]
 ) -> IndexReport:
     """Publish ``result`` as one generation, unless the live one already holds exactly that."""
+    if exif.fill(result.items):  # new or changed files, or a store from before EXIF was kept
+        result.changed = True
     skipped_changed = live is not None and {p for p, _ in live.skipped()} != {
         p for p, _ in result.report.skipped
     }

@@ -85,7 +85,15 @@ def hit_json(hit) -> dict:
         "z": {s: round(v, 3) for s, v in hit.z.items()},
         "weights": hit.weights,  # what fused them: fitted, the folder's calibration, or --weight
         "tags": hit.item.tags,
+        "exif": exif_json(hit.item.exif),
     }
+
+
+def exif_json(record: dict | None) -> dict | None:
+    """An item's EXIF for ``-f json`` (imgsearch/exif.py): taken, camera, lens, gps, place; null without."""
+    if not record:
+        return None
+    return {k: record.get(k) for k in ("taken", "camera", "lens", "gps", "place")}
 
 
 def render_hits(hits: list, fmt: str, out, *, nul: bool = False) -> int:

@@ -24,6 +24,7 @@ head (``imgsearch train``) drops in as one more space.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import sys
@@ -36,10 +37,11 @@ from typing import Any
 
 import numpy as np
 
-from imgsearch import colors, fresh, fusion, hubness, spaces, wordnet
+from imgsearch import colors, filters, fresh, fusion, hubness, spaces, wordnet
 from imgsearch import index as ann
 from imgsearch.encoders.base import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
+from imgsearch.filters import Filters
 from imgsearch.images import ImageError, load_rgb_array, read_stream
 from imgsearch.lexical import match_expression
 from imgsearch.store import DamagedStore, Generation, Item
@@ -74,6 +76,7 @@ class Query:
     weights: dict[str, float] = field(default_factory=dict)
     like: list[str] = field(default_factory=list)  # indexed items (id or path): relevance feedback
     unlike: list[str] = field(default_factory=list)
+    filters: Filters | None = None  # EXIF filters (imgsearch/filters.py): rows kept before ranking
 
     def is_empty(self) -> bool:
         return not (self.images or self.texts or self.like)
@@ -133,7 +136,15 @@ def _photo_counts(q: Query, vectors: dict) -> bool:
 
 
 def build_query(
-    images=(), texts=(), not_texts=(), not_images=(), k: int = 10, weights=None, like=(), unlike=()
+    images=(),
+    texts=(),
+    not_texts=(),
+    not_images=(),
+    k: int = 10,
+    weights=None,
+    like=(),
+    unlike=(),
+    filters: Filters | None = None,
 ) -> Query:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise UserError(f"-k/--top must be a whole number from 1 to {MAX_K}")
@@ -146,10 +157,12 @@ def build_query(
         weights=check_weights(weights) if isinstance(weights, dict) else parse_space_weights(weights),
         like=list(like),
         unlike=list(unlike),
+        filters=filters,
     )
-    if q.is_empty():
+    if q.is_empty() and not filters:  # a filter alone lists its matches by date
         raise UserError(
-            "empty query: give a query image, --text and/or --like (see `imgsearch query --help`)"
+            "empty query: give a query image, --text, --like and/or a filter such as --place "
+            "(see `imgsearch query --help`)"
         )
     return q
 
@@ -259,6 +272,7 @@ class Searcher:
         # serve narrows this to files under the indexed roots; the rest read as gone
         self.file_exists: Callable[[str], bool] = _anywhere
         self.left_out: Counter[str] = Counter()  # results left out by the last search, by reason
+        self.no_exif = 0  # items the last search's filters left out for lacking EXIF
         self.encoder = encoder or QueryEncoder(gen.manifest)
         self.heads = gen.heads() if heads is None else heads
         self._classes: tuple[np.ndarray, np.ndarray] | None = None
@@ -408,6 +422,9 @@ class Searcher:
         the match its old contents were. ``self.left_out`` counts them by reason for the caller
         to mention.
         """
+        self.no_exif = 0
+        if q.filters:
+            return self._filtered(q, exclude, within, vectors)
         vectors = self.query_vectors(q) if vectors is None else vectors
         weights = {s: q.weights.get(s, self.default_weight(s, vectors)) for s in vectors}
         active = {s: v for s, v in vectors.items() if weights[s] != 0}
@@ -453,6 +470,37 @@ class Searcher:
                 )
             )
             if len(hits) == q.k:
+                break
+        return hits
+
+    def _filtered(self, q: Query, exclude, within, vectors) -> list[Hit]:
+        """A query with EXIF filters (imgsearch/filters.py): the search over the matching rows only,
+        scored exactly, so k matches come back when k exist; with nothing to rank by, the matches
+        by date taken. ``self.no_exif`` counts the photos left out for lacking the EXIF."""
+        found = filters.select(self.gen.items, q.filters)
+        rows = found.rows if within is None else np.intersect1d(found.rows, within)
+        if exclude:
+            rows = np.setdiff1d(rows, np.fromiter(exclude, np.int64))
+        if q.is_empty():
+            hits = self._listing(filters.by_date(self.gen.items, rows), q.k)
+        elif len(rows):
+            hits = self.search(dataclasses.replace(q, filters=None), within=rows, vectors=vectors)
+        else:
+            hits = []
+        self.no_exif = found.no_exif
+        return hits
+
+    def _listing(self, rows: list[int], k: int) -> list[Hit]:
+        """The first k of ``rows`` as hits without a score (nothing ranked them), stale files left out."""
+        self.left_out = Counter()
+        hits: list[Hit] = []
+        for row in rows:
+            why = self._stale(self.gen.items[row]) if self.check_files else None
+            if why is not None:
+                self.left_out[why] += 1
+                continue
+            hits.append(Hit(len(hits) + 1, 0.0, self.gen.items[row], row, {}, {}))
+            if len(hits) == k:
                 break
         return hits
 

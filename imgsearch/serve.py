@@ -189,7 +189,8 @@ def answer(live: LiveIndex, body: bytes) -> tuple[int, dict]:
         q = parse_spec(query_spec(body, snap))
         with live.search_lock:
             hits = snap.searcher.search(q)
-        return 200, {"results": [hit_json(h) for h in hits]}
+            no_exif = snap.searcher.no_exif  # photos a filter left out for lacking EXIF
+        return 200, {"results": [hit_json(h) for h in hits], **({"no_exif": no_exif} if no_exif else {})}
     except (*BAD_QUERY, ImageError) as exc:
         return 400, {"error": _one_line(str(exc))}
     except RecursionError:  # a value nested deep enough to pass json.loads but not what reads it

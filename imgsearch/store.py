@@ -11,8 +11,10 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
                            count, dim}, "head": "photo.json"}
         items.idx.npy      (n + 1,) int64 byte offsets of the lines of items.jsonl (queries parse
                            only the items they return)
-        items.jsonl        one item per line: id, path, size, mtime, text, tags, and the duplicate
-                           signature: sha256, phash, thumb, centre (see imgsearch/dups.py); ASCII JSON, so
+        items.jsonl        one item per line: id, path, size, mtime, text, tags, the duplicate
+                           signature: sha256, phash, thumb, centre (see imgsearch/dups.py), and exif
+                           (taken, camera, lens, gps, place: imgsearch/exif.py; absent in older
+                           stores, read on their next index); ASCII JSON, so
                            file names that are not valid UTF-8 round-trip as escapes
         image.npy          (n, d_image) float32, L2-normalised (spaces: see imgsearch/spaces.py)
         text.npy           (n, d_text) float32, zero rows for items with no text
@@ -124,6 +126,7 @@ class Item:
     phash: str | None = None  # 64-bit DCT perceptual hash, 16 hex digits
     thumb: str | None = None  # base64 of a 32×32 grayscale thumbnail (uint8)
     centre: str | None = None  # the same of the image's centre (dups.CROP_KEEP): crops line up with it
+    exif: dict | None = None  # imgsearch/exif.py: {} read and empty, None never read (older stores)
 
     def to_json(self) -> dict:
         return {
@@ -137,6 +140,7 @@ class Item:
             "phash": self.phash,
             "thumb": self.thumb,
             "centre": self.centre,
+            "exif": self.exif,
         }
 
     @classmethod
@@ -149,7 +153,10 @@ class Item:
         signature = [d.get(k) for k in ("sha256", "phash", "thumb", "centre")]
         if not all(v is None or isinstance(v, str) for v in signature):
             raise ValueError("an item with a malformed duplicate signature")
-        return cls(d["id"], d["path"], int(d["size"]), float(d["mtime"]), text, tags, *signature)
+        exif = d.get("exif")
+        if not (exif is None or isinstance(exif, dict)):
+            raise ValueError("an item with a malformed exif record")
+        return cls(d["id"], d["path"], int(d["size"]), float(d["mtime"]), text, tags, *signature, exif)
 
     def fingerprint(self) -> tuple[str, int, float]:
         return (self.path, self.size, self.mtime)

@@ -103,3 +103,21 @@ def test_search_vote_and_upload_in_a_real_browser(browser, server, tmp_path):
     shot = tmp_path / "serve.png"
     browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
+
+
+def test_filter_fields_reach_the_api(browser, server):
+    """The page's filter fields are sent as the --batch keys: none of these photos has GPS, so a
+    place alone finds nothing and the status counts the photos left out without EXIF."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _, url = server
+    browser.get(url + "/")
+    wait_for(browser, lambda d: "items in" in d.find_element(By.ID, "status").text, "health answered")
+    browser.find_element(By.ID, "place").send_keys("Lisbon", Keys.ENTER)
+    wait_for(
+        browser, lambda d: "8 without EXIF left out" in d.find_element(By.ID, "status").text, "no-EXIF count"
+    )
+    assert browser.find_element(By.CSS_SELECTOR, ".empty").text == "No results."
+    browser.find_element(By.ID, "taken_after").send_keys("2019-13", Keys.ENTER)
+    wait_for(browser, lambda d: "YYYY-MM" in d.find_element(By.ID, "status").text, "a bad date, one line")

@@ -4,7 +4,8 @@
 const MAX_UPLOAD = 20 * 1024 * 1024; // the server refuses larger images (serve.MAX_IMAGE_BYTES)
 const K = 24;
 const $ = (id) => document.getElementById(id);
-const state = { text: "", image: null, imageLabel: "", likes: new Map(), unlikes: new Map() };
+const state = { text: "", image: null, imageLabel: "", likes: new Map(), unlikes: new Map(), filters: {} };
+const FILTERS = ["taken_after", "taken_before", "place", "camera"]; // --batch keys (imgsearch/filters.py)
 let health = null;
 let seq = 0; // answers to superseded queries are dropped
 
@@ -44,13 +45,14 @@ function queryBody() {
   if (state.image) body.image = [state.image];
   if (state.likes.size) body.like = [...state.likes.keys()];
   if (state.unlikes.size) body.unlike = [...state.unlikes.keys()];
+  Object.assign(body, state.filters);
   return body;
 }
 
 async function search() {
   renderChips();
   const body = queryBody();
-  if (!body.text && !body.image && !body.like) {
+  if (!body.text && !body.image && !body.like && !Object.keys(state.filters).length) {
     $("grid").replaceChildren();
     status(health ? `${health.items} items in ${health.generation}. Type a query, or drop an image.` : "");
     return;
@@ -65,7 +67,8 @@ async function search() {
     if (mine !== seq) return;
     render(answer.results);
     const ms = Math.round(performance.now() - started);
-    status(`${answer.results.length} results in ${ms} ms` + (health ? ` · ${health.items} items` : ""));
+    const noExif = answer.no_exif ? ` · ${answer.no_exif} without EXIF left out` : "";
+    status(`${answer.results.length} results in ${ms} ms` + (health ? ` · ${health.items} items` : "") + noExif);
   } catch (err) {
     if (mine === seq) status(err.message, true);
   }
@@ -76,6 +79,9 @@ function tagsOf(item) {
   const out = [];
   for (const [name] of (tags.colours || []).slice(0, 2)) out.push(name);
   for (const [name] of (tags.classes || []).slice(0, 2)) out.push(name);
+  const exif = item.exif || {};
+  if (exif.taken) out.push(exif.taken.slice(0, 10));
+  if (exif.place) out.push(exif.place.split(", ").slice(-2).join(", "));
   return out;
 }
 
@@ -189,6 +195,15 @@ $("search").addEventListener("submit", (event) => {
   state.text = text;
   search();
 });
+$("filters").addEventListener("change", () => {
+  state.filters = {};
+  for (const key of FILTERS) {
+    const value = $(key).value.trim();
+    if (value) state.filters[key] = value;
+  }
+  search();
+});
+$("filters").addEventListener("submit", (event) => event.preventDefault());
 $("file").addEventListener("change", (event) => { useFile(event.target.files[0]); event.target.value = ""; });
 document.addEventListener("paste", (event) => {
   const file = [...(event.clipboardData?.files || [])].find((f) => f.type.startsWith("image/"));
