@@ -365,6 +365,18 @@ def index(
             "photos its photos are (recorded in the index; see docs/domains.md).",
         ),
     ] = True,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Then keep watching TARGET and re-index after its changes settle, until Ctrl-C "
+            "(queries and `serve` see each new index as it is published).",
+        ),
+    ] = False,
+    settle: Annotated[
+        float,
+        typer.Option("--settle", help="With --watch: seconds without changes before re-indexing.", min=0.1),
+    ] = 2.0,
     quiet: QuietOpt = False,
 ) -> None:
     """Embed what is new or changed in a folder and build its search index.
@@ -395,19 +407,54 @@ def index(
         exclude,
         no_exclude,
     )
-    report = _with_progress(
-        quiet,
-        lambda progress: index_folder(
-            target,
-            options,
-            out=out,
-            ann_options=AnnOptions(trees, shards),
-            model=model,
-            no_model=no_model,
-            progress=progress,
-            calibrate=calibrate,
-        ),
-    )
+
+    def run(options, model: Path | None, no_model: bool) -> None:
+        report = _with_progress(
+            quiet,
+            lambda progress: index_folder(
+                target,
+                options,
+                out=out,
+                ann_options=AnnOptions(trees, shards),
+                model=model,
+                no_model=no_model,
+                progress=progress,
+                calibrate=calibrate,
+            ),
+        )
+        _print_index_report(report, quiet)
+
+    run(options, model, no_model)
+    if watch:
+        from dataclasses import replace
+
+        # later rounds are plain re-indexes: what is sticky (catalog, heads, exclusions) stays
+        _watch(target, out, lambda: run(replace(options, rebuild=False), None, False), settle, quiet)
+
+
+def _watch(target: Path, out: Path | None, reindex, settle: float, quiet: bool) -> None:
+    from imgsearch.store import STORE_DIRNAME
+    from imgsearch.watch import watch_folder
+
+    if not target.is_dir():
+        raise _fail(f"--watch: {target} is not a folder")
+
+    def guarded() -> None:  # a bad moment (a catalog being rewritten) is said, and watching goes on
+        try:
+            reindex()
+        except UserError as exc:
+            _say_error(str(exc))
+
+    if not quiet:
+        err.print(f"watching {target} (Ctrl-C to stop)", highlight=False)
+    try:
+        watch_folder(target, out or target / STORE_DIRNAME, guarded, settle)
+    except KeyboardInterrupt:
+        if not quiet:
+            err.print("stopped watching", highlight=False)
+
+
+def _print_index_report(report, quiet: bool) -> None:
     _notes(report.notes)
     if not quiet:
         from imgsearch.render import print_embed_report
