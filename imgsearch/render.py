@@ -85,6 +85,7 @@ def hit_json(hit) -> dict:
         "z": {s: round(v, 3) for s, v in hit.z.items()},
         "weights": hit.weights,  # what fused them: fitted, the folder's calibration, or --weight
         "tags": hit.item.tags,
+        "ocr": hit.item.tags.get("ocr"),  # the words read off the photo (index --ocr), else None
     }
 
 
