@@ -592,7 +592,7 @@ class Searcher:
         wanted = [s for s in active if s in spaces.IMAGE_SIDE and image_query] or list(active)
         if within is not None or self.gen.count <= SCAN_BELOW:
             return wanted
-        return [s for s in wanted if s in self.indexes or s in self.full_text] or wanted
+        return [s for s in wanted if s in self.indexes or s in spaces.FULL_TEXT] or wanted
 
     def _raw_all(self, space: str, vec: np.ndarray, bias: dict[str, int] | None = None) -> np.ndarray:
         if space in CLASS_ROWS or space in (bias or {}):
