@@ -114,3 +114,14 @@ def test_help_does_not_load_the_engine():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert out.strip() == "True False False"
+
+
+def test_batch_lines_weigh_the_ocr_space(folder, capsys, monkeypatch):
+    run_cli(["index", folder, "--ocr", "--quiet"], capsys, monkeypatch)
+    lines = [{"text": ["oatly"], "k": 5, "weight": {"ocr": w}} for w in (3, 0)]
+    stdin = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    code, out, err = run_cli(["query", "--batch", "-", "--index", folder], capsys, monkeypatch, stdin=stdin)
+    assert code == 0, err
+    weighed, without = (json.loads(line)["results"] for line in out.splitlines())
+    assert Path(weighed[0]["path"]).name == "carton.png" and weighed[0]["weights"]["ocr"] == 3
+    assert "ocr" not in without[0]["weights"]  # weight 0: the space takes no part
