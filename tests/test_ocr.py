@@ -125,3 +125,26 @@ def test_batch_lines_weigh_the_ocr_space(folder, capsys, monkeypatch):
     weighed, without = (json.loads(line)["results"] for line in out.splitlines())
     assert Path(weighed[0]["path"]).name == "carton.png" and weighed[0]["weights"]["ocr"] == 3
     assert "ocr" not in without[0]["weights"]  # weight 0: the space takes no part
+
+
+def test_an_interrupted_run_keeps_the_words_it_had_read(folder, reads, monkeypatch):
+    from imgsearch.build import index_folder
+    from imgsearch.embed import EmbedOptions
+
+    real, chunks = ocr.read_all, []
+
+    def stop_at_the_second_chunk(paths):
+        chunks.append(paths)
+        if len(chunks) == 2:
+            raise KeyboardInterrupt
+        return real(paths)
+
+    monkeypatch.setattr(ocr, "read_all", stop_at_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        index_folder(folder, EmbedOptions(ocr=True, chunk=2))
+    monkeypatch.setattr(ocr, "read_all", real)
+    reads.clear()
+    index_folder(folder, EmbedOptions(ocr=True, chunk=2))
+    assert len(reads) == 3  # five photos: the first chunk's two were read and saved before the stop
+    gen = Store(folder / ".imgsearch").require()
+    assert "oatly" in {Path(i.path).name: i.tags["ocr"] for i in gen.items}["carton.png"].lower()
