@@ -34,7 +34,7 @@ _lock = threading.Lock()
 
 
 def _load() -> Any:
-    """The RapidOCR engine, built once per process (loading the ONNX models takes ~0.5 s)."""
+    """The RapidOCR engine, built once per process (it loads three ONNX models)."""
     global _engine
     with _lock:
         if _engine is None:
