@@ -377,6 +377,8 @@ def _publish(st: Store, result: EmbedResult, plan: _Plan, live: Generation | Non
         if result.exclude:  # kept for the next run (--exclude is sticky), absent when there are none
             writer.manifest["exclude"] = result.exclude
         writer.add_lexical([item.text for item in result.items])
+        if result.text_source.get("ocr"):  # the words read off the photos (index --ocr)
+            writer.add_lexical([item.tags.get("ocr") for item in result.items], "ocr")
         writer.add_classes(*class_arrays(result.items))
         vectors = dict(result.vectors)
         for space, arr in result.vectors.items():

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from imgsearch import colors, dups, spaces, store
+from imgsearch import colors, dups, ocr, spaces, store
 from imgsearch.catalog import FileEntry, Metadata, read_metadata, scan
 from imgsearch.encoders import (
     DEFAULT_IMAGE_ENCODER,
@@ -73,6 +73,7 @@ class EmbedOptions:
     no_meta: bool = False  # drop the catalog the index was built with (--no-meta)
     exclude: list[str] | None = None  # --exclude globs; None: those the index was built with
     no_exclude: bool = False  # drop the kept --exclude globs (--no-exclude)
+    ocr: bool | None = None  # read the words in each photo (--ocr/--no-ocr); None: as the index was built
 
 
 @dataclass
@@ -207,6 +208,8 @@ def embed_job(
     if not entries and named:
         raise UserError(f"{named[0][0]}: {named[0][1]}")
     options, meta = load_catalog(options, previous, target)  # the live catalog, even under --rebuild
+    kept = previous.manifest if previous else target.last_manifest()
+    options = replace(options, ocr=ocr.enabled(options.ocr, kept))  # --ocr is sticky, like --meta
     previous = None if options.rebuild else previous
     texts = {e.path: meta.text(e.path, options.text_columns) if meta else None for e in entries}
     if previous is not None:
@@ -314,6 +317,8 @@ def _can_reuse(reuse: _Reuse, entry: FileEntry, text: str | None, options: Embed
     item = found[0]
     if item.fingerprint() != entry.fingerprint():
         return False
+    if options.ocr and "ocr" not in item.tags:
+        return False  # not read yet (indexed before --ocr): embedded again, and read
     if text is not None:
         return item.text == text
     return item.tags.get("text_source") == ("auto" if options.auto_tags else None)
@@ -407,6 +412,9 @@ def embed_chunk(good, texts, image, text_encoder, options) -> tuple[list[Item], 
         if text is None and options.auto_tags:
             text = tag_text(tags) or None
         items.append(Item(entry.id, entry.path, entry.size, entry.mtime, text, tags, **decoded.signature))
+    if options.ocr:  # read here so the words are saved with the chunk: an interrupted run keeps them
+        for item, words in zip(items, ocr.read_all([item.path for item in items]), strict=True):
+            item.tags["ocr"] = words
     text_vecs = np.zeros((len(items), text_encoder.spec.dim), np.float32)
     with_text = [i for i, item in enumerate(items) if item.text]
     if with_text:
@@ -451,6 +459,8 @@ def _collect(
         "columns": options.text_columns,
         "auto_tags": "items without metadata text" if options.auto_tags else "never",
     }
+    if options.ocr:  # only then: a store indexed without it keeps the manifest it had
+        text_source["ocr"] = ocr.ENGINE
     specs = encoders.specs() if encoders.loaded or previous is None else previous.manifest["encoders"]
     roots = covering_roots(x.path for x in live)  # all of them: serve reads only under these
     changed = (

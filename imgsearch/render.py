@@ -86,6 +86,7 @@ def hit_json(hit) -> dict:
         "weights": hit.weights,  # what fused them: fitted, the folder's calibration, or --weight
         "tags": hit.item.tags,
         "exif": exif_json(hit.item.exif),
+        "ocr": hit.item.tags.get("ocr"),  # the words read off the photo (index --ocr), else None
     }
 
 

@@ -61,6 +61,10 @@ COMPOSE = 1.0
 # 4.6 ms a query on the fashion index; 20 per candidate gives the same fused results there
 # (bench/search_quality.py unchanged) at a fraction of the time.
 CANDIDATE_SEARCH_K = 20
+# The ocr space's weight where no fit names it (no fit does yet): a rule, not fitted — 1, like any
+# space without a reason for another. Its clipped z-score lifts a photo whose printed words match
+# by at most fusion's clip without silencing the other spaces (figures: docs/ocr.md).
+OCR_WEIGHT = 1.0
 _WEIGHTED = re.compile(r"^\s*([+-]?\d+(?:\.\d*)?)\s*:(.*)$")
 
 
@@ -289,7 +293,10 @@ class Searcher:
         self._sample = (
             fusion.calibration_sample(gen.count) if self._calibration is None else self._calibration.rows
         )
-        self.lexical = gen.lexical_index()
+        # the full-text spaces (BM25), an FTS5 file each: item texts, and words read off the photos
+        found = {s: gen.lexical_index(s) for s in spaces.FULL_TEXT}
+        self.full_text = {s: index for s, index in found.items() if index is not None}
+        self.lexical = self.full_text.get("lexical")
         self.fusion = fusion.load()
         # hubness biases (imgsearch/hubness.py), subtracted from every score in their space
         self._bias = {s: b for s in gen.vectors if (b := gen.bias(s)) is not None}
@@ -329,8 +336,8 @@ class Searcher:
                 if named is not None:
                     out["wordnet"] = named
             expression = match_expression([t for t, _ in q.texts])
-            if expression and self.lexical is not None:
-                out["lexical"] = expression
+            if expression:
+                out.update(dict.fromkeys(self.full_text, expression))
         if q.like or q.unlike:
             out = self._feedback(q, out)
         return out
@@ -565,6 +572,8 @@ class Searcher:
             return self._photo_weights[1]
         if space in ("lexical", "wordnet"):
             return 0.0  # joins only where a fitted weight says it helps (pretrained/fusion.json)
+        if space == "ocr":
+            return OCR_WEIGHT
         if space == "classes" and not (active and "text" in active):
             return 0.0  # image alone: P@10 0.788 without classes, 0.767 with (fashion, 200 queries)
         return 1.0
@@ -612,8 +621,8 @@ class Searcher:
         found = []
         for space in self._proposers(active, image_query, within):
             vec = active[space]
-            if space == "lexical" and within is None:
-                found.append(self.lexical.search(vec, n)[0])
+            if space in self.full_text and within is None:
+                found.append(self.full_text[space].search(vec, n)[0])
             elif within is not None:
                 scores = self._raw_scores(space, vec, within, bias)
                 found.append(within[np.argsort(-scores)[:n]])
@@ -631,7 +640,7 @@ class Searcher:
         wanted = [s for s in active if s in spaces.IMAGE_SIDE and image_query] or list(active)
         if within is not None or self.gen.count <= SCAN_BELOW:
             return wanted
-        return [s for s in wanted if s in self.indexes or s == "lexical"] or wanted
+        return [s for s in wanted if s in self.indexes or s in spaces.FULL_TEXT] or wanted
 
     def _raw_all(self, space: str, vec: np.ndarray, bias: dict[str, int] | None = None) -> np.ndarray:
         if space in CLASS_ROWS or space in (bias or {}):
@@ -643,8 +652,8 @@ class Searcher:
     ) -> np.ndarray:
         """Each row's score in ``space``, less its hubness bias where ``bias`` (``bias_columns``)
         names a column for the space."""
-        if space == "lexical":
-            return self.lexical.scores(vec, rows)
+        if space in self.full_text:
+            return self.full_text[space].scores(vec, rows)
         if space in CLASS_ROWS:
             ids, vals = self._class_arrays()
             return _class_scores(vec, ids[rows], vals[rows])
@@ -670,7 +679,7 @@ class Searcher:
         (one small read, where reading them from the collection is a random read per row: seconds
         at 1M items with an empty page cache, bench/scale_query.py --drop-caches)."""
         stored = None
-        if self._calibration is not None and space != "lexical":
+        if self._calibration is not None and space not in spaces.FULL_TEXT:
             stored = self._calibration.get("classes" if space in CLASS_ROWS else space)
         if stored is None:
             return self._raw_scores(space, vec, self._sample, bias)

@@ -77,6 +77,16 @@ SPACES: tuple[Space, ...] = (
         help="BM25 over item texts (SQLite FTS5, porter stemming): exact words, brands, model numbers",
     ),
     Space(
+        "ocr",
+        source="lexical",
+        indexed=False,
+        query="words",
+        image_side=False,
+        weight="1 (a rule, not fitted: imgsearch/ocr.py); only in an index built with `index --ocr`",
+        help="BM25 over the words read off each photo at index time (`index --ocr`): brands on "
+        "packaging, signs, screenshots",
+    ),
+    Space(
         "wordnet",
         source="tags",
         indexed=False,
@@ -122,6 +132,7 @@ EMBEDDED = tuple(s.name for s in SPACES if s.source == "embed")
 HEADS = tuple(s.name for s in SPACES if s.source == "head")
 INDEXED = tuple(s.name for s in SPACES if s.indexed)
 IMAGE_SIDE = tuple(s.name for s in SPACES if s.image_side)
+FULL_TEXT = tuple(s.name for s in SPACES if s.source == "lexical")  # BM25 over an FTS5 file each
 TEXT_HEADS = tuple(s.name for s in SPACES if s.source == "head" and s.query == "text")
 SHIPPED_HEADS = ("photo",)  # come with the package; re-derived on every index, never copied from one
 

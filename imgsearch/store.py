@@ -39,6 +39,8 @@ A store is a directory (``FOLDER/.imgsearch`` for ``imgsearch index FOLDER``)::
                            written with the indexes, the manifest's "dups" entry names it
         lexical.sqlite     SQLite FTS5 table of the item texts (the lexical space, BM25; see
                            imgsearch/lexical.py); the manifest's "lexical" entry names it
+        ocr.sqlite         the same for the words read off the photos (`index --ocr`, the ocr
+                           space, imgsearch/ocr.py); the manifest's "ocr" entry names it
         calibration.npz    the calibration sample (fusion.calibration_sample): its rows, and their
                            vectors in each space and class rows, read at once by a query
         skipped.tsv        path <TAB> reason, for files that could not be used
@@ -220,7 +222,11 @@ class Generation:
     @property
     def lexical_path(self) -> Path | None:
         """The FTS5 file of the lexical space (None: a store made before it existed)."""
-        info = self.manifest.get("lexical")
+        return self.full_text_path("lexical")
+
+    def full_text_path(self, space: str) -> Path | None:
+        """The FTS5 file of a full-text space, ``lexical`` or ``ocr`` (None: the store has none)."""
+        info = self.manifest.get(space)
         return self.dir / info["file"] if info else None
 
     def class_arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -285,20 +291,21 @@ class Generation:
         except UserError as exc:
             raise DamagedStore(f"{exc}; run `imgsearch index` on its folder to repair it") from None
 
-    def lexical_index(self):
-        """The lexical space's ``LexicalIndex`` (None: a store made before it existed); a file that
+    def lexical_index(self, space: str = "lexical"):
+        """The ``LexicalIndex`` of a full-text space (None: a store without it); a file that
         SQLite cannot open as one is refused."""
         import sqlite3
 
         from imgsearch.lexical import LexicalIndex
 
-        if self.lexical_path is None:
+        path = self.full_text_path(space)
+        if path is None:
             return None
         try:
-            return LexicalIndex(self.lexical_path, self.count)
+            return LexicalIndex(path, self.count)
         except sqlite3.Error as exc:
             raise DamagedStore(
-                f"{self.dir}: unreadable lexical index ({exc}); run `imgsearch index` on its folder"
+                f"{self.dir}: unreadable {space} index ({exc}); run `imgsearch index` on its folder"
             ) from None
 
     def check_finite(self) -> None:
@@ -361,7 +368,7 @@ def _manifest_problem(m: dict) -> str | None:
         return "manifest without encoder ids"
     if not isinstance(m.get("spaces"), dict):
         return "manifest without spaces"
-    for extra in ("lexical", "classes", "calibration", "dups"):
+    for extra in ("lexical", "ocr", "classes", "calibration", "dups"):
         info = m.get(extra)
         if info is None:
             continue
@@ -719,12 +726,13 @@ class GenerationWriter:
         (``imgsearch.trust``): read by every query, shown by ``query -f json``."""
         self.manifest["trust"] = record
 
-    def add_lexical(self, texts: list[str | None]) -> None:
-        """The lexical space: a full-text index of the item texts, row for row."""
+    def add_lexical(self, texts: list[str | None], space: str = "lexical") -> None:
+        """A full-text space (``lexical``: the item texts; ``ocr``: the words read off the
+        photos): an FTS5 index of ``texts``, row for row."""
         from imgsearch import lexical
 
-        lexical.write_index(self.dir / "lexical.sqlite", texts)
-        self.manifest["lexical"] = {"file": "lexical.sqlite", "tokenizer": lexical.TOKENIZER}
+        lexical.write_index(self.dir / f"{space}.sqlite", texts)
+        self.manifest[space] = {"file": f"{space}.sqlite", "tokenizer": lexical.TOKENIZER}
 
     def write_skipped(self, skipped: list[tuple[str, str]]) -> None:
         text = "".join(f"{_one_line(p)}\t{_one_line(r)}\n" for p, r in skipped)

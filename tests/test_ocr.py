@@ -1,0 +1,150 @@
+"""The ocr space (`index --ocr`): words rendered into a photo are read with the real engine and found
+by `--text`; an unchanged file is not read again; queries and help never load the engine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from fakes import TinyImageEncoder, TinyTextEncoder, write_image
+from PIL import Image, ImageDraw, ImageFont
+
+from imgsearch import ocr
+from imgsearch.store import Store
+
+pytest.importorskip("rapidocr_onnxruntime", reason="the ocr extra (rapidocr-onnxruntime) is not installed")
+
+
+def sign(path: Path, words: str) -> None:
+    """Dark print on a light card, as on packaging or a shop sign."""
+    img = Image.new("RGB", (420, 160), (245, 240, 225))
+    ImageDraw.Draw(img).text((24, 40), words, fill=(20, 20, 30), font=ImageFont.load_default(size=64))
+    img.save(path)
+
+
+def _tiny_encoder(role, spec, allowed=frozenset()):
+    return TinyImageEncoder() if role == "image" else TinyTextEncoder()
+
+
+@pytest.fixture
+def folder(tmp_path, tiny, monkeypatch) -> Path:
+    monkeypatch.setattr("imgsearch.encoders.open_for_index", _tiny_encoder)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    sign(folder / "carton.png", "OATLY")
+    # other print, so that the word is rare among the texts read: BM25 gives a word found in half
+    # of them no weight
+    sign(folder / "juice.png", "TROPICANA")
+    sign(folder / "milk.png", "GARANT")
+    write_image(folder / "plain.png", 1, (160, 120))
+    write_image(folder / "other.png", 2, (160, 120))
+    return folder
+
+
+ALL = ["carton.png", "juice.png", "milk.png", "other.png", "plain.png"]
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """The paths OCR'd from here on (the real engine still reads them)."""
+    seen: list[str] = []
+    real = ocr.read_text
+
+    def counted(path: str) -> str:
+        seen.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(ocr, "read_text", counted)
+    return seen
+
+
+def test_text_query_finds_the_printed_word_through_the_ocr_space(folder, reads, capsys, monkeypatch):
+    assert run_cli(["index", folder, "--ocr", "--quiet"], capsys, monkeypatch)[0] == 0
+    assert sorted(reads) == ALL
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)  # a query must not need the engine
+    code, out, err = run_cli(
+        ["query", "--text", "oatly", "--index", folder, "-f", "json", "-k", "5"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    hits = [json.loads(line) for line in out.splitlines()]
+    assert Path(hits[0]["path"]).name == "carton.png"
+    assert "oatly" in hits[0]["ocr"].lower()  # -f json shows the words read
+    assert hits[0]["z"]["ocr"] > 0 and hits[0]["weights"]["ocr"] == 1.0
+    assert all(h["scores"]["ocr"] == 0 for h in hits[1:])
+
+
+def test_reindexing_reads_only_new_or_changed_files(folder, reads, capsys, monkeypatch):
+    run_cli(["index", folder, "--ocr", "--quiet"], capsys, monkeypatch)
+    reads.clear()
+    assert run_cli(["index", folder, "--quiet"], capsys, monkeypatch)[0] == 0  # --ocr is kept
+    assert reads == []
+    sign(folder / "new.png", "TROPICANA")
+    run_cli(["index", folder, "--quiet"], capsys, monkeypatch)
+    assert reads == ["new.png"]
+    gen = Store(folder / ".imgsearch").require()
+    assert gen.manifest["text_source"]["ocr"] == ocr.ENGINE and gen.manifest["ocr"]["file"] == "ocr.sqlite"
+    run_cli(["index", folder, "--no-ocr", "--quiet"], capsys, monkeypatch)
+    assert "ocr" not in Store(folder / ".imgsearch").require().manifest
+
+
+def test_an_index_read_before_ocr_is_read_once_it_is_asked_for(folder, reads, capsys, monkeypatch):
+    run_cli(["index", folder, "--quiet"], capsys, monkeypatch)
+    assert reads == []
+    run_cli(["index", folder, "--ocr", "--quiet"], capsys, monkeypatch)
+    assert sorted(reads) == ALL
+
+
+def test_without_the_engine_ocr_is_one_line(folder, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)
+    monkeypatch.setattr(ocr, "_engine", None)
+    code, _, err = run_cli(["index", folder, "--ocr", "--quiet"], capsys, monkeypatch)
+    assert code != 0 and len(err.splitlines()) == 1
+    assert err.startswith("imgsearch: --ocr needs rapidocr-onnxruntime")
+
+
+def test_help_does_not_load_the_engine():
+    code = (
+        "import sys; from typer.testing import CliRunner; from imgsearch.cli import app;"
+        "out = CliRunner().invoke(app, ['index', '--help']).output;"
+        "print('--ocr' in out, 'rapidocr_onnxruntime' in sys.modules, 'onnxruntime' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    assert out.strip() == "True False False"
+
+
+def test_batch_lines_weigh_the_ocr_space(folder, capsys, monkeypatch):
+    run_cli(["index", folder, "--ocr", "--quiet"], capsys, monkeypatch)
+    lines = [{"text": ["oatly"], "k": 5, "weight": {"ocr": w}} for w in (3, 0)]
+    stdin = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    code, out, err = run_cli(["query", "--batch", "-", "--index", folder], capsys, monkeypatch, stdin=stdin)
+    assert code == 0, err
+    weighed, without = (json.loads(line)["results"] for line in out.splitlines())
+    assert Path(weighed[0]["path"]).name == "carton.png" and weighed[0]["weights"]["ocr"] == 3
+    assert "ocr" not in without[0]["weights"]  # weight 0: the space takes no part
+
+
+def test_an_interrupted_run_keeps_the_words_it_had_read(folder, reads, monkeypatch):
+    from imgsearch.build import index_folder
+    from imgsearch.embed import EmbedOptions
+
+    real, chunks = ocr.read_all, []
+
+    def stop_at_the_second_chunk(paths):
+        chunks.append(paths)
+        if len(chunks) == 2:
+            raise KeyboardInterrupt
+        return real(paths)
+
+    monkeypatch.setattr(ocr, "read_all", stop_at_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        index_folder(folder, EmbedOptions(ocr=True, chunk=2))
+    monkeypatch.setattr(ocr, "read_all", real)
+    reads.clear()
+    index_folder(folder, EmbedOptions(ocr=True, chunk=2))
+    assert len(reads) == 3  # five photos: the first chunk's two were read and saved before the stop
+    gen = Store(folder / ".imgsearch").require()
+    assert "oatly" in {Path(i.path).name: i.tags["ocr"] for i in gen.items}["carton.png"].lower()
