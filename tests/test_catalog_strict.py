@@ -76,14 +76,22 @@ def photo_folder(root: Path) -> Path:
 # --- the sticky catalog ---------------------------------------------------------------------
 
 
-def test_missing_sticky_catalog_stops_and_no_meta_drops_it(tmp_path, tiny, capsys, monkeypatch):
+def titled_index(tmp_path: Path, rows: str, capsys, monkeypatch) -> tuple[Path, Path]:
+    """The photo folder indexed with a catalog of ``rows`` (its titles sticky): (folder, catalog)."""
     folder = photo_folder(tmp_path)
     catalog = tmp_path / "products.csv"
-    catalog.write_text("filename,title\nimg0.png,red bag\nimg1.png,blue shoe\n")
+    catalog.write_text(rows)
     code, err = cli(
         ["index", folder, "--meta", catalog, "--text-columns", "title", "-q"], capsys, monkeypatch
     )
     assert code == 0, err
+    return folder, catalog
+
+
+def test_missing_sticky_catalog_stops_and_no_meta_drops_it(tmp_path, tiny, capsys, monkeypatch):
+    folder, catalog = titled_index(
+        tmp_path, "filename,title\nimg0.png,red bag\nimg1.png,blue shoe\n", capsys, monkeypatch
+    )
     titled = texts(folder)
     assert titled["img0.png"] == "red bag" and titled["img1.png"] == "blue shoe"
     before = store_bytes(folder)
@@ -115,13 +123,9 @@ def test_missing_sticky_catalog_stops_and_no_meta_drops_it(tmp_path, tiny, capsy
 def test_repairing_a_damaged_index_keeps_its_sticky_catalog(tmp_path, tiny, capsys, monkeypatch):
     # the live generation does not load (its items file is cut), but its manifest still names
     # the catalog: the repairing run must keep the titles, not publish an index without them
-    folder = photo_folder(tmp_path)
-    catalog = tmp_path / "products.csv"
-    catalog.write_text("filename,title\nimg0.png,red bag\nimg1.png,blue shoe\n")
-    code, err = cli(
-        ["index", folder, "--meta", catalog, "--text-columns", "title", "-q"], capsys, monkeypatch
+    folder, _ = titled_index(
+        tmp_path, "filename,title\nimg0.png,red bag\nimg1.png,blue shoe\n", capsys, monkeypatch
     )
-    assert code == 0, err
     titled = texts(folder)
     gen_dir = Store(folder / ".imgsearch").current_dir()
     items = gen_dir / "items.jsonl"
@@ -146,13 +150,7 @@ def test_a_generation_that_is_a_link_out_of_the_store_is_refused(tmp_path, tiny,
 
 
 def test_a_sticky_catalog_gone_bad_names_the_line_and_no_meta(tmp_path, tiny, capsys, monkeypatch):
-    folder = photo_folder(tmp_path)
-    catalog = tmp_path / "products.csv"
-    catalog.write_text("id,title\nimg0,red bag\n")
-    code, err = cli(
-        ["index", folder, "--meta", catalog, "--text-columns", "title", "-q"], capsys, monkeypatch
-    )
-    assert code == 0, err
+    folder, catalog = titled_index(tmp_path, "id,title\nimg0,red bag\n", capsys, monkeypatch)
     before = store_bytes(folder)
     catalog.write_text("id,title\nimg0,red bag\nimg1,blue,shoe\n")
     code, err = cli(["index", folder, "-q"], capsys, monkeypatch)
