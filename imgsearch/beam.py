@@ -32,6 +32,7 @@ from imgsearch.embed import (
     EmbedResult,
     Encoders,
     Progress,
+    kept_manifest,
     load_catalog,
     sticky_exclusions,
 )
@@ -101,8 +102,9 @@ def embed_job(
     sources, missing = expand_sources(inputs, stdin)
     if not sources:
         raise UserError(f"{missing[0][0]}: {missing[0][1]}" if missing else "nothing to embed")
-    refuse_exclusions(options, previous, sources)
-    options, catalog = load_catalog(options, previous, target)  # the live catalog, even under --rebuild
+    kept = kept_manifest(previous, target)  # what sticks from the last run, even under --rebuild
+    refuse_exclusions(options, kept, sources)
+    options, catalog = load_catalog(options, kept)
     previous = None if options.rebuild else previous
     if previous is not None:
         store.check_encoders(previous.manifest, encoders.expected_ids(), target.root)
@@ -123,12 +125,10 @@ def embed_job(
     return result
 
 
-def refuse_exclusions(
-    options: EmbedOptions, previous: store.Generation | None, sources: list[Source]
-) -> None:
+def refuse_exclusions(options: EmbedOptions, manifest: dict | None, sources: list[Source]) -> None:
     """The pipeline does not apply exclusions yet: stop rather than embed what they leave out (and
     publish an index that has forgotten them)."""
-    if sticky_exclusions(options, previous):
+    if sticky_exclusions(options, manifest):
         raise UserError(
             "--engine beam does not apply --exclude yet: use --engine local, or drop them with --no-exclude"
         )

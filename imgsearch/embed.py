@@ -201,15 +201,15 @@ def embed_job(
     """Embed what ``previous`` (the live generation, or None) lacks; the caller holds the lock."""
     progress = progress or _NoProgress()
     started = time.perf_counter()
-    options = replace(options, exclude=sticky_exclusions(options, previous))  # even under --rebuild
+    kept = kept_manifest(previous, target)  # what sticks from the last run, even under --rebuild
+    options = replace(options, exclude=sticky_exclusions(options, kept))
     found = scan(inputs, stdin, options.exclude or [])
     entries, skipped = found.entries, found.skipped
     named = [(path, reason) for path, reason in skipped if path in inputs]
     if not entries and named:
         raise UserError(f"{named[0][0]}: {named[0][1]}")
-    options, meta = load_catalog(options, previous, target)  # the live catalog, even under --rebuild
-    kept = previous.manifest if previous else target.last_manifest()
-    options = replace(options, ocr=ocr.enabled(options.ocr, kept))  # --ocr is sticky, like --meta
+    options, meta = load_catalog(options, kept)
+    options = replace(options, ocr=ocr.enabled(options.ocr, kept))
     previous = None if options.rebuild else previous
     texts = {e.path: meta.text(e.path, options.text_columns) if meta else None for e in entries}
     if previous is not None:
@@ -225,6 +225,13 @@ def embed_job(
     return result
 
 
+def kept_manifest(previous: store.Generation | None, target: Store) -> dict | None:
+    """The manifest the sticky settings (--meta, --exclude, --ocr) are kept in: the live
+    generation's, or, when that is damaged (``previous`` None), its manifest as far as it reads,
+    so the run that repairs the index keeps the user's choices."""
+    return previous.manifest if previous is not None else target.last_manifest()
+
+
 def sticky_metadata(options: EmbedOptions, manifest: dict | None) -> EmbedOptions:
     """Re-indexing without --meta keeps the catalog the index was built with, so a plain
     `imgsearch index DIR` never drops the titles; --no-meta is the one way to drop them."""
@@ -238,15 +245,15 @@ def sticky_metadata(options: EmbedOptions, manifest: dict | None) -> EmbedOption
     return options
 
 
-def sticky_exclusions(options: EmbedOptions, previous: store.Generation | None) -> list[str]:
+def sticky_exclusions(options: EmbedOptions, manifest: dict | None) -> list[str]:
     """The --exclude globs of this run: those given, else those the index was built with (a plain
     `imgsearch index DIR` keeps leaving out what it left out); --no-exclude drops them."""
     if options.no_exclude:
         return []
     if options.exclude is not None:
         return list(options.exclude)
-    kept = (previous.manifest.get("exclude") or {}) if previous is not None else {}
-    return list(kept.get("globs") or [])
+    kept = (manifest or {}).get("exclude") or {}
+    return list(kept.get("globs") or []) if isinstance(kept, dict) else []
 
 
 def exclude_entry(globs: list[str], ignore_files: list[str]) -> dict | None:
@@ -254,14 +261,11 @@ def exclude_entry(globs: list[str], ignore_files: list[str]) -> dict | None:
     return {"globs": globs, "ignore_files": ignore_files} if globs or ignore_files else None
 
 
-def load_catalog(
-    options: EmbedOptions, previous: store.Generation | None, target: Store
-) -> tuple[EmbedOptions, Metadata | None]:
-    """The options with the sticky catalog filled in, and that catalog read. A kept catalog that
-    is missing or unreadable is an error, never a quiet switch to no titles: that switch was
-    published, and the next run saw nothing to restore once the file was back. A damaged live
-    index (``previous`` None) still keeps the catalog its manifest names, if that much reads."""
-    kept = sticky_metadata(options, previous.manifest if previous else target.last_manifest())
+def load_catalog(options: EmbedOptions, manifest: dict | None) -> tuple[EmbedOptions, Metadata | None]:
+    """The options with the sticky catalog (``kept_manifest``) filled in, and that catalog read. A
+    kept catalog that is missing or unreadable is an error, never a quiet switch to no titles: that
+    switch was published, and the next run saw nothing to restore once the file was back."""
+    kept = sticky_metadata(options, manifest)
     if kept.meta is None:
         return kept, None
     try:

@@ -136,6 +136,22 @@ def test_exclude_is_kept_replaced_and_dropped_across_runs(tmp_path, tiny, capsys
     assert kept(folder) is None
 
 
+def test_repairing_a_damaged_index_keeps_its_exclusions(tmp_path, tiny, capsys, monkeypatch):
+    # the live generation does not load (its items file is cut), but its manifest still lists the
+    # exclusions: the repairing run keeps leaving those files out, as it keeps the catalog
+    folder = tmp_path / "photos"
+    (folder / "raw").mkdir(parents=True)
+    for seed, name in enumerate(["a.png", "raw/c.png"]):
+        write_image(folder / name, seed)
+    code, _, err = run_cli(["index", folder, "--exclude", "raw/"], capsys, monkeypatch)
+    assert code == 0, err
+    items = Store(folder / ".imgsearch").current_dir() / "items.jsonl"
+    items.write_bytes(items.read_bytes()[:10])
+    code, _, err = run_cli(["index", folder], capsys, monkeypatch)
+    assert code == 0, err
+    assert indexed(folder) == ["a.png"] and kept(folder) == {"globs": ["raw/"], "ignore_files": []}
+
+
 def test_embed_takes_exclude_too(tmp_path, tiny, capsys, monkeypatch):
     folder = tmp_path / "photos"
     folder.mkdir()
