@@ -481,12 +481,9 @@ class Store:
         repairing run keeps of the user's choices (the sticky catalog)."""
         try:
             gen_dir = self.current_dir()
-            if gen_dir is None:
-                return None
-            manifest = json.loads((gen_dir / "manifest.json").read_text(encoding="utf-8"))
-        except (UserError, OSError, ValueError):
+        except UserError:
             return None
-        return manifest if isinstance(manifest, dict) else None
+        return _manifest_of(gen_dir) if gen_dir is not None else None
 
     def load(self, *, mmap: bool = True) -> Generation | None:
         gen_dir = self.current_dir()
@@ -605,10 +602,10 @@ def _is_legacy_store(root: Path) -> bool:
     that still look as we leave them (``_adopt_legacy``) were made by an earlier imgsearch."""
     try:
         name = (root / CURRENT).read_text(encoding="utf-8").strip()
-        manifest = json.loads((root / name / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return bool(_GENERATION.match(name)) and isinstance(manifest, dict) and manifest.get("format") == FORMAT
+    manifest = _manifest_of(root / name)
+    return bool(_GENERATION.match(name)) and manifest is not None and manifest.get("format") == FORMAT
 
 
 def _adopt_legacy(root: Path) -> list[str]:
@@ -644,11 +641,18 @@ def _only(path: Path, pattern: re.Pattern) -> bool:
 
 
 def _our_manifest(gen_dir: Path) -> bool:
+    manifest = _manifest_of(gen_dir)
+    return not gen_dir.is_symlink() and manifest is not None and manifest.get("format") == FORMAT
+
+
+def _manifest_of(gen_dir: Path) -> dict | None:
+    """A generation's manifest as far as it reads (None: missing, unreadable, not a JSON object);
+    ``read_generation`` is the strict reader that checks it."""
     try:
         manifest = json.loads((gen_dir / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return not gen_dir.is_symlink() and isinstance(manifest, dict) and manifest.get("format") == FORMAT
+        return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 class GenerationWriter:
