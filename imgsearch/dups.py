@@ -810,24 +810,33 @@ def _add_close(pairs: set, row: int, found: np.ndarray, sims: np.ndarray) -> Non
 
 
 def _phash_pairs(sig: _Signatures) -> set[tuple[int, int]]:
-    """Pairs whose pHashes agree on one of four 16-bit blocks and differ in few bits overall.
+    """Pairs whose pHashes differ in few bits (``_near_pairs``)."""
+    rows = np.flatnonzero(sig.has)
+    hashes = sig.phash[rows]
+    return _near_pairs(rows, hashes, rows, hashes, PHASH_CANDIDATE_BITS)
 
-    Pigeonhole: hashes at most 3 bits apart always share a block; most at 4-8 bits do too.
+
+def _near_pairs(
+    rows_a: np.ndarray, hashes_a: np.ndarray, rows_b: np.ndarray, hashes_b: np.ndarray, bits: int
+) -> set[tuple[int, int]]:
+    """Pairs (low row, high row) of a row of ``rows_a`` and another of ``rows_b`` whose 64-bit
+    hashes differ in at most ``bits``, found through the four 16-bit blocks they may share.
+
+    Pigeonhole: hashes at most 3 bits apart always share a block; most at 4-8 bits do too. A block
+    held by more than PHASH_BUCKET_CAP rows (blank images...) proposes nothing.
     """
     pairs: set[tuple[int, int]] = set()
-    rows = np.flatnonzero(sig.has)
     for shift in (0, 16, 32, 48):
-        buckets: dict[int, list[int]] = {}
-        blocks = ((sig.phash[rows] >> np.uint64(shift)) & np.uint64(0xFFFF)).tolist()
-        for row, block in zip(rows.tolist(), blocks, strict=True):
-            buckets.setdefault(block, []).append(row)
-        for bucket in buckets.values():
-            if 1 < len(bucket) <= PHASH_BUCKET_CAP:
-                hashes = [int(sig.phash[r]) for r in bucket]
-                for i, a in enumerate(bucket):
-                    for j in range(i + 1, len(bucket)):
-                        if (hashes[i] ^ hashes[j]).bit_count() <= PHASH_CANDIDATE_BITS:
-                            pairs.add((a, bucket[j]))
+        buckets: dict[int, list[tuple[int, int]]] = {}
+        for row, h in zip(rows_b.tolist(), hashes_b.tolist(), strict=True):
+            buckets.setdefault((h >> shift) & 0xFFFF, []).append((row, h))
+        for a, ha in zip(rows_a.tolist(), hashes_a.tolist(), strict=True):
+            bucket = buckets.get((ha >> shift) & 0xFFFF, ())
+            if len(bucket) > PHASH_BUCKET_CAP:
+                continue
+            for b, hb in bucket:
+                if b != a and (ha ^ hb).bit_count() <= bits:
+                    pairs.add((min(a, b), max(a, b)))
     return pairs
 
 
@@ -840,29 +849,14 @@ def thumb_hash(thumbs: np.ndarray) -> np.ndarray:
 
 def _crop_pairs(sig: _Signatures) -> set[tuple[int, int]]:
     """Pairs where one item's centre-thumbnail hash is within CROP_HASH_BITS of the other's
-    whole-thumbnail hash, through shared 16-bit blocks as in ``_phash_pairs``. A copy with some
-    6 % cut off each side *is* its original's centre: its whole pHash lies 12 bits from the
-    original's at the median and its image cosine falls to 0.64 (bench/dups.py, development
-    half), so neither may propose it, while the original's centre hash lies 4 bits from it."""
+    whole-thumbnail hash (``_near_pairs``). A copy with some 6 % cut off each side *is* its
+    original's centre: its whole pHash lies 12 bits from the original's at the median and its
+    image cosine falls to 0.64 (bench/dups.py, development half), so neither may propose it,
+    while the original's centre hash lies 4 bits from it."""
     rows = np.flatnonzero(sig.has)
     centred = rows[sig.has_centre[rows]]
     whole, centre = thumb_hash(sig.thumbs[rows]), thumb_hash(sig.centre[centred])
-    whole_of = dict(zip(rows.tolist(), whole.tolist(), strict=True))
-    pairs: set[tuple[int, int]] = set()
-    for shift in (0, 16, 32, 48):
-        buckets: dict[int, list[int]] = {}
-        blocks = ((whole >> np.uint64(shift)) & np.uint64(0xFFFF)).tolist()
-        for row, block in zip(rows.tolist(), blocks, strict=True):
-            buckets.setdefault(block, []).append(row)
-        for i, block in enumerate(((centre >> np.uint64(shift)) & np.uint64(0xFFFF)).tolist()):
-            bucket = buckets.get(block, ())
-            if len(bucket) > PHASH_BUCKET_CAP:
-                continue
-            a = int(centred[i])
-            for b in bucket:
-                if b != a and (int(centre[i]) ^ whole_of[b]).bit_count() <= CROP_HASH_BITS:
-                    pairs.add((min(a, b), max(a, b)))
-    return pairs
+    return _near_pairs(centred, centre, rows, whole, CROP_HASH_BITS)
 
 
 def _find(parent: list[int], x: int) -> int:
