@@ -29,7 +29,7 @@ import math
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -458,18 +458,14 @@ class Searcher:
                 f"{self.gen.dir}: vectors that are not finite numbers; run `imgsearch index` on its folder"
             )
         hits: list[Hit] = []
-        for i in np.argsort(-fused, kind="stable"):
-            item = self.gen.items[candidates[i]]
-            why = self._stale(item) if self.check_files else None
-            if why is not None:
-                self.left_out[why] += 1
-                continue
+        order = np.argsort(-fused, kind="stable")
+        for i in self._fresh(order, lambda i: int(candidates[i])):
             scores = {s: float(raw[s][i]) for s in active}
             hits.append(
                 Hit(
                     len(hits) + 1,
                     float(fused[i]),
-                    item,
+                    self.gen.items[candidates[i]],
                     int(candidates[i]),
                     scores,
                     {s: float(z[s][i]) for s in active},
@@ -479,6 +475,16 @@ class Searcher:
             if len(hits) == q.k:
                 break
         return hits
+
+    def _fresh(self, order: Iterable[int], row_of: Callable[[int], int] = int) -> Iterator[int]:
+        """The entries of ``order`` whose item (row ``row_of(entry)``) may be shown, in order; the
+        others are counted in ``left_out`` by reason (gone, changed, outside serve's roots)."""
+        for entry in order:
+            why = self._stale(self.gen.items[row_of(entry)]) if self.check_files else None
+            if why is None:
+                yield entry
+            else:
+                self.left_out[why] += 1
 
     def _filtered(self, q: Query, exclude, within, vectors) -> list[Hit]:
         """A query with EXIF filters (imgsearch/filters.py): the search over the matching rows only,
@@ -501,11 +507,7 @@ class Searcher:
         """The first k of ``rows`` as hits without a score (nothing ranked them), stale files left out."""
         self.left_out = Counter()
         hits: list[Hit] = []
-        for row in rows:
-            why = self._stale(self.gen.items[row]) if self.check_files else None
-            if why is not None:
-                self.left_out[why] += 1
-                continue
+        for row in self._fresh(rows):
             hits.append(Hit(len(hits) + 1, 0.0, self.gen.items[row], row, {}, {}))
             if len(hits) == k:
                 break
