@@ -14,12 +14,12 @@ import os
 import stat
 from collections.abc import Iterable
 
-from imgsearch.images import ImageError
+from imgsearch.images import MAX_STREAM_BYTES, ImageError, read_stream
 
 NOT_FOUND = "not found"
-# a read is refused above this: no photo Pillow decodes below its bomb limit is near it, and a
-# 3 GB sparse file named huge.jpg is not read into memory to find out
-MAX_FILE_BYTES = 256 * 1024 * 1024
+# a read is refused above this (the most bytes one image within Pillow's pixel limit takes, as for
+# `query -`): a 3 GB sparse file named huge.jpg is not read into memory to find out
+MAX_FILE_BYTES = MAX_STREAM_BYTES
 _PROC_FD = "/proc/self/fd"  # Linux: where an open file descriptor says which file it really is
 
 
@@ -89,12 +89,9 @@ class Roots:
             if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
                 raise ImageError(NOT_FOUND)
             try:
-                data = f.read(MAX_FILE_BYTES + 1)
-            except OSError:
+                return read_stream(f, MAX_FILE_BYTES)  # bounded: it may have grown since fstat
+            except (OSError, ImageError):
                 raise ImageError(NOT_FOUND) from None
-        if len(data) > MAX_FILE_BYTES:  # grew since fstat
-            raise ImageError(NOT_FOUND)
-        return data
 
     def _still_inside(self, fd: int) -> bool:
         """Where the open file really is (a folder above it may have been swapped for a link
