@@ -90,6 +90,23 @@ def tiny(monkeypatch):
     use_tiny_models(monkeypatch)
 
 
+def help_in_fresh_process(args: list[str]) -> tuple[str, set[str]]:
+    """``imgsearch ARGS --help`` in a new interpreter: (the help text, the top-level modules it
+    imported), for tests that --help stays light (no TensorFlow, no OCR engine, no libheif)."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from typer.testing import CliRunner; from imgsearch.cli import app;"
+        f"out = CliRunner().invoke(app, {[*args, '--help']!r}).output;"
+        "print(json.dumps([out, sorted({m.split('.')[0] for m in sys.modules})]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out, modules = json.loads(done.stdout.strip().splitlines()[-1])
+    return out, set(modules)
+
+
 def run_cli(args, capsys, monkeypatch, stdin: bytes | None = None) -> tuple[int, str, str]:
     """Run the real entry point in-process (models stay loaded): (exit code, stdout, stderr).
 

@@ -4,12 +4,11 @@ by `--text`; an unchanged file is not read again; queries and help never load th
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import help_in_fresh_process, run_cli
 from fakes import TinyImageEncoder, TinyTextEncoder, write_image
 from PIL import Image, ImageDraw, ImageFont
 
@@ -107,13 +106,9 @@ def test_without_the_engine_ocr_is_one_line(folder, capsys, monkeypatch):
 
 
 def test_help_does_not_load_the_engine():
-    code = (
-        "import sys; from typer.testing import CliRunner; from imgsearch.cli import app;"
-        "out = CliRunner().invoke(app, ['index', '--help']).output;"
-        "print('--ocr' in out, 'rapidocr_onnxruntime' in sys.modules, 'onnxruntime' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
-    assert out.strip() == "True False False"
+    out, modules = help_in_fresh_process(["index"])
+    assert "--ocr" in out
+    assert not {"rapidocr_onnxruntime", "onnxruntime"} & modules
 
 
 def test_batch_lines_weigh_the_ocr_space(folder, capsys, monkeypatch):
