@@ -1,4 +1,4 @@
-"""Measure imgsearch.colors against the fashion set's ``baseColour`` labels.
+"""Measure imgsearch.embed.colors against the fashion set's ``baseColour`` labels.
 
 Why: colour names become searchable item text, so we want to know how often the
 top name (and any of the top three) agrees with what a catalogue editor wrote.
@@ -41,7 +41,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from imgsearch.colors import CATALOG_COLOURS, PALETTE_NAMES, colour_names  # noqa: E402
+from imgsearch.embed.colors import CATALOG_COLOURS, PALETTE_NAMES, colour_names  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "fashion"
 

@@ -40,7 +40,7 @@ def fashion_dev_rows(n: int | None = None) -> list[dict]:
     import csv
     import random
 
-    from imgsearch.splits import is_test_item
+    from imgsearch.train.splits import is_test_item
 
     with open(FASHION / "products.csv", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if not is_test_item(r["filename"])]

@@ -133,7 +133,7 @@ def left_out_check(work: Path, domains: list[str]) -> str:
     """Each domain's calibration as ``index`` recorded it, beside the decision its own fold's
     threshold (fitted without it, ``pretrained/trust.json``) gives: where they agree, the figures
     above are leave-one-domain-out figures."""
-    from imgsearch import trust
+    from imgsearch.indexing import trust
     from imgsearch.store import find_store
 
     info = trust.load()

@@ -22,9 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, machine, require
 
-from imgsearch.build import embed_folder
-from imgsearch.catalog import scan
-from imgsearch.embed import EmbedOptions, decoded_chunks
+from imgsearch.embed.job import EmbedOptions, decoded_chunks
+from imgsearch.files.catalog import scan
+from imgsearch.indexing.build import embed_folder
 from imgsearch.store import Store
 
 

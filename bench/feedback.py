@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, ROOT, fashion_dev_rows, machine, require
 
-from imgsearch.splits import is_test_item
+from imgsearch.train.splits import is_test_item
 
 GRID = [(0.5, 0.25), (1.0, 0.25), (1.0, 0.5), (1.0, 1.0), (2.0, 1.0)]
 MIN_RELEVANT = 5

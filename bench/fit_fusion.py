@@ -48,8 +48,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_split, machine, require
 
-from imgsearch import fusion
-from imgsearch.search import Searcher, build_query
+from imgsearch.search import fusion
+from imgsearch.search.query import build_query
+from imgsearch.search.searcher import Searcher
 from imgsearch.store import find_store
 
 OUT = ROOT / "bench" / "out" / "fusion"

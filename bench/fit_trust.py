@@ -1,4 +1,4 @@
-"""Fit the familiarity threshold of ``imgsearch/trust.py``, leave-one-domain-out; ship it with its
+"""Fit the familiarity threshold of ``imgsearch/indexing/trust.py``, leave-one-domain-out; ship it with its
 provenance.
 
     python bench/fit_trust.py            # fit, print the familiarities and each fold's threshold
@@ -43,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, FLICKR, ROOT, SHARED, fashion_dev_rows, flickr_split, machine, require
 
-from imgsearch import trust
+from imgsearch.indexing import trust
 from imgsearch.store import find_store
 
 OUT = ROOT / "bench" / "out" / "trust"

@@ -15,7 +15,7 @@
 
 With --image-encoder, ``index`` runs with that encoder (a two-line wrapper around the CLI in
 --work). Nothing here calls the library's search: every figure is what ``imgsearch query --batch``
-gives (only the split rule, ``imgsearch.splits``, is shared).
+gives (only the split rule, ``imgsearch.train.splits``, is shared).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, FLICKR, ROOT, flickr_holdout, machine, require, thumbnail_4_3
 
-from imgsearch.splits import is_test_item
+from imgsearch.train.splits import is_test_item
 
 TOOLS = ROOT.parent / "shared" / "tools"
 TEXT_SPACES = ("text", "colour", "lexical", "photo", "wordnet")  # what a text query can weigh

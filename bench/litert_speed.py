@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, ROOT, machine, require
 
-from imgsearch.images import load_rgb_array
+from imgsearch.files.images import load_rgb_array
 
 IMAGE_PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
 TEXT_PRECISIONS = ("fp32", "fp16", "int8")

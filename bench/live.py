@@ -26,7 +26,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine
 
-from imgsearch import exif
+from imgsearch.files import exif
 from imgsearch.store import Store
 
 OUT = ROOT / "bench" / "out" / "live"

@@ -2,7 +2,7 @@
 
     python bench/ocr.py [--work bench/out/ocr] [--speed 40] [--imgsearch CLI]
 
-1. Speed: ``imgsearch.ocr.read_text`` on the first ``--speed`` val package photos (348 px), img/s
+1. Speed: ``imgsearch.embed.ocr.read_text`` on the first ``--speed`` val package photos (348 px), img/s
    on this machine (the engine loaded first, not counted).
 2. Quality: ``../shared/tools/grocery_eval.py --split val`` on the val photos as a plain folder
    (no titles), once indexed without OCR, then after ``imgsearch index --ocr`` on the same folder
@@ -33,7 +33,7 @@ TOOL = ROOT.parent / "shared" / "tools" / "grocery_eval.py"
 
 def speed(n: int) -> float:
     """Photos read per second by the OCR engine, one process (its own threads), on val packages."""
-    from imgsearch import ocr
+    from imgsearch.embed import ocr
 
     with open(GROCERY / "items.csv", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "val" and r["group"] == "Packages"]

@@ -45,12 +45,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_split, machine, require, thumbnail_4_3
 
-from imgsearch import train as tr
-from imgsearch.build import embed_folder
-from imgsearch.embed import EmbedOptions
+from imgsearch.embed.job import EmbedOptions
 from imgsearch.encoders import DEFAULT_IMAGE_ENCODER, load_text_encoder
-from imgsearch.heads import Head
+from imgsearch.encoders.heads import Head
+from imgsearch.indexing.build import embed_folder
 from imgsearch.store import Store
+from imgsearch.train import transfer as tr
 
 SHIP_DIR = ROOT / "imgsearch" / "pretrained"
 FASHION_VAL = 3000  # the fusion-fitting sample of bench/fit_fusion.py: validation only
@@ -109,7 +109,7 @@ IMAGE_ENCODER = DEFAULT_IMAGE_ENCODER  # --image-encoder
 def features_of(paths: list[Path], transform, work: Path, name: str) -> np.ndarray:
     """Image-encoder features of transformed copies of ``paths`` (through the index-time decode), cached."""
     from imgsearch.encoders import open_encoder
-    from imgsearch.images import load_rgb_array
+    from imgsearch.files.images import load_rgb_array
 
     cache = work / f"{name}.npy"
     if cache.exists():

@@ -24,9 +24,9 @@ from common import FASHION, machine, require
 from imgsearch.encoders import load_image_encoder
 from imgsearch.encoders.litert import load_litert_image
 from imgsearch.encoders.litert_export import export_image
-from imgsearch.evaluate import image_to_image
-from imgsearch.images import load_rgb_array
-from imgsearch.splits import is_test_item
+from imgsearch.files.images import load_rgb_array
+from imgsearch.train.evaluate import image_to_image
+from imgsearch.train.splits import is_test_item
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Query banks for the shipped photo heads' hubness correction (imgsearch/hubness.py): build,
+"""Query banks for the shipped photo heads' hubness correction (imgsearch/search/hubness.py): build,
 measure on the validation splits, and (with --ship) install.
 
     python bench/query_bank.py [--image-encoder efficientnet-lite1] [--work DIR] [--ship]
@@ -45,11 +45,11 @@ from photo_text_search import (
     rank_of_truth,
 )
 
-from imgsearch import hubness
-from imgsearch.build import embed_folder, head_root
-from imgsearch.embed import EmbedOptions
+from imgsearch.embed.job import EmbedOptions
 from imgsearch.encoders import DEFAULT_IMAGE_ENCODER, load_text_encoder
-from imgsearch.heads import Head
+from imgsearch.encoders.heads import Head
+from imgsearch.indexing.build import embed_folder, head_root
+from imgsearch.search import hubness
 from imgsearch.store import Store
 
 BANK_SIZE = 5000

@@ -1,7 +1,7 @@
-"""Measure imgsearch.index: Annoy build/size/latency/recall and where exact search stops winning.
+"""Measure imgsearch.indexing.ann: Annoy build/size/latency/recall and where exact search stops winning.
 
 This is the measurement behind DEFAULT_TREES, DEFAULT_SEARCH_K_PER_RESULT and
-EXACT_BELOW in imgsearch/index.py.  Data is synthetic but clustered like real
+EXACT_BELOW in imgsearch/indexing/ann.py.  Data is synthetic but clustered like real
 embeddings (a shared mean direction, 50 super-clusters, 1000 Zipf-sized clusters,
 noise), L2-normalised and seeded; queries are held-out points of the same mixture.
 
@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 
-from imgsearch.index import (
+from imgsearch.indexing.ann import (
     DEFAULT_SEARCH_K_PER_RESULT,
     DEFAULT_TREES,
     MIN_CANDIDATES,

@@ -36,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, machine, require
 from query_latency import exact_topk, synth
 
-from imgsearch import index as ann
-from imgsearch import search, spaces
+from imgsearch import spaces
+from imgsearch.indexing import ann
+from imgsearch.search import searcher as search
 from imgsearch.store import Generation, Store
 
 BIN = Path(sys.executable).with_name("imgsearch")

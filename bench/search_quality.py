@@ -22,9 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, machine, require
 
-from imgsearch.evaluate import image_to_image
-from imgsearch.search import Searcher, build_query
+from imgsearch.search.query import build_query
+from imgsearch.search.searcher import Searcher
 from imgsearch.store import find_store
+from imgsearch.train.evaluate import image_to_image
 
 TEXT_QUERIES = [
     ("red handbag", "Handbags", "Red"),

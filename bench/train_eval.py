@@ -26,12 +26,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FASHION, machine, require
 
-from imgsearch import evaluate as ev
-from imgsearch import train as tr
-from imgsearch.heads import load_heads
-from imgsearch.search import QueryEncoder, Searcher, build_query
-from imgsearch.splits import split_rows
+from imgsearch.encoders.heads import load_heads
+from imgsearch.search.query import build_query
+from imgsearch.search.searcher import QueryEncoder, Searcher
 from imgsearch.store import find_store
+from imgsearch.train import evaluate as ev
+from imgsearch.train import transfer as tr
+from imgsearch.train.splits import split_rows
 
 
 def attributes(gen) -> list[dict]:

@@ -29,12 +29,12 @@ import fit_fusion as ff
 import photo_text_search as pts
 from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_split, machine, require
 
-from imgsearch import train as tr
-from imgsearch.build import embed_folder
-from imgsearch.embed import EmbedOptions
+from imgsearch.embed.job import EmbedOptions
 from imgsearch.encoders import load_text_encoder
-from imgsearch.search import Searcher
+from imgsearch.indexing.build import embed_folder
+from imgsearch.search.searcher import Searcher
 from imgsearch.store import Store, find_store
+from imgsearch.train import transfer as tr
 
 WORDNET = (0.0, 0.25, 0.5, 1.0)
 

@@ -53,7 +53,7 @@ def lemmas(synset, wordnet) -> list[str]:
 def usage(word: str, wordnet) -> str:
     """The term as the table writes it, by how WordNet's sense counts (SemCor) say it is used: a
     word used more as an adjective ("good", "solid", "orange") is left out (""); one used more as a
-    verb ("watch", "swing", "stand") is marked "*": ``imgsearch.wordnet`` takes it for the thing
+    verb ("watch", "swing", "stand") is marked "*": ``imgsearch.search.wordnet`` takes it for the thing
     only after a determiner, number or colour word ("a swing", "black watches") or first."""
     if " " in word:
         return word

@@ -30,8 +30,8 @@ def main() -> None:
     from selenium.webdriver.common.keys import Keys
     from test_browser import CHROMIUM, DRIVER, FLAGS
 
-    from imgsearch.build import index_folder
-    from imgsearch.embed import EmbedOptions
+    from imgsearch.indexing.build import index_folder
+    from imgsearch.embed.job import EmbedOptions
 
     work = Path(tempfile.mkdtemp(prefix="imgsearch-shot-"))
     folder = work / "photos"

@@ -1,3 +1,3 @@
-from imgsearch.cli import main
+from imgsearch.cli.app import main
 
 main()

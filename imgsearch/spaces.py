@@ -82,7 +82,7 @@ SPACES: tuple[Space, ...] = (
         indexed=False,
         query="words",
         image_side=False,
-        weight="1 (a rule, not fitted: imgsearch/ocr.py); only in an index built with `index --ocr`",
+        weight="1 (a rule, not fitted: imgsearch/embed/ocr.py); only in an index built with `index --ocr`",
         help="BM25 over the words read off each photo at index time (`index --ocr`): brands on "
         "packaging, signs, screenshots",
     ),

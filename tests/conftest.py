@@ -98,7 +98,7 @@ def help_in_fresh_process(args: list[str]) -> tuple[str, set[str]]:
     import sys
 
     code = (
-        "import json, sys; from typer.testing import CliRunner; from imgsearch.cli import app;"
+        "import json, sys; from typer.testing import CliRunner; from imgsearch.cli.app import app;"
         f"out = CliRunner().invoke(app, {[*args, '--help']!r}).output;"
         "print(json.dumps([out, sorted({m.split('.')[0] for m in sys.modules})]))"
     )
@@ -119,7 +119,7 @@ def run_cli(args, capsys, monkeypatch, stdin: bytes | None = None) -> tuple[int,
     monkeypatch.setattr(sys, "argv", ["imgsearch", *map(str, args)])
     if stdin is not None:
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
-    from imgsearch import cli
+    from imgsearch.cli import app as cli
 
     with pytest.raises(SystemExit) as exc:
         cli.main()
@@ -142,8 +142,8 @@ def product_shot(path: Path, rgb: tuple[int, int, int]) -> None:
 
 def make_catalog(folder: Path) -> Path:
     """Six sample photos and two product shots (a red and a blue bag), indexed with the real encoders."""
-    from imgsearch.build import index_folder
-    from imgsearch.embed import EmbedOptions
+    from imgsearch.embed.job import EmbedOptions
+    from imgsearch.indexing.build import index_folder
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in SAMPLE_NAMES:

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from imgsearch.encoders.base import EncoderSpec, ImageBatchOutput, l2_normalise
-from imgsearch.heads import Head
+from imgsearch.encoders.heads import Head
 
 IMAGE_ID, TEXT_ID = "tiny-image@1", "tiny-text@1"
 
@@ -49,7 +49,7 @@ class TinyTextEncoder:
 
 def tiny_searcher(gen, **kw):
     """A ``Searcher`` over the generation ``gen`` that encodes queries with the small encoders."""
-    from imgsearch.search import QueryEncoder, Searcher
+    from imgsearch.search.searcher import QueryEncoder, Searcher
 
     return Searcher(gen, QueryEncoder(gen.manifest, TinyImageEncoder(), TinyTextEncoder()), **kw)
 
@@ -81,7 +81,7 @@ def write_image(path: Path, seed: int, size: tuple[int, int] = (24, 20)) -> None
 def use_tiny_models(monkeypatch) -> None:
     """The command line (``conftest.run_cli``) with these encoders in place of the models it would
     load to embed (queries load theirs through ``encoders.open_for_index``)."""
-    from imgsearch import embed
+    from imgsearch.embed import job as embed
 
     def open_encoder(role, *args, **kwargs):
         return TinyImageEncoder() if role == "image" else TinyTextEncoder()

@@ -18,9 +18,9 @@ from fakes import TinyImageEncoder, TinyTextEncoder, write_image
 from test_index_life import assert_same, snapshot
 
 from imgsearch import store
-from imgsearch.beam import BeamOptions
-from imgsearch.build import embed_folder, embed_folder_beam, index_folder
-from imgsearch.embed import EmbedOptions, EmbedReport
+from imgsearch.embed.beam.run import BeamOptions
+from imgsearch.embed.job import EmbedOptions, EmbedReport
+from imgsearch.indexing.build import embed_folder, embed_folder_beam, index_folder
 from imgsearch.store import Store
 
 IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
@@ -176,7 +176,7 @@ def test_cli_passes_options_after_double_dash_to_beam(tmp_path, capsys, monkeypa
         seen.update(inputs=inputs, engine=engine)
         return EmbedReport(target.root, count=1)
 
-    monkeypatch.setattr("imgsearch.build.embed_folder_beam", fake_embed)
+    monkeypatch.setattr("imgsearch.indexing.build.embed_folder_beam", fake_embed)
     args = ["embed", "a", "b", "--out", tmp_path / "E", "--engine", "beam", "--shards", "8", "-q"]
     beam_args = ["--runner=FlinkRunner", "--flink_master=localhost:8081"]
     code, _, err = run_cli([*args, "--", *beam_args], capsys, monkeypatch)
@@ -212,7 +212,8 @@ def test_beam_equals_local_with_the_real_encoders(tmp_path):
     """300 images through the default LiteRT encoders in 2 worker processes: the same vectors as the
     local engine (cosine ≥ 0.9999 by path) and the same answers to text and image queries."""
     needs_beam()
-    from imgsearch.search import Searcher, build_query
+    from imgsearch.search.query import build_query
+    from imgsearch.search.searcher import Searcher
 
     folder = tmp_path / "photos"
     _structured_images(folder, 300)
@@ -237,7 +238,7 @@ def test_beam_equals_local_with_the_real_encoders(tmp_path):
 
 def test_local_runner_defaults_and_cluster_runner_names():
     needs_beam()
-    from imgsearch.beam import _runner_name, pipeline_options
+    from imgsearch.embed.beam.run import _runner_name, pipeline_options
 
     local = pipeline_options(BeamOptions()).get_all_options()
     assert (local["direct_running_mode"], local["direct_num_workers"]) == ("multi_processing", os.cpu_count())

@@ -1,14 +1,14 @@
-"""imgsearch.build: sharded Annoy indexes through `index`, with the small numpy encoders."""
+"""imgsearch.indexing.build: sharded Annoy indexes through `index`, with the small numpy encoders."""
 
 from __future__ import annotations
 
 import pytest
 from fakes import TinyImageEncoder, TinyTextEncoder, tiny_searcher, write_image
 
-from imgsearch import index as ann
-from imgsearch.build import index_folder
-from imgsearch.embed import EmbedOptions
-from imgsearch.search import build_query
+from imgsearch.embed.job import EmbedOptions
+from imgsearch.indexing import ann as ann
+from imgsearch.indexing.build import index_folder
+from imgsearch.search.query import build_query
 from imgsearch.store import SHARDS, Store
 
 

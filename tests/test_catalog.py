@@ -2,8 +2,8 @@ import io
 
 import pytest
 
-from imgsearch.catalog import item_id, read_metadata, scan
 from imgsearch.errors import UserError
+from imgsearch.files.catalog import item_id, read_metadata, scan
 
 
 def _touch(path, data=b"x"):

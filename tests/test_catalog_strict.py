@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from imgsearch.images import ImageError, read_file
+from imgsearch.files.images import ImageError, read_file
 from imgsearch.store import Store
 
 for profile, examples in (("default", 25), ("ci", 200)):
@@ -439,8 +439,8 @@ from pathlib import Path
 
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))  # a 3 GB read fails fast
 from fakes import TinyImageEncoder, TinyTextEncoder
-from imgsearch.build import index_folder
-from imgsearch.embed import EmbedOptions
+from imgsearch.indexing.build import index_folder
+from imgsearch.embed.job import EmbedOptions
 
 folder = Path(sys.argv[1])
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -1,4 +1,4 @@
-"""Tests for imgsearch.colors: synthetic images (always) plus a small real-data check.
+"""Tests for imgsearch.embed.colors: synthetic images (always) plus a small real-data check.
 
 The synthetic cases pin the behaviours the search relies on: the backdrop is ignored,
 dark colours get the right name, ordinary photos keep every pixel, and query words
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgsearch.colors import (
+from imgsearch.embed.colors import (
     CATALOG_COLOURS,
     PALETTE_NAMES,
     colour_histogram,
@@ -184,7 +184,7 @@ def test_text_colour_query() -> None:
 
 
 def test_every_query_word_maps_into_the_palette() -> None:
-    from imgsearch.colors import _QUERY_WORDS
+    from imgsearch.embed.colors import _QUERY_WORDS
 
     for word, targets in _QUERY_WORDS.items():
         assert set(targets) <= set(PALETTE_NAMES), word
@@ -244,7 +244,7 @@ def test_real_fashion_images_top3_floor() -> None:
 
 
 def test_words_that_also_name_things_are_colours_only_as_modifiers():
-    from imgsearch.colors import PALETTE_NAMES, text_colour_query
+    from imgsearch.embed.colors import PALETTE_NAMES, text_colour_query
 
     assert text_colour_query("a cup of coffee") is None
     assert text_colour_query("an orange") is None

@@ -21,9 +21,11 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from imgsearch import dups, store
-from imgsearch.catalog import FileEntry
-from imgsearch.images import open_image
-from imgsearch.sheet import sheet_size
+from imgsearch.cli.sheet import sheet_size
+from imgsearch.dups import groups as dup_groups
+from imgsearch.dups import pairs as dup_pairs
+from imgsearch.files.catalog import FileEntry
+from imgsearch.files.images import open_image
 from imgsearch.store import Item, Store
 
 
@@ -134,7 +136,7 @@ def test_signature_survives_resize_and_recompression_not_another_photo(library):
 
 
 def test_embed_decode_step_signs_each_file(library):
-    from imgsearch.embed import _decode
+    from imgsearch.embed.job import _decode
 
     f = library["cat_small"]
     decoded = _decode(FileEntry(str(f), f.stat().st_size, f.stat().st_mtime), 224)
@@ -156,7 +158,7 @@ def test_item_signature_round_trips_through_json():
 
 def test_aligned_correlation_lines_up_a_crop_but_not_another_photo(indexed, library):
     gen = indexed.require()
-    sig = dups._Signatures(gen.items)
+    sig = dups.Signatures(gen.items)
     row = {Path(i.path).stem: n for n, i in enumerate(gen.items)}
     a = np.array([row["cat"], row["cat"], row["cat_small"]])
     b = np.array([row["cat_crop"], row["coffee"], row["cat"]])
@@ -174,12 +176,12 @@ def test_refinement_lines_up_a_crop_between_grid_points(photos, tmp_path):
     w, h = rgb.size
     cropped = rgb.crop((w * 5 // 100, h * 2 // 100, w - w * 2 // 100, h - h * 5 // 100))
     thumbs = np.stack([dups.thumbnail_gray(x.convert("L")).astype(np.float32) for x in (rgb, cropped)])
-    sig = SimpleNamespace(thumbs=thumbs, plain=dups._normalise(thumbs).reshape(2, -1))
-    sig.warps = lambda local: dups._Signatures.warps(sig, local)
+    sig = SimpleNamespace(thumbs=thumbs, plain=dup_pairs._normalise(thumbs).reshape(2, -1))
+    sig.warps = lambda local: dups.Signatures.warps(sig, local)
     a, b = np.array([0]), np.array([1])
-    grid, arg, b_warped = dups._coarse_alignment(sig, a, b)
+    grid, arg, b_warped = dup_pairs._coarse_alignment(sig, a, b)
     assert not b_warped[0]  # the original is the one cut down to the crop's window
-    refined, params = dups._refine(thumbs[a], sig.plain[b], dups._WARP_PARAMS[arg])
+    refined, params = dup_pairs._refine(thumbs[a], sig.plain[b], dup_pairs._WARP_PARAMS[arg])
     assert grid[0] < 0.9 and refined[0] >= grid[0] + 0.05 and refined[0] >= 0.96
     # the crop's window, in thumbnail pixels: scale 0.93, top 2 % and left 5 % of 32 px
     assert np.all(np.abs(params[0] - [0.93, 0.64, 1.6]) <= [0.01, 0.2, 0.2]), params[0]
@@ -187,10 +189,10 @@ def test_refinement_lines_up_a_crop_between_grid_points(photos, tmp_path):
 
 def test_high_pass_removes_flat_areas_and_keeps_edges():
     flat = np.full((1, dups.THUMB, dups.THUMB), 200.0, np.float32)
-    assert np.abs(dups._high_pass(flat)).max() < 1e-4
+    assert np.abs(dup_pairs._high_pass(flat)).max() < 1e-4
     edge = flat.copy()
     edge[0, :, 16:] = 20.0
-    assert np.abs(dups._high_pass(edge)[0, :, 15:17]).min() > 10
+    assert np.abs(dup_pairs._high_pass(edge)[0, :, 15:17]).min() > 10
 
 
 # --- grouping -------------------------------------------------------------------------------------
@@ -241,9 +243,9 @@ def test_items_signed_before_the_centre_thumbnail_are_scored_as_before(indexed):
     stands in as the whole thumbnail, no pair is proposed by it, and the groups stand."""
     gen = indexed.require()
     old = [dataclasses.replace(item, centre=None) for item in gen.items]
-    sig = dups._Signatures(old)
+    sig = dups.Signatures(old)
     assert not sig.has_centre.any() and np.array_equal(sig.centre, sig.thumbs)
-    assert dups._crop_pairs(sig) == set()
+    assert dup_pairs._crop_pairs(sig) == set()
     image, colour = gen.vectors["image"], gen.vectors["colour"]
     table = dups.pair_table(old, image, colour, None)
     groups = [sorted(Path(old[r].path).name for r in g.rows) for g in _groups_of(gen, table)]
@@ -268,9 +270,9 @@ def test_exact_only_and_a_strict_threshold(indexed):
 def test_groups_are_connected_components():
     parent = list(range(5))
     for a, b in ((0, 1), (1, 2), (3, 4)):
-        dups._union(parent, a, b)
-    assert len({dups._find(parent, x) for x in range(5)}) == 2
-    assert dups._find(parent, 2) == dups._find(parent, 0)
+        dup_groups._union(parent, a, b)
+    assert len({dup_groups._find(parent, x) for x in range(5)}) == 2
+    assert dup_groups._find(parent, 2) == dup_groups._find(parent, 0)
 
 
 # --- command line ---------------------------------------------------------------------------------
@@ -340,14 +342,14 @@ def test_one_look_alike_edge_does_not_chain_two_groups(monkeypatch):
     def score(pairs):
         return np.array([strong.get((min(x, y), max(x, y)), 0.1) for x, y in pairs])
 
-    monkeypatch.setattr(dups, "duplicate_score", score)
+    monkeypatch.setattr(dup_groups, "duplicate_score", score)
     gen = SimpleNamespace(count=5)
     parent = list(range(5))
     a, b = np.array([0, 2, 1]), np.array([1, 3, 2])
     scores = score(np.stack([a, b], axis=1))
     known = dict(zip(zip(a.tolist(), b.tolist(), strict=True), scores.tolist(), strict=True))
-    dups._link(gen, parent, a, b, scores, 0.7, known)
-    roots = [dups._find(parent, r) for r in range(5)]
+    dup_groups._link(gen, parent, a, b, scores, 0.7, known)
+    roots = [dup_groups._find(parent, r) for r in range(5)]
     assert roots[0] == roots[1] and roots[2] == roots[3] and roots[1] != roots[2] and roots[4] == 4
 
 
@@ -357,8 +359,8 @@ def test_one_look_alike_edge_does_not_chain_two_groups(monkeypatch):
 def _tiny_index(library: dict[str, Path], out: Path):
     from fakes import TinyImageEncoder, TinyTextEncoder
 
-    from imgsearch.build import index_folder
-    from imgsearch.embed import EmbedOptions
+    from imgsearch.embed.job import EmbedOptions
+    from imgsearch.indexing.build import index_folder
 
     folder = library["cat"].parent
     return index_folder(folder, EmbedOptions(), out=out, image=TinyImageEncoder(), text=TinyTextEncoder())
@@ -378,7 +380,7 @@ def test_index_stores_the_pair_table_and_dups_reads_it(library, tmp_path, monkey
     again = dups.pair_table(list(gen.items), gen.vectors["image"], gen.vectors["colour"], None)
     assert np.array_equal(stored.a, again.a) and np.array_equal(stored.b, again.b)
     np.testing.assert_allclose(stored.features, again.features, atol=1e-5)
-    monkeypatch.setattr(dups, "pair_table", lambda *a, **k: pytest.fail("table recomputed"))
+    monkeypatch.setattr(dup_pairs, "pair_table", lambda *a, **k: pytest.fail("table recomputed"))
     dups.find_groups(gen)
 
 
@@ -421,14 +423,14 @@ def test_reindex_after_adding_a_file_lines_up_only_the_new_pairs(library, tmp_pa
     _crop_copy(library["rocket"], library["cat"].parent / "rocket_crop.jpg")
     scored: list[int] = []
     real = dups.pair_features
-    monkeypatch.setattr(dups, "pair_features", lambda *a: scored.append(len(a[3])) or real(*a))
+    monkeypatch.setattr(dup_pairs, "pair_features", lambda *a: scored.append(len(a[3])) or real(*a))
     _tiny_index(library, out)
     gen = Store(out).require()
     after = dups.table_of(gen)
     new_row = next(r for r, i in enumerate(gen.items) if Path(i.path).name == "rocket_crop.jpg")
     involving = int(((after.a == new_row) | (after.b == new_row)).sum())
     assert involving and sum(scored) == involving < len(after.a)  # only pairs with the new file
-    monkeypatch.setattr(dups, "pair_features", real)
+    monkeypatch.setattr(dup_pairs, "pair_features", real)
     fresh = dups.pair_table(list(gen.items), gen.vectors["image"], gen.vectors["colour"], None)
     assert np.array_equal(after.a, fresh.a) and np.array_equal(after.b, fresh.b)
     np.testing.assert_allclose(after.features, fresh.features, atol=1e-5)
@@ -438,9 +440,9 @@ def test_reindex_after_adding_a_file_lines_up_only_the_new_pairs(library, tmp_pa
 def test_a_sharded_image_index_proposes_neighbours_within_each_part(library, tmp_path, monkeypatch):
     from fakes import TinyImageEncoder, TinyTextEncoder
 
-    from imgsearch import index as ann
-    from imgsearch.build import index_folder
-    from imgsearch.embed import EmbedOptions
+    from imgsearch.embed.job import EmbedOptions
+    from imgsearch.indexing import ann as ann
+    from imgsearch.indexing.build import index_folder
 
     monkeypatch.setattr(ann, "EXACT_BELOW", 2)  # Annoy, in 2 parts, even for this small library
     out = tmp_path / "store"

@@ -40,9 +40,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from imgsearch import dups
-from imgsearch.build import index_folder
-from imgsearch.embed import EmbedOptions
-from imgsearch.search import build_query
+from imgsearch.embed.job import EmbedOptions
+from imgsearch.indexing.build import index_folder
+from imgsearch.search.query import build_query
 from imgsearch.store import Store
 
 # Name parts a user's folder holds: each breaks a naive `| xargs rm` or `cut -f` differently.
@@ -62,7 +62,7 @@ def index(folder: Path) -> None:
 
 def run_dups(*args: str) -> tuple[int, bytes, str]:
     """`imgsearch dups ARGS` in-process: (exit code, stdout bytes, stderr)."""
-    from imgsearch import cli
+    from imgsearch.cli import app as cli
 
     out, err = io.BytesIO(), io.StringIO()
     stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)

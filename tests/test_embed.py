@@ -6,9 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from imgsearch.build import embed_folder as embed
-from imgsearch.embed import EmbedOptions
+from imgsearch.embed.job import EmbedOptions
 from imgsearch.errors import UserError
+from imgsearch.indexing.build import embed_folder as embed
 from imgsearch.store import Store
 
 pytestmark = pytest.mark.slow

@@ -6,9 +6,9 @@ import random
 import numpy as np
 import pytest
 
-from imgsearch.encoders.lite_convert import LITE0, timm_name
-from imgsearch.images import load_rgb_array
-from imgsearch.tags import class_tags
+from imgsearch.embed.tags import class_tags
+from imgsearch.encoders.efficientnet_lite import LITE0, timm_name
+from imgsearch.files.images import load_rgb_array
 
 pytestmark = pytest.mark.slow
 

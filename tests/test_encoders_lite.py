@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from test_encoders import PORT_CHECK
 
-from imgsearch.encoders.lite_convert import LITE0, VARIANTS, keras_hub_variant, timm_name
+from imgsearch.encoders.efficientnet_lite import LITE0, VARIANTS, keras_hub_variant, timm_name
 from imgsearch.errors import UserError
 
 LITE1, LITE2 = VARIANTS["efficientnet-lite1"], VARIANTS["efficientnet-lite2"]
@@ -65,7 +65,7 @@ def test_missing_package_is_one_line_naming_it(monkeypatch):
 @needs_package(LITE2)
 def test_weights_of_another_size_are_refused():
     from imgsearch.encoders import efficientnet
-    from imgsearch.encoders.lite_convert import timm_state_dict
+    from imgsearch.encoders.efficientnet_lite import timm_state_dict
     from imgsearch.encoders.torch_legacy import TorchFileError, read_state_dict
 
     state = read_state_dict(efficientnet.weights_file("efficientnet-lite0"))
@@ -83,9 +83,9 @@ PORT_TYPES = ("Sunglasses", "Backpacks", "Sandals", "Jeans", "Ties", "Wallets", 
     "variant", [pytest.param(v, marks=needs_package(v), id=v.name) for v in (LITE1, LITE2)]
 )
 def test_port_gets_imagenet_classes_of_real_photos(variant, fashion):
+    from imgsearch.embed.tags import class_tags
     from imgsearch.encoders import load_image_encoder
-    from imgsearch.images import load_rgb_array
-    from imgsearch.tags import class_tags
+    from imgsearch.files.images import load_rgb_array
 
     encoder = load_image_encoder(variant.name)
     assert encoder.image_size == variant.image_size
@@ -108,7 +108,7 @@ def test_port_gets_imagenet_classes_of_real_photos(variant, fashion):
 
 
 def test_shipped_heads_of_another_encoder_live_in_their_own_folder():
-    from imgsearch.build import PRETRAINED, head_root
+    from imgsearch.indexing.build import PRETRAINED, head_root
 
     assert head_root("efficientnet-lite0") == PRETRAINED
     for hostile in ("", "../shots", "finetuned:/tmp", "/etc", "hub:x"):
@@ -121,8 +121,8 @@ def test_shipped_heads_of_another_encoder_live_in_their_own_folder():
     "variant", [pytest.param(v, marks=needs_package(v), id=v.name) for v in (LITE1, LITE2)]
 )
 def test_a_store_of_a_larger_lite_gets_its_own_photo_head(variant):
-    from imgsearch.build import PRETRAINED, head_root, shipped_heads
     from imgsearch.encoders import cheap_id
+    from imgsearch.indexing.build import PRETRAINED, head_root, shipped_heads
 
     encoders = {
         "image": {"name": variant.name, "id": cheap_id("image", variant.name)},

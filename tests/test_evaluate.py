@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from imgsearch.evaluate import (
+from imgsearch.train.evaluate import (
     average_precision_at,
     f1_at,
     image_to_image,
@@ -12,7 +12,7 @@ from imgsearch.evaluate import (
     read_text_queries,
     recall_at,
 )
-from imgsearch.splits import is_test_item
+from imgsearch.train.splits import is_test_item
 
 RANKED = [7, 3, 9, 1, 5]  # relevant items 3, 1 and 8 (8 never retrieved)
 RELEVANT = {3, 1, 8}
@@ -79,7 +79,7 @@ def test_queries_file_formats(tmp_path):
 
 
 def test_hit_rate():
-    from imgsearch.evaluate import hit_at
+    from imgsearch.train.evaluate import hit_at
 
     assert hit_at(RANKED, RELEVANT, 1) == 0.0
     assert hit_at(RANKED, RELEVANT, 2) == 1.0

@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pathspec import GitIgnoreSpec
 
-from imgsearch.beam import refuse_exclusions
-from imgsearch.catalog import scan
-from imgsearch.embed import EmbedOptions
+from imgsearch.embed.beam.plan import Source
+from imgsearch.embed.beam.run import refuse_exclusions
+from imgsearch.embed.job import EmbedOptions
 from imgsearch.errors import UserError
-from imgsearch.exclusions import IGNORE_FILE
-from imgsearch.sharding import Source
+from imgsearch.files.catalog import scan
+from imgsearch.files.exclusions import IGNORE_FILE
 from imgsearch.store import Store
 
 EXAMPLES = 200 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 40

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from imgsearch import exif
+from imgsearch.files import exif
 from imgsearch.store import Store
 
 LISBON, PORTO, TOKYO = (38.72, -9.14), (41.15, -8.61), (35.68, 139.69)
@@ -186,8 +186,8 @@ def test_batch_keys(album, capsys, monkeypatch):
 def test_serve_accepts_the_filters(album):
     from fastapi.testclient import TestClient
 
-    from imgsearch.search import QueryEncoder
-    from imgsearch.serve import create_app
+    from imgsearch.search.searcher import QueryEncoder
+    from imgsearch.serve.app import create_app
 
     store = Store(album / ".imgsearch")
     encoder = QueryEncoder(store.require().manifest, TinyImageEncoder(), TinyTextEncoder())

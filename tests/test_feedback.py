@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from imgsearch.errors import UserError
-from imgsearch.feedback import ItemRows, Rocchio, apply_feedback, rocchio
-from imgsearch.search import build_query
+from imgsearch.search.feedback import ItemRows, Rocchio, apply_feedback, rocchio
+from imgsearch.search.query import build_query
 from imgsearch.store import Item
 
 

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from fakes import TinyImageEncoder, TinyTextEncoder, tiny_searcher, write_image
 
-from imgsearch import fusion, spaces
-from imgsearch.build import index_folder
-from imgsearch.embed import EmbedOptions
-from imgsearch.lexical import match_expression
-from imgsearch.search import build_query
+from imgsearch import spaces
+from imgsearch.embed.job import EmbedOptions
+from imgsearch.indexing.build import index_folder
+from imgsearch.search import fusion
+from imgsearch.search.lexical import match_expression
+from imgsearch.search.query import build_query
 from imgsearch.store import Store
 
 
@@ -114,7 +115,7 @@ def test_product_shots_get_the_shipped_head_that_knows_products(tmp_path, monkey
     from fakes import tiny_head
     from PIL import Image
 
-    from imgsearch import build
+    from imgsearch.indexing import build
 
     shipped = tmp_path / "shipped"
     (shipped / "shots").mkdir(parents=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from imgsearch.encoders.base import l2_normalise
-from imgsearch.heads import ACTIVATIONS, Head
+from imgsearch.encoders.heads import ACTIVATIONS, Head
 
 
 def _head(rng: np.random.Generator, mean: np.ndarray, std: np.ndarray, hidden: int = 16) -> Head:

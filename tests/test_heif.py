@@ -20,13 +20,14 @@ from fakes import TinyImageEncoder, TinyTextEncoder, write_image
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from imgsearch import serve
-from imgsearch.build import index_folder
-from imgsearch.embed import EmbedOptions
-from imgsearch.images import ImageError, open_image
-from imgsearch.roots import Roots
-from imgsearch.search import Query, QueryEncoder, Searcher
-from imgsearch.sheet import Cell, contact_sheet, thumbnail
+from imgsearch.cli.sheet import Cell, contact_sheet, thumbnail
+from imgsearch.embed.job import EmbedOptions
+from imgsearch.files.images import ImageError, open_image
+from imgsearch.files.roots import Roots
+from imgsearch.indexing.build import index_folder
+from imgsearch.search.query import Query
+from imgsearch.search.searcher import QueryEncoder, Searcher
+from imgsearch.serve import app as serve
 from imgsearch.store import Store
 
 ORIENTATION = 0x0112

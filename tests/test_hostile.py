@@ -19,8 +19,8 @@ import pytest
 from conftest import run_cli
 from PIL import Image
 
-from imgsearch.build import index_folder
-from imgsearch.embed import EmbedOptions
+from imgsearch.embed.job import EmbedOptions
+from imgsearch.indexing.build import index_folder
 from imgsearch.store import Store
 
 pytestmark = pytest.mark.slow

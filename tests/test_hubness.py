@@ -1,4 +1,4 @@
-"""imgsearch.hubness: the query-bank bias of each item, stored at index time, subtracted at query time."""
+"""search.hubness: the query-bank bias of each item, stored at index time, subtracted at query time."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from fakes import TinyImageEncoder, TinyTextEncoder, tiny_head, tiny_searcher, write_image
 
-from imgsearch import build, hubness
-from imgsearch.build import index_folder
-from imgsearch.embed import EmbedOptions
+from imgsearch.embed.job import EmbedOptions
 from imgsearch.encoders.base import l2_normalise
 from imgsearch.errors import UserError
-from imgsearch.search import build_query
+from imgsearch.indexing import build
+from imgsearch.indexing.build import index_folder
+from imgsearch.search import hubness
+from imgsearch.search.query import build_query
 from imgsearch.store import DamagedStore, Store
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgsearch.images import ImageError, load_rgb_array, open_image
+from imgsearch.files.images import ImageError, load_rgb_array, open_image
 
 
 def _save(img: Image.Image, path, **kw):
@@ -91,7 +91,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
     """A FIFO that appears after the folder was scanned must not hang the decode (no writer ever comes)."""
     import os
 
-    from imgsearch.images import ImageError, load_rgb_array
+    from imgsearch.files.images import ImageError, load_rgb_array
 
     os.mkfifo(tmp_path / "pipe.jpg")
     with pytest.raises(ImageError, match="not a regular file"):

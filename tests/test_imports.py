@@ -76,4 +76,4 @@ def test_the_checker_sees_a_cycle():
 def test_the_graph_counts_imports_inside_functions():
     graph = import_graph()
     assert "imgsearch.encoders.litert_export" in graph["imgsearch.encoders"]  # imported lazily
-    assert "imgsearch.search" in graph["imgsearch.evaluate"]
+    assert "imgsearch.search.searcher" in graph["imgsearch.train.evaluate"]

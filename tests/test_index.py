@@ -1,4 +1,4 @@
-"""imgsearch.index: exact and Annoy nearest-neighbour search over unit vectors."""
+"""imgsearch.indexing.ann: exact and Annoy nearest-neighbour search over unit vectors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import annoy
 import numpy as np
 import pytest
 
-from imgsearch import index as index_mod
-from imgsearch.index import VectorIndex, build_index
+from imgsearch.indexing import ann as index_mod
+from imgsearch.indexing.ann import VectorIndex, build_index
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import pytest
 from conftest import run_cli
 from fakes import use_tiny_models, write_image
 
-from imgsearch import index as ann
+from imgsearch.indexing import ann as ann
 from imgsearch.store import Store
 
 TESTS = Path(__file__).resolve().parent
@@ -34,7 +34,7 @@ from imgsearch import encoders
 encoders.open_for_index = lambda role, spec, allowed: (
     fakes.TinyImageEncoder() if role == "image" else fakes.TinyTextEncoder()
 )
-from imgsearch.cli import main
+from imgsearch.cli.app import main
 sys.argv = ["imgsearch", "query", *sys.argv[1:]]
 main()
 """

@@ -24,12 +24,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from imgsearch import build, hubness
-from imgsearch import index as ann
-from imgsearch.build import index_folder
-from imgsearch.embed import EmbedOptions
+from imgsearch.embed.job import EmbedOptions
 from imgsearch.errors import UserError
-from imgsearch.search import build_query
+from imgsearch.indexing import ann as ann
+from imgsearch.indexing import build
+from imgsearch.indexing.build import index_folder
+from imgsearch.search import hubness
+from imgsearch.search.query import build_query
 from imgsearch.store import Store
 
 for profile, sequences, steps in (("default", 25, 8), ("ci", 200, 10)):

@@ -16,9 +16,9 @@ from fakes import TinyImageEncoder, TinyTextEncoder, tiny_searcher, write_image,
 from test_index_life import assert_same, snapshot
 
 from imgsearch import store
-from imgsearch.build import index_folder
-from imgsearch.embed import EmbedOptions
-from imgsearch.search import build_query
+from imgsearch.embed.job import EmbedOptions
+from imgsearch.indexing.build import index_folder
+from imgsearch.search.query import build_query
 from imgsearch.store import Store
 
 KILL_POINTS = [
@@ -111,7 +111,7 @@ def test_kill_at_each_step_then_rerun(tmp_path, target, nth):
 
 
 def _chunk_key() -> dict:
-    from imgsearch.embed import Encoders
+    from imgsearch.embed.job import Encoders
 
     return Encoders(EmbedOptions(), image=TinyImageEncoder(), text=TinyTextEncoder()).chunk_key()
 

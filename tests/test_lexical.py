@@ -1,11 +1,11 @@
-"""imgsearch.lexical: BM25 from stored postings equals SQLite's own bm25()."""
+"""imgsearch.search.lexical: BM25 from stored postings equals SQLite's own bm25()."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from imgsearch.lexical import LexicalIndex, match_expression, write_index
+from imgsearch.search.lexical import LexicalIndex, match_expression, write_index
 
 TEXTS = [
     "Murcia Women Hahk Red Handbags",

@@ -27,7 +27,7 @@ from imgsearch.encoders.litert import (
     load_litert_text,
     split_words,
 )
-from imgsearch.images import load_rgb_array
+from imgsearch.files.images import load_rgb_array
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = ROOT.parent / "shared" / "data" / "fashion"
@@ -223,7 +223,7 @@ QUERY_SCRIPT = """
 import json, sys
 import numpy as np
 from imgsearch.encoders.litert import load_litert_image, load_litert_text
-from imgsearch.images import load_rgb_array
+from imgsearch.files.images import load_rgb_array
 
 image = load_litert_image({image_id!r})
 text = load_litert_text({text_id!r})

@@ -12,7 +12,7 @@ from conftest import help_in_fresh_process, run_cli
 from fakes import TinyImageEncoder, TinyTextEncoder, write_image
 from PIL import Image, ImageDraw, ImageFont
 
-from imgsearch import ocr
+from imgsearch.embed import ocr
 from imgsearch.store import Store
 
 pytest.importorskip("rapidocr_onnxruntime", reason="the ocr extra (rapidocr-onnxruntime) is not installed")
@@ -123,8 +123,8 @@ def test_batch_lines_weigh_the_ocr_space(folder, capsys, monkeypatch):
 
 
 def test_an_interrupted_run_keeps_the_words_it_had_read(folder, reads, monkeypatch):
-    from imgsearch.build import index_folder
-    from imgsearch.embed import EmbedOptions
+    from imgsearch.embed.job import EmbedOptions
+    from imgsearch.indexing.build import index_folder
 
     real, chunks = ocr.read_all, []
 

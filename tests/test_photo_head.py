@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 from conftest import SHARED
 
-from imgsearch.build import PRETRAINED, index_folder, shipped_heads
-from imgsearch.embed import EmbedOptions
-from imgsearch.heads import Head
-from imgsearch.images import load_rgb_array
-from imgsearch.search import Searcher, build_query
-from imgsearch.splits import is_test_item
+from imgsearch.embed.job import EmbedOptions
+from imgsearch.encoders.heads import Head
+from imgsearch.files.images import load_rgb_array
+from imgsearch.indexing.build import PRETRAINED, index_folder, shipped_heads
+from imgsearch.search.query import build_query
+from imgsearch.search.searcher import Searcher
 from imgsearch.store import Store
+from imgsearch.train.splits import is_test_item
 
 pytestmark = pytest.mark.slow
 HOLDOUT = Path(__file__).resolve().parents[1] / "bench" / "flickr8k_holdout.txt"

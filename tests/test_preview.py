@@ -10,8 +10,8 @@ import pytest
 from fakes import write_image
 from PIL import Image
 
-from imgsearch import preview
-from imgsearch.roots import Roots
+from imgsearch.cli import preview
+from imgsearch.files.roots import Roots
 
 
 def hits(folder: Path, n: int) -> list:

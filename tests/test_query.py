@@ -8,11 +8,12 @@ import pytest
 from conftest import make_catalog, run_cli
 from PIL import Image
 
-from imgsearch import cli
-from imgsearch.build import index_folder
-from imgsearch.embed import EmbedOptions
+from imgsearch.cli import app as cli
+from imgsearch.embed.job import EmbedOptions
 from imgsearch.errors import UserError
-from imgsearch.search import Searcher, build_query, parse_space_weights, parse_weighted
+from imgsearch.indexing.build import index_folder
+from imgsearch.search.query import build_query, parse_space_weights, parse_weighted
+from imgsearch.search.searcher import Searcher
 from imgsearch.store import Store, find_store
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.slow
 
 PROBE = """
 import sys
-from imgsearch.cli import main
+from imgsearch.cli.app import main
 sys.argv = ["imgsearch", "query", *sys.argv[1:]]
 try:
     main()
@@ -31,8 +31,8 @@ def _query(args, index):
 
 
 def test_text_and_image_queries_leave_tensorflow_out(photos):
-    from imgsearch.build import index_folder
-    from imgsearch.embed import EmbedOptions
+    from imgsearch.embed.job import EmbedOptions
+    from imgsearch.indexing.build import index_folder
 
     index_folder(photos, EmbedOptions())  # exports the LiteRT files (cached) as a side effect
     for args in (

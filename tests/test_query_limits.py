@@ -20,11 +20,11 @@ from conftest import run_cli
 from fakes import TinyImageEncoder, TinyTextEncoder
 from PIL import Image
 
-from imgsearch import images
-from imgsearch.build import index_folder
-from imgsearch.embed import EmbedOptions
+from imgsearch.embed.job import EmbedOptions
 from imgsearch.errors import UserError
-from imgsearch.search import MAX_WEIGHT, build_query, check_weights
+from imgsearch.files import images
+from imgsearch.indexing.build import index_folder
+from imgsearch.search.query import MAX_WEIGHT, build_query, check_weights
 
 
 def _tiny_encoder(role, spec, allowed=frozenset()):

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imgsearch.fusion import CALIBRATION_SAMPLE, calibration_sample
-from imgsearch.search import _top_rows
+from imgsearch.search.fusion import CALIBRATION_SAMPLE, calibration_sample
+from imgsearch.search.searcher import _top_rows
 
 
 @given(st.lists(st.integers(0, 4), min_size=1, max_size=60), st.integers(1, 80))
@@ -31,7 +31,7 @@ def test_the_calibration_sample_is_fixed_distinct_and_bounded():
 def test_spaces_without_an_index_propose_only_in_collections_small_enough_to_read_whole():
     from types import SimpleNamespace
 
-    from imgsearch import search
+    from imgsearch.search import searcher as search
 
     def proposers(count, active, image_query=True, within=None):
         fake = SimpleNamespace(gen=SimpleNamespace(count=count), indexes={"image": None, "text": None})
@@ -48,10 +48,10 @@ def test_spaces_without_an_index_propose_only_in_collections_small_enough_to_rea
 def test_the_stored_calibration_sample_scores_like_the_rows_it_was_taken_from(tmp_path):
     from fakes import TinyImageEncoder, TinyTextEncoder, tiny_searcher, write_image
 
-    from imgsearch import fusion
-    from imgsearch.build import index_folder
-    from imgsearch.embed import EmbedOptions
-    from imgsearch.search import build_query
+    from imgsearch.embed.job import EmbedOptions
+    from imgsearch.indexing.build import index_folder
+    from imgsearch.search import fusion
+    from imgsearch.search.query import build_query
     from imgsearch.store import Store
 
     folder = tmp_path / "shop"

@@ -22,12 +22,12 @@ pytest.importorskip("fastapi", reason="serve needs fastapi (a runtime dependency
 from conftest import make_catalog
 from fastapi.testclient import TestClient
 
-from imgsearch.batch import run_batch
-from imgsearch.build import index_folder
-from imgsearch.embed import EmbedOptions
+from imgsearch.embed.job import EmbedOptions
 from imgsearch.errors import UserError
-from imgsearch.search import Searcher
-from imgsearch.serve import MAX_BODY_BYTES, MAX_IMAGE_BYTES, create_app, run
+from imgsearch.indexing.build import index_folder
+from imgsearch.search.batch import run_batch
+from imgsearch.search.searcher import Searcher
+from imgsearch.serve.app import MAX_BODY_BYTES, MAX_IMAGE_BYTES, create_app, run
 from imgsearch.store import Store
 
 pytestmark = pytest.mark.slow
@@ -252,7 +252,7 @@ def test_live_switch_to_a_new_generation(catalog, tmp_path):
 
 
 def _query(text: str):
-    from imgsearch.search import build_query
+    from imgsearch.search.query import build_query
 
     return build_query(texts=[text], k=8)
 
@@ -308,7 +308,7 @@ def test_serving_never_imports_tensorflow(catalog):
     script = f"""
 import base64, sys
 from fastapi.testclient import TestClient
-from imgsearch.serve import create_app
+from imgsearch.serve.app import create_app
 from imgsearch.store import Store
 client = TestClient(create_app(Store({str(catalog / ".imgsearch")!r})), base_url="http://127.0.0.1")
 image = base64.b64encode(open({str(catalog / "coffee.png")!r}, "rb").read()).decode()
@@ -323,7 +323,7 @@ print("tensorflow" in sys.modules)
 def test_slow_and_vanishing_clients_are_cut_off_with_one_line(catalog):
     """A client that trickles its headers is disconnected; one that leaves mid-body costs a log
     line, not a traceback; the server answers the next request either way."""
-    from imgsearch.serve import HEADER_TIMEOUT_S
+    from imgsearch.serve.app import HEADER_TIMEOUT_S
 
     proc, url = start_server(catalog)
     host, port = url.removeprefix("http://").split(":")

@@ -31,14 +31,14 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="serve needs fastapi (a runtime dependency)")
 from fastapi.testclient import TestClient
 
-from imgsearch import serve
-from imgsearch.batch import KEYS
-from imgsearch.build import index_folder
-from imgsearch.embed import EmbedOptions
+from imgsearch.cli.preview import preview, write_sheet
+from imgsearch.embed.job import EmbedOptions
 from imgsearch.errors import UserError
-from imgsearch.preview import preview, write_sheet
-from imgsearch.roots import Roots, covering_roots
-from imgsearch.search import QueryEncoder
+from imgsearch.files.roots import Roots, covering_roots
+from imgsearch.indexing.build import index_folder
+from imgsearch.search.batch import KEYS
+from imgsearch.search.searcher import QueryEncoder
+from imgsearch.serve import app as serve
 from imgsearch.store import Item, Store, read_generation
 
 # 200 examples under HYPOTHESIS_PROFILE=ci (set by .ci/run), else 25: set per test rather than as a

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from imgsearch.images import ImageError
-from imgsearch.sheet import Cell, contact_sheet, sheet_size, thumbnail
+from imgsearch.cli.sheet import Cell, contact_sheet, sheet_size, thumbnail
+from imgsearch.files.images import ImageError
 
 
 def test_thumbnail_fits_and_applies_exif_orientation(tmp_path):

@@ -119,7 +119,7 @@ def test_a_damaged_item_line_is_one_error_and_never_half_read(tmp_path):
 
 
 def test_spaces_with_empty_rows_store_which_rows_hold_a_vector(tmp_path):
-    from imgsearch.index import VectorIndex
+    from imgsearch.indexing.ann import VectorIndex
 
     st = Store(tmp_path / "s")
     items = [Item(f"id{i}", f"/p/{i}.jpg", 10, 1.0) for i in range(4)]

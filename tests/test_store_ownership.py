@@ -27,10 +27,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from imgsearch import store
-from imgsearch.build import embed_folder, index_folder
-from imgsearch.embed import EmbedOptions
+from imgsearch.embed.job import EmbedOptions
 from imgsearch.errors import UserError
+from imgsearch.indexing.build import embed_folder, index_folder
 from imgsearch.store import Store
+from imgsearch.store import format as store_format
 
 # this module's own settings (not a profile: test_index_life.py registers the shared ones)
 EXAMPLES = 200 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 25
@@ -145,7 +146,7 @@ def store_root(folder: Path, out: Path | None) -> Path:
 
 def strip_markers(root: Path) -> None:
     """Turn a store of ours into one of an earlier version: the same files without our markers."""
-    if not (store._has_mark(root / store.STORE_MARK) and (root / store.CURRENT).is_file()):
+    if not (store_format._has_mark(root / store.STORE_MARK) and (root / store.CURRENT).is_file()):
         return
     (root / store.STORE_MARK).unlink()
     for child in root.iterdir():
@@ -331,7 +332,7 @@ def test_a_store_of_an_earlier_version_is_adopted_and_what_it_did_not_make_kept(
         code, _, err = run_cli(["index", pics, "-q", "--rebuild"], capsys, monkeypatch)
         assert code == 0, err
     assert_untouched(owned)
-    assert store._has_mark(root / store.STORE_MARK)
+    assert store_format._has_mark(root / store.STORE_MARK)
     assert sorted(p.name for p in root.glob("gen-*")) == ["gen-000003", "gen-000004", "gen-2019"]
 
 

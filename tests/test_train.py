@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from imgsearch import store
-from imgsearch.build import index_folder
-from imgsearch.embed import EmbedOptions
+from imgsearch.embed.job import EmbedOptions
+from imgsearch.encoders.heads import Head, load_heads
 from imgsearch.errors import UserError
-from imgsearch.heads import Head, load_heads
-from imgsearch.search import Searcher
+from imgsearch.indexing.build import index_folder
+from imgsearch.search.searcher import Searcher
 from imgsearch.store import Item, Store
-from imgsearch.train import TrainConfig, save_model, train_aligned, train_metric
+from imgsearch.train.transfer import TrainConfig, save_model, train_aligned, train_metric
 
 pytestmark = pytest.mark.slow
 N, CLASSES = 800, 8
@@ -102,7 +102,7 @@ def test_heads_go_into_the_index_and_stay_on_reindex(photos, tmp_path, lite0, mi
     assert gen2.vectors["aligned"].shape == (6, 384)
     np.testing.assert_allclose(gen2.vectors["aligned"], head(gen2.vectors["image"]), atol=1e-6)
     assert "aligned" in Searcher(gen2).query_vectors(
-        __import__("imgsearch.search").search.build_query(texts=["x"])
+        __import__("imgsearch.search.query").search.query.build_query(texts=["x"])
     )
     (photos / "rocket.jpg").unlink()
     index_folder(photos, EmbedOptions())

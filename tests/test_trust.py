@@ -1,4 +1,4 @@
-"""Per-folder self-calibration (``imgsearch.trust``): a folder unlike the photo head's training
+"""Per-folder self-calibration (``imgsearch.indexing.trust``): a folder unlike the photo head's training
 photos gets text weights without the head, recorded in the manifest and shown by ``query -f json``.
 
 The models are the small fakes: what is tested is the decision and where it goes, not a model."""
@@ -13,8 +13,10 @@ import pytest
 from conftest import run_cli
 from fakes import IMAGE_ID, TinyImageEncoder, TinyTextEncoder, tiny_head, use_tiny_models, write_image
 
-from imgsearch import build, encoders, fusion, trust
-from imgsearch.images import load_rgb_array
+from imgsearch import encoders
+from imgsearch.files.images import load_rgb_array
+from imgsearch.indexing import build, trust
+from imgsearch.search import fusion
 from imgsearch.store import Store
 
 THRESHOLD = 0.5

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import product_shot
 
+from imgsearch.indexing.watch import Changes, watch_folder
 from imgsearch.store import Store
-from imgsearch.watch import Changes, watch_folder
 
 
 class _Event:

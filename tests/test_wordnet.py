@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imgsearch import wordnet
-from imgsearch.tags import imagenet_ids, imagenet_names
+from imgsearch.embed.tags import imagenet_ids, imagenet_names
+from imgsearch.search import wordnet
 
 COUCH, JERSEY = imagenet_ids()["studio couch"], imagenet_ids()["jersey"]
 
@@ -90,9 +90,9 @@ class ClassedEncoder:
 def test_the_wordnet_space_ranks_the_items_of_the_named_classes_first_and_joins_only_when_fitted(tmp_path):
     from fakes import TinyTextEncoder, tiny_searcher, write_image
 
-    from imgsearch.build import index_folder
-    from imgsearch.embed import EmbedOptions
-    from imgsearch.search import build_query
+    from imgsearch.embed.job import EmbedOptions
+    from imgsearch.indexing.build import index_folder
+    from imgsearch.search.query import build_query
     from imgsearch.store import Store
 
     folder = tmp_path / "photos"

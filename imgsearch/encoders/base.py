@@ -48,7 +48,7 @@ class ImageEncoder(Protocol):
     batch_size: int
 
     def encode(self, pixels: np.ndarray) -> ImageBatchOutput:
-        """``pixels``: (n, size, size, 3) uint8 RGB, already resized by ``imgsearch.images``."""
+        """``pixels``: (n, size, size, 3) uint8 RGB, already resized by ``imgsearch.files.images``."""
         ...
 
 

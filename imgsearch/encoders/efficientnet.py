@@ -16,7 +16,7 @@ import numpy as np
 
 from imgsearch.cache import cache_dir, file_sha256
 from imgsearch.encoders.base import EncoderSpec, ImageBatchOutput, l2_normalise, pip_install
-from imgsearch.encoders.lite_convert import VARIANTS, LiteVariant
+from imgsearch.encoders.efficientnet_lite import VARIANTS, LiteVariant
 from imgsearch.errors import UserError
 
 NAME = "efficientnet-lite0"
@@ -73,7 +73,11 @@ class EfficientNetLiteEncoder:
         import keras_hub
         import tensorflow as tf
 
-        from imgsearch.encoders.lite_convert import cached_preset, check_shapes, register_keras_hub_variant
+        from imgsearch.encoders.efficientnet_lite import (
+            cached_preset,
+            check_shapes,
+            register_keras_hub_variant,
+        )
         from imgsearch.encoders.torch_legacy import read_state_dict
 
         v = variant(name)

@@ -1,0 +1,1 @@
+"""``imgsearch serve``: a warm search service with a web page."""
