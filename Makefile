@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 
 LOCK := requirements/lock.txt
 # the extras the lock covers and `make install` installs (requirements/compare.py names them too)
-EXTRAS := dev,demo,beam,lite,ocr
+EXTRAS := dev,demo,beam,efficientnet-lite,ocr
 LATEST ?= $(or $(TMPDIR),/tmp)/imgsearch-latest-venv
 
 .PHONY: install lock test test-latest demo lint bench heldout clean

@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 LOCK = HERE / "lock.txt"
 PYPROJECT = HERE.parent / "pyproject.toml"
 # the extras `make install` installs, and so the ones the lock covers
-LOCKED_EXTRAS = ("dev", "demo", "beam", "lite", "ocr")
+LOCKED_EXTRAS = ("dev", "demo", "beam", "efficientnet-lite", "ocr")
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 
 

@@ -57,7 +57,8 @@ def test_missing_input_is_one_line_error(tmp_path):
     ("args", "says"),
     [
         (["query", "--bogus"], "No such option: --bogus"),
-        (["index", ".", "--shards", "0"], "Invalid value for '--shards'"),
+        (["index", ".", "--parts", "0"], "Invalid value for '--parts'"),
+        (["index", ".", "--shards", "0"], "Invalid value for '--shards'"),  # the old name, hidden
         (["index", ".", "--trees", "0"], "Invalid value for '--trees'"),
     ],
 )
@@ -66,6 +67,11 @@ def test_usage_errors_are_told_in_clicks_words_with_exit_2(args, says, tmp_path)
     assert result.returncode == 2
     assert says in result.stderr and "unexpected error" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_index_help_names_annoy_parts_not_beam_shards():
+    shown = run("index", "--help").stdout
+    assert "--parts" in shown and "--shards" not in shown
 
 
 @pytest.mark.slow

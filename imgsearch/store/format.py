@@ -351,11 +351,6 @@ class Store:
     def is_store(path: Path) -> bool:
         return (Path(path) / CURRENT).is_file()
 
-    def beam_shards(self) -> int:
-        """How many shards the last ``embed --engine beam`` wrote here (0: none)."""
-        counts = {path.name.rsplit("-of-", 1)[-1] for path in (self.root / SHARDS).glob("shard-*-of-*")}
-        return max((int(c) for c in counts if c.isdigit()), default=0)
-
     @property
     def partial_dir(self) -> Path:
         return self.root / PARTIAL

