@@ -81,7 +81,7 @@ def write_store(real: Generation, n: int, root: Path, shards: int) -> Path:
             del arr
             if space in spaces.INDEXED:
                 mapped = np.load(writer.dir / f"{space}.npy", mmap_mode="r")
-                writer.add_index(space, ann.build_index(mapped, writer.index_path(space), shards=shards))
+                writer.add_index(space, ann.build_index(mapped, writer.index_path(space), parts=shards))
         writer.write_skipped([])
     return root
 
@@ -151,7 +151,7 @@ def part_shards(real: Generation, args: argparse.Namespace) -> None:
         path = args.work / f"{args.data}-shards-{shards}" / f"{args.space}.ann"
         path.parent.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        info = ann.build_index(vectors, path, shards=shards)
+        info = ann.build_index(vectors, path, parts=shards)
         build = time.perf_counter() - t
         size = sum((path.parent / p["file"]).stat().st_size for p in info["parts"]) / 1e6
         index = ann.VectorIndex.load(vectors, path, info)

@@ -79,8 +79,8 @@ def write_image(path: Path, seed: int, size: tuple[int, int] = (24, 20)) -> None
 
 
 def use_tiny_models(monkeypatch) -> None:
-    """The command line (``conftest.run_cli``) with these encoders in place of the models it would
-    load to embed (queries load theirs through ``encoders.open_for_index``)."""
+    """The command line (``conftest.run_cli``) and the API with these encoders in place of the
+    models they would load, to embed and to encode queries (``encoders.open_for_index``)."""
     from imgsearch.embed import job as embed
 
     def open_encoder(role, *args, **kwargs):
@@ -89,3 +89,4 @@ def use_tiny_models(monkeypatch) -> None:
     monkeypatch.setattr(embed, "open_encoder", open_encoder)
     monkeypatch.setattr(embed, "cheap_id", lambda *args, **kwargs: None)  # ids come from the encoders
     monkeypatch.setattr(embed.Encoders, "_announce_export", lambda *args: None)  # nothing is exported
+    monkeypatch.setattr("imgsearch.encoders.open_for_index", lambda role, *args, **kwargs: open_encoder(role))

@@ -437,17 +437,17 @@ def test_reindex_after_adding_a_file_lines_up_only_the_new_pairs(library, tmp_pa
     assert len(after.a) > len(before.a)
 
 
-def test_a_sharded_image_index_proposes_neighbours_within_each_part(library, tmp_path, monkeypatch):
+def test_an_image_index_in_parts_proposes_neighbours_within_each_part(library, tmp_path, monkeypatch):
     from fakes import TinyImageEncoder, TinyTextEncoder
 
     from imgsearch.embed.job import EmbedOptions
-    from imgsearch.indexing import ann as ann
+    from imgsearch.indexing import ann
     from imgsearch.indexing.build import index_folder
 
     monkeypatch.setattr(ann, "EXACT_BELOW", 2)  # Annoy, in 2 parts, even for this small library
     out = tmp_path / "store"
     folder = library["cat"].parent
-    options = ann.AnnOptions(shards=2)
+    options = ann.AnnOptions(parts=2)
     index_folder(
         folder, EmbedOptions(), out=out, ann_options=options, image=TinyImageEncoder(), text=TinyTextEncoder()
     )

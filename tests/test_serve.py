@@ -245,10 +245,10 @@ def test_live_switch_to_a_new_generation(catalog, tmp_path):
     assert (first["items"], second["items"]) == (8, 7)
     _, answer = post(client, {"text": "a rocket", "k": 8})
     assert "rocket.jpg" not in names(answer)
-    in_flight.searcher.check_files = False  # rocket.jpg is gone: a live search would leave it out
-    old = in_flight.searcher.search(_query("a rocket"))
+    in_flight.index._searcher.check_files = False  # rocket.jpg is gone: a live search would leave it out
+    old = in_flight.index.run(_query("a rocket"))
     assert any(h.item.path.endswith("rocket.jpg") for h in old)  # the old generation still answers
-    assert app.state.live.current().searcher.encoder is in_flight.searcher.encoder  # models not reloaded
+    assert app.state.live.current().index.encoder is in_flight.index.encoder  # models not reloaded
 
 
 def _query(text: str):

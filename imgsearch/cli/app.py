@@ -399,8 +399,7 @@ def index(
     Each new or changed file's EXIF (date taken, camera, lens, GPS, and the place
     the GPS names, offline) is kept for `query --taken-after/--place/--camera`.
     """
-    from imgsearch.indexing.ann import AnnOptions
-    from imgsearch.indexing.build import index_folder
+    from imgsearch.api import Index
 
     if model is not None and no_model:
         raise _fail("--model and --no-model contradict each other")
@@ -421,20 +420,21 @@ def index(
     options.ocr = ocr
 
     def run(options, model: Path | None, no_model: bool) -> None:
-        report = _with_progress(
+        built = _with_progress(
             quiet,
-            lambda progress: index_folder(
+            lambda progress: Index.build(
                 target,
-                options,
                 out=out,
-                ann_options=AnnOptions(trees, parts if parts is not None else old_parts),
+                parts=parts if parts is not None else old_parts,
+                trees=trees,
                 model=model,
                 no_model=no_model,
-                progress=progress,
                 calibrate=calibrate,
+                progress=progress,
+                **vars(options),
             ),
         )
-        _print_index_report(report, quiet)
+        _print_index_report(built.report, quiet)
 
     run(options, model, no_model)
     if watch:
@@ -621,25 +621,21 @@ def query(
 
     Exit status: 0 with results, 1 with none, 2 on error.
     """
+    from imgsearch.api import Index
     from imgsearch.cli import render
     from imgsearch.search import filters
     from imgsearch.search.query import build_query
-    from imgsearch.search.searcher import QueryEncoder, Searcher
-    from imgsearch.store import find_store
 
     fmt = fmt or ("table" if sys.stdout.isatty() else "paths")
     if fmt not in render.FORMATS:
         raise _fail(f"--format must be one of {', '.join(render.FORMATS)}")
     clock = _Clock()
-    gen = find_store(index_path).require()
-    allowed = frozenset(n for n in (image_encoder, text_encoder) if n)
-    searcher = Searcher(gen, QueryEncoder(gen.manifest, allowed=allowed))
+    found = Index.open(index_path, image_encoder=image_encoder, text_encoder=text_encoder)
+    gen = found.generation
     clock.lap("index")
     if batch is not None:
-        from imgsearch.search.batch import run_batch
-
         with _pipe_guard():
-            status = run_batch(searcher, batch, sys.stdout)
+            status = found.batch(batch, sys.stdout)
         raise typer.Exit(status)
     q = build_query(
         images or [],
@@ -652,15 +648,9 @@ def query(
         unlike or [],
         filters.make(taken_after, taken_before, place, camera),
     )
-    hits = _search_timed(searcher, q, clock) if timings else searcher.search(q)
+    hits = _search_timed(found, q, clock) if timings else found.run(q)
     clock.lap("search")
-    if searcher.left_out:
-        from imgsearch.files.fresh import describe
-
-        total, why = sum(searcher.left_out.values()), describe(searcher.left_out)
-        _notes([f"left out {total} result(s) changed since the index ({why}); run `imgsearch index`"])
-    if searcher.no_exif:
-        _notes([f"left out {searcher.no_exif} photo(s) without the EXIF data the filter needs"])
+    _notes(found.notes)
     if sheet is not None and hits:
         from imgsearch.cli.preview import write_sheet
         from imgsearch.files.roots import Roots
@@ -728,13 +718,13 @@ def serve(
     run(find_store(index_path), host, port, token)
 
 
-def _search_timed(searcher, q, clock: _Clock):
-    """``searcher.search`` with model loading and encoding timed apart from the search itself."""
-    _ = (searcher.encoder.image() if q.images or q.not_images else None, q.texts and searcher.encoder.text())
+def _search_timed(index, q, clock: _Clock):
+    """``index.run`` with model loading and encoding timed apart from the search itself."""
+    index.load_models(image=bool(q.images or q.not_images), text=bool(q.texts))
     clock.lap("models")
-    vectors = searcher.query_vectors(q)
+    vectors = index.encode(q)
     clock.lap("encode")
-    return searcher.search(q, vectors=vectors)
+    return index.run(q, vectors=vectors)
 
 
 class _Clock:
@@ -1002,8 +992,7 @@ def dups(
     changed since are left out, with a note; so is a group whose first file is.
     Exit status: 0 with groups, 1 with none, 2 on error.
     """
-    from imgsearch import dups as dp
-    from imgsearch.store import find_store
+    from imgsearch.api import Index
 
     fmt = fmt or ("table" if sys.stdout.isatty() and not (print0 or copies) else "paths")
     if fmt not in ("table", "paths", "json"):
@@ -1014,21 +1003,12 @@ def dups(
         raise _fail("--copies goes with --format paths")
     if target is not None and index_path is not None:
         raise _fail("give DIR or --index, not both")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise _fail("--threshold is a score between 0 and 1")
-    gen = find_store(index_path or target).require()
-    if gen.items and gen.items[0].sha256 is None:
-        raise _fail(
-            f"{gen.dir.parent} has no duplicate signatures: re-index with `imgsearch index DIR --rebuild`"
-        )
-    groups = dp.find_groups(
-        gen, dp.DEFAULT_THRESHOLD if threshold is None else threshold, exact_only=exact_only
-    )
+    found = Index.open(index_path or target)
+    gen = found.generation
+    groups = found.duplicates(threshold, exact_only=exact_only)  # checked against the files as they are
+    _notes(found.notes)
     from imgsearch.cli.render import render_groups
 
-    groups, left_out = dp.fresh_groups(gen, groups)  # last, so a pipeline acts on files as they are
-    if left_out:
-        _notes([left_out.note()])
     with _pipe_guard():
         quoted = render_groups(gen, groups, fmt, sys.stdout, nul=print0, copies=copies)
     if quoted:

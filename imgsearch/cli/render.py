@@ -74,29 +74,6 @@ def write_paths(paths: list[str], out, *, nul: bool = False) -> int:
     return quoted
 
 
-def hit_json(hit) -> dict:
-    return {
-        "rank": hit.rank,
-        "score": round(hit.score, 4),
-        "path": hit.item.path,
-        "id": hit.item.id,
-        "text": hit.item.text,
-        "scores": {s: round(v, 4) for s, v in hit.scores.items()},
-        "z": {s: round(v, 3) for s, v in hit.z.items()},
-        "weights": hit.weights,  # what fused them: fitted, the folder's calibration, or --weight
-        "tags": hit.item.tags,
-        "exif": exif_json(hit.item.exif),
-        "ocr": hit.item.tags.get("ocr"),  # the words read off the photo (index --ocr), else None
-    }
-
-
-def exif_json(record: dict | None) -> dict | None:
-    """An item's EXIF for ``-f json`` (files/exif.py): taken, camera, lens, gps, place; null without."""
-    if not record:
-        return None
-    return {k: record.get(k) for k in ("taken", "camera", "lens", "gps", "place")}
-
-
 def render_hits(hits: list, fmt: str, out, *, nul: bool = False) -> int:
     """Write ``hits`` to the text stream ``out`` in one of ``FORMATS``; returns names quoted."""
     import json
@@ -106,7 +83,7 @@ def render_hits(hits: list, fmt: str, out, *, nul: bool = False) -> int:
     if fmt == "paths" or nul:
         return write_paths([h.item.path for h in hits], out, nul=nul)
     if fmt == "json":
-        out.writelines(json.dumps(hit_json(h), ensure_ascii=False) + "\n" for h in hits)
+        out.writelines(json.dumps(h.to_json(), ensure_ascii=False) + "\n" for h in hits)
     elif fmt == "tsv":
         for h in hits:
             text = (h.item.text or "").replace("\t", " ").replace("\n", " ")

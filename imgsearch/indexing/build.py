@@ -51,9 +51,8 @@ class _Plan:
     parts: int  # parts per Annoy index (``ann.part_bounds`` caps it by size)
     forced: bool  # --model/--no-model given: publish even if nothing else changed
     shots: bool = False  # the collection is product shots (``spaces.product_shots``)
-    calibrate: bool = (
-        trust.DEFAULT
-    )  # weigh text queries by the folder's familiarity (``imgsearch.indexing.trust``)
+    # weigh text queries by the folder's familiarity (``imgsearch.indexing.trust``)
+    calibrate: bool = trust.DEFAULT
 
 
 def index_folder(

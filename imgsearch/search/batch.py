@@ -6,7 +6,6 @@ import json
 import sys
 from typing import BinaryIO, TextIO
 
-from imgsearch.cli.render import hit_json
 from imgsearch.errors import UserError
 from imgsearch.search import filters
 from imgsearch.search.query import Query, build_query, check_weights
@@ -84,7 +83,7 @@ def run_batch(searcher: Searcher, source: str, out: TextIO) -> int:
             try:
                 if isinstance(q, Exception):
                     raise q
-                result = {"query": n, "results": [hit_json(h) for h in searcher.search(q)]}
+                result = {"query": n, "results": [h.to_json() for h in searcher.search(q)]}
                 if searcher.no_exif:  # photos a filter left out for lacking EXIF, as the CLI says
                     result["no_exif"] = searcher.no_exif
             except BAD_QUERY as exc:

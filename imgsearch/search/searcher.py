@@ -80,6 +80,15 @@ def _photo_counts(q: Query, vectors: dict) -> bool:
 
 @dataclass
 class Hit:
+    """One result: its rank (1 first), fused score, the indexed item, and why it ranks there.
+
+    >>> from imgsearch.store import Item
+    >>> item = Item(id="a1", path="/photos/cat.jpg", size=1, mtime=0)
+    >>> hit = Hit(rank=1, score=2.5, item=item, row=0, scores={"image": 0.9}, z={"image": 2.5})
+    >>> hit.path, hit.id, hit.score
+    ('/photos/cat.jpg', 'a1', 2.5)
+    """
+
     rank: int
     score: float
     item: Item
@@ -87,6 +96,45 @@ class Hit:
     scores: dict[str, float]  # raw per-space scores (cosines, colour match)
     z: dict[str, float]  # per-space standardised scores that were fused
     weights: dict[str, float] = field(default_factory=dict)  # each fused space's weight
+
+    @property
+    def path(self) -> str:
+        return self.item.path
+
+    @property
+    def id(self) -> str:
+        return self.item.id
+
+    @property
+    def text(self) -> str | None:
+        """The item's title and description, if the index has them."""
+        return self.item.text
+
+    def __repr__(self) -> str:
+        return f"Hit(rank={self.rank}, score={self.score:.3f}, path={self.path!r})"
+
+    def to_json(self) -> dict:
+        """The hit as ``query -f json``, ``--batch`` and ``serve`` print it."""
+        return {
+            "rank": self.rank,
+            "score": round(self.score, 4),
+            "path": self.item.path,
+            "id": self.item.id,
+            "text": self.item.text,
+            "scores": {s: round(v, 4) for s, v in self.scores.items()},
+            "z": {s: round(v, 3) for s, v in self.z.items()},
+            "weights": self.weights,  # what fused them: fitted, the folder's calibration, or --weight
+            "tags": self.item.tags,
+            "exif": exif_json(self.item.exif),
+            "ocr": self.item.tags.get("ocr"),  # the words read off the photo (index --ocr), else None
+        }
+
+
+def exif_json(record: dict | None) -> dict | None:
+    """An item's EXIF for ``-f json`` (files/exif.py): taken, camera, lens, gps, place; null without."""
+    if not record:
+        return None
+    return {k: record.get(k) for k in ("taken", "camera", "lens", "gps", "place")}
 
 
 class QueryEncoder:

@@ -8,7 +8,7 @@ indexed item, and files are only ever read for items of the store, and only unde
 it was made from (``imgsearch.files.roots``).
 
 Live index: every request reads CURRENT (a few microseconds); when ``imgsearch index``
-has published a new generation the next request gets a new ``Searcher`` (sharing the
+has published a new generation the next request gets a new ``Index`` (sharing the
 loaded encoders), while requests in flight finish on the one they started with.
 """
 
@@ -39,12 +39,12 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from imgsearch.cli.render import hit_json
+from imgsearch.api import Index
 from imgsearch.errors import UserError
 from imgsearch.files.images import ImageError
 from imgsearch.files.roots import Roots
 from imgsearch.search.batch import BAD_QUERY, parse_spec
-from imgsearch.search.searcher import QueryEncoder, Searcher
+from imgsearch.search.searcher import QueryEncoder
 from imgsearch.serve.thumbs import Thumbnails, thumb_key
 from imgsearch.serve.thumbs import make as make_thumbnail
 from imgsearch.store import Item, Store
@@ -76,10 +76,10 @@ class AsciiJSON(JSONResponse):
 
 @dataclass
 class Snapshot:
-    """What one request works with: one generation's searcher, its id lookups and its roots."""
+    """What one request works with: one generation's index, its id lookups and its roots."""
 
     name: str
-    searcher: Searcher
+    index: Index
     by_id: dict[str, Item]  # ids only: the items endpoint never takes a path
     roots: Roots  # the only folders its files are read from
 
@@ -125,12 +125,12 @@ class LiveIndex:
                 raise
             return old  # caught mid-publish, removed or damaged meanwhile: keep answering from the old one
         encoder = self._encoder if old is None else None
-        if old is not None and old.searcher.gen.manifest["encoders"] == gen.manifest["encoders"]:
-            encoder = old.searcher.encoder  # same models: no reload
-        searcher = Searcher(gen, encoder)
+        if old is not None and old.index.generation.manifest["encoders"] == gen.manifest["encoders"]:
+            encoder = old.index.encoder  # same models: no reload
+        index = Index(gen, encoder)
         roots = Roots.of(gen)
-        searcher.file_exists = roots.exists  # a result outside the roots is left out, as a deleted file is
-        return Snapshot(gen.dir.name, searcher, {i.id: i for i in gen.items}, roots)
+        index.confine(roots.exists)  # a result outside the roots is left out, as a deleted file is
+        return Snapshot(gen.dir.name, index, {i.id: i for i in gen.items}, roots)
 
 
 def is_loopback(host: str) -> bool:
@@ -164,9 +164,9 @@ def query_spec(body: bytes, snap: Snapshot) -> dict:
 def _image_source(value: str, snap: Snapshot, key: str) -> str:
     """An indexed item (id or path) → its file; base64 or a data: URL → a checked data: URL."""
     if len(value) < 4096:
-        row = snap.searcher.item_rows.get(value)
+        row = snap.index.row_of(value)
         if row is not None:
-            path = snap.searcher.gen.items[row].path
+            path = snap.index.generation.items[row].path
             if not snap.roots.exists(path):  # gone, or outside the roots: the same words for both
                 raise UserError(f"{key}: not found")
             return snap.roots.resolve(path)
@@ -188,9 +188,9 @@ def answer(live: LiveIndex, body: bytes) -> tuple[int, dict]:
     try:
         q = parse_spec(query_spec(body, snap))
         with live.search_lock:
-            hits = snap.searcher.search(q)
-            no_exif = snap.searcher.no_exif  # photos a filter left out for lacking EXIF
-        return 200, {"results": [hit_json(h) for h in hits], **({"no_exif": no_exif} if no_exif else {})}
+            hits = snap.index.run(q)
+            no_exif = snap.index.no_exif  # photos a filter left out for lacking EXIF
+        return 200, {"results": [h.to_json() for h in hits], **({"no_exif": no_exif} if no_exif else {})}
     except (*BAD_QUERY, ImageError) as exc:
         return 400, {"error": _one_line(str(exc))}
     except RecursionError:  # a value nested deep enough to pass json.loads but not what reads it
@@ -274,7 +274,7 @@ def create_app(
     @api.get("/health")
     def health() -> dict:
         snap = live.current()
-        gen = snap.searcher.gen
+        gen = snap.index.generation
         encoders = {role: (spec or {}).get("id") for role, spec in gen.manifest["encoders"].items()}
         return {"status": "ok", "generation": snap.name, "items": gen.count, "encoders": encoders}
 
@@ -413,8 +413,7 @@ def run(store: Store, host: str, port: int, token: str | None) -> None:
         raise UserError(f"--host {host} is reachable from other machines: give --token too")
     app = create_app(store, token)
     snap = app.state.live.current()
-    snap.searcher.encoder.text()  # load both encoders now, not on the first request
-    snap.searcher.encoder.image()
+    snap.index.load_models()  # both encoders now, not on the first request
     sock = bind(host, port)
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     print(f"serving http://{shown}:{sock.getsockname()[1]}", file=sys.stderr, flush=True)
