@@ -10,7 +10,7 @@ LOCK := requirements/lock.txt
 EXTRAS := dev,demo,beam,efficientnet-lite,ocr
 LATEST ?= $(or $(TMPDIR),/tmp)/imgsearch-latest-venv
 
-.PHONY: install lock test test-latest demo lint bench heldout clean
+.PHONY: install lock test test-latest demo docs lint bench heldout clean
 
 install: $(STAMP)
 
@@ -48,6 +48,11 @@ test: install
 
 demo: install
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash examples/demo.sh
+
+# The docs site (mkdocs.yml, docs/) into build/site (git-ignored); any warning fails. Offline: no
+# fonts or scripts fetched. NO_MKDOCS_2_WARNING: mkdocs-material's banner about its end of life.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 lint: install
 	$(VENV)/bin/ruff check imgsearch tests bench requirements
