@@ -343,3 +343,12 @@ def test_a_user_file_where_the_store_goes_is_one_line(tmp_path, capsys, monkeypa
     code, _, err = run_cli(["index", photos, "-q"], capsys, monkeypatch)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "is not a directory" in err, err
     assert (photos / store.STORE_DIRNAME).read_text() == "my notes"
+
+
+def test_markers_written_by_earlier_versions_are_still_ours(tmp_path):
+    """The marker's bytes are part of the store format: a store made before the package layout
+    moved (issue 25) keeps being recognised, not refused or adopted anew."""
+    earlier = "made by imgsearch: see the store format in imgsearch/store.py\n"
+    (tmp_path / "owned").mkdir()
+    (tmp_path / "owned" / store.OWNED_MARK).write_text(earlier, encoding="utf-8")
+    assert store.is_owned(tmp_path / "owned")

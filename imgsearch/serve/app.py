@@ -63,7 +63,7 @@ STATIC = Path(__file__).parent / "static"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 TOKEN_COOKIE = "imgsearch_token"  # set by the page from its #token=... so <img> requests carry it too
 SAME_ORIGIN_FETCH = ("same-origin", "none")  # Sec-Fetch-Site values of the page itself, or a typed URL
-log = logging.getLogger("imgsearch.serve.app")
+log = logging.getLogger("imgsearch.serve")
 
 
 class AsciiJSON(JSONResponse):

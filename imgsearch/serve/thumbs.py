@@ -18,7 +18,7 @@ from imgsearch.store import Item
 THUMB_SIZE = 256  # longest side in pixels: sharp in a ~200 px grid cell on a 1.25× laptop screen
 JPEG_QUALITY = 82
 MEMORY_THUMBS = 1024  # kept in memory, most recent first: ~20 MB of 256 px JPEGs
-log = logging.getLogger("imgsearch.serve.app")
+log = logging.getLogger("imgsearch.serve")
 
 
 def thumb_key(item: Item) -> str:

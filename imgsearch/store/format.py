@@ -37,7 +37,9 @@ STORE_MARK = ".imgsearch-store"  # in the store root: CURRENT and lock here are 
 OWNED_MARK = ".imgsearch-owned"  # in a directory the store made: it and its contents are ours
 # every name the store may create directly in its root, besides its generations (generation_name)
 ROOT_NAMES = (CURRENT, LOCK, PARTIAL, SHARDS, STORE_MARK, OWNED_MARK)
-_MARK_TEXT = "made by imgsearch: see the store format in imgsearch/store/\n"
+# Its exact bytes are how a store recognises its own markers: never change them (stores made by
+# earlier versions must stay ours, though the format now lives in imgsearch/store/).
+_MARK_TEXT = "made by imgsearch: see the store format in imgsearch/store.py\n"
 STORE_DIRNAME = ".imgsearch"
 _GENERATION = re.compile(r"^gen-\d{6}$")
 _CHUNK = re.compile(r"^chunk-\d{6}\.npz$")
