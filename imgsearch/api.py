@@ -33,7 +33,7 @@ from imgsearch.files import fresh
 from imgsearch.search import filters
 from imgsearch.search.query import Query, build_query
 from imgsearch.search.searcher import Hit, QueryEncoder, Searcher
-from imgsearch.store import Generation, Item, Store, find_store
+from imgsearch.store import FeedbackLog, Generation, Item, Record, Store, find_store
 
 if TYPE_CHECKING:
     from imgsearch.indexing.build import IndexReport
@@ -202,12 +202,41 @@ class Index:
         if text:
             self._searcher.encoder.text()
 
-    def batch(self, source: str, out: TextIO) -> int:
+    def batch(self, source: str, out: TextIO, *, log: bool = False) -> int:
         """``query --batch``: answer each JSON line of ``source`` (a path, or ``-`` for stdin)
-        with one JSON line on ``out``; 0 when every line was answered, 2 when any was bad."""
+        with one JSON line on ``out``; 0 when every line was answered, 2 when any was bad.
+        ``log``: append the lines that carry likes or unlikes to the feedback log."""
         from imgsearch.search.batch import run_batch
 
-        return run_batch(self._searcher, source, out)
+        feedback = self.feedback_log if log else None
+        record = None if feedback is None else lambda q, hits: feedback.append(self.record(q, hits, "batch"))
+        return run_batch(self._searcher, source, out, record)
+
+    @property
+    def feedback_log(self) -> FeedbackLog:
+        """The store's feedback log (``serve`` and ``query --batch --log`` append to it)."""
+        return FeedbackLog(Store(self.path))
+
+    def record(self, query: Query, hits: list[Hit], via: str) -> Record:
+        """The feedback-log record of a query and its answer: items by id, never image bytes."""
+        rows, items = self._searcher.item_rows, self.generation.items
+
+        def ids(refs: Iterable[str]) -> list[str]:
+            return [items[r].id for ref in refs if (r := rows.get(ref)) is not None]
+
+        def image_id(source: str) -> str | None:  # an indexed photo's id; an upload or stdin: None
+            row = None if source == "-" or source.startswith("data:") else rows.get(source)
+            return None if row is None else items[row].id
+
+        return Record(
+            via,
+            self.generation.dir.name,
+            texts=[text for text, _ in query.texts],
+            images=[image_id(source) for source, _ in query.images],
+            like=ids(query.like),
+            unlike=ids(query.unlike),
+            shown=[hit.id for hit in hits],
+        )
 
     def confine(self, exists) -> None:
         """Leave out of every answer the items for which ``exists(path)`` is false (``serve``

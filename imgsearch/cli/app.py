@@ -565,6 +565,14 @@ def query(
     timings: Annotated[
         bool, typer.Option("--timings", help="Print wall time per step (start-up, models, encode, search).")
     ] = False,
+    log: Annotated[
+        bool,
+        typer.Option(
+            "--log",
+            help="With --batch: append the lines that carry like/unlike to the index's feedback log, "
+            "for `train --from-log`.",
+        ),
+    ] = False,
     batch: Annotated[
         str | None,
         typer.Option(
@@ -635,8 +643,10 @@ def query(
     clock.lap("index")
     if batch is not None:
         with _pipe_guard():
-            status = found.batch(batch, sys.stdout)
+            status = found.batch(batch, sys.stdout, log=log)
         raise typer.Exit(status)
+    if log:
+        raise _fail("--log goes with --batch (serve logs its queries itself)")
     q = build_query(
         images or [],
         text or [],
@@ -706,16 +716,26 @@ def serve(
         str | None,
         typer.Option("--token", help="Bearer token every API call must carry (open the page at /#token=T)."),
     ] = None,
+    no_log: Annotated[
+        bool,
+        typer.Option(
+            "--no-log",
+            help="Do not append the queries and their likes to the index's feedback log "
+            "(`imgsearch log`, `train --from-log`).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the index over HTTP: a search page at / and a JSON API (see README), warm between queries.
 
     POST /api/query takes one --batch line and answers its result line. A new generation
-    published by `imgsearch index` is picked up between requests. Ctrl-C stops it.
+    published by `imgsearch index` is picked up between requests. Each query, with the
+    results liked and unliked, goes to the index's feedback log (item ids and the query's
+    words, never images) unless --no-log. Ctrl-C stops it.
     """
     from imgsearch.serve.app import run
     from imgsearch.store import find_store
 
-    run(find_store(index_path), host, port, token)
+    run(find_store(index_path), host, port, token, feedback_log=not no_log)
 
 
 def _search_timed(index, q, clock: _Clock):
@@ -762,8 +782,20 @@ def _startup_before_import() -> float:
 
 @app.command()
 def train(
-    meta: Annotated[Path, typer.Option("--meta", help="Catalog CSV/JSON lines with the labels.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    meta: Annotated[
+        Path | None,
+        typer.Option("--meta", help="Catalog CSV/JSON lines with the labels (not with --from-log)."),
+    ] = None,
+    from_log: Annotated[
+        bool,
+        typer.Option(
+            "--from-log",
+            help="Learn the text→image head from the index's feedback log (the likes and unlikes of "
+            "`serve` and `query --batch --log`) instead of a catalog; written only if it ranks the "
+            "log's held-out queries better than the index's current head.",
+        ),
+    ] = False,
     heads: Annotated[
         str, typer.Option("--heads", help="aligned (image→text, needs titles) and/or metric (needs labels).")
     ] = "aligned,metric",
@@ -778,6 +810,9 @@ def train(
         int, typer.Option("--batch-size", help="Items per step (contrastive losses like large batches).")
     ] = 256,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    learning_rate: Annotated[
+        float, typer.Option("--learning-rate", help="AdamW step size.", min=1e-6, max=1.0)
+    ] = 1e-3,
     finetune_blocks: Annotated[
         int,
         typer.Option(
@@ -790,15 +825,20 @@ def train(
 ) -> None:
     """Train heads on the frozen vectors of an index (seconds to minutes on a CPU).
 
-    Split by product id: id mod 5 == 0 is the test split and is never trained on; a
-    seeded 10% of the rest drives early stopping. Then `imgsearch index DIR --model OUT`.
+    With --meta: split by product id (id mod 5 == 0 is the test split and is never trained
+    on; a seeded 10% of the rest drives early stopping). With --from-log: the queries users
+    liked results for, one in five held out. Then `imgsearch index DIR --model OUT`.
     """
     from imgsearch.store import find_store
     from imgsearch.train.job import run_training
     from imgsearch.train.transfer import TrainConfig
 
+    if from_log == (meta is not None):
+        raise _fail("give --meta (train on a catalog) or --from-log (on the feedback log), one of them")
     gen = find_store(index_path).require()
-    cfg = TrainConfig(epochs=epochs, hidden=hidden, seed=seed, batch_size=batch_size)
+    cfg = TrainConfig(
+        epochs=epochs, hidden=hidden, seed=seed, batch_size=batch_size, learning_rate=learning_rate
+    )
 
     def report(name: str, log) -> None:
         err.print(
@@ -807,6 +847,15 @@ def train(
             highlight=False,
         )
 
+    if from_log:
+        from imgsearch.api import Index
+        from imgsearch.train.job import run_log_training
+
+        index = Index(gen)
+        lines, written = run_log_training(gen, index.feedback_log, index.encoder.texts, out, cfg, report)
+        for line in lines:
+            err.print(line, highlight=False)
+        raise typer.Exit(0 if written else 1)
     summary = run_training(
         gen,
         meta,
@@ -943,6 +992,61 @@ def _os_error(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return f"{where}{reason}; choose a writable place with --out"
     return f"{where}{reason}"
+
+
+@app.command("log")
+def log_cmd(
+    index_path: Annotated[Path | None, typer.Option("--index", help="Index dir (default: nearest).")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Delete the feedback log.")] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+) -> None:
+    """What the feedback log holds: queries, likes and unlikes, items touched.
+
+    `serve` appends every query it answers (unless --no-log), `query --batch --log` the
+    lines that carry like/unlike. It keeps item ids and the query's words, never images,
+    in INDEX/feedback.jsonl; `train --from-log` learns from it; --clear deletes it.
+    """
+    import json
+
+    from imgsearch.store import FeedbackLog, find_store
+
+    if fmt not in ("table", "json"):
+        raise _fail("--format must be table or json")
+    feedback = FeedbackLog(find_store(index_path))
+    if clear:
+        err.print(
+            "deleted the feedback log" if feedback.clear() else "no feedback log to delete", highlight=False
+        )
+        raise typer.Exit(0)
+    queries = liked = unliked = with_likes = 0
+    touched: set[str] = set()
+    first = last = None
+    via: dict[str, int] = {}
+    for record in feedback.records():
+        queries += 1
+        like, unlike = record.get("like") or [], record.get("unlike") or []
+        liked, unliked, with_likes = liked + len(like), unliked + len(unlike), with_likes + bool(like)
+        touched.update(i for i in like + unlike if isinstance(i, str))
+        first, last = first or record.get("t"), record.get("t")
+        via[str(record.get("via"))] = via.get(str(record.get("via")), 0) + 1
+    summary = {
+        "log": str(feedback.path),
+        "queries": queries,
+        "queries_with_likes": with_likes,
+        "likes": liked,
+        "unlikes": unliked,
+        "items_touched": len(touched),
+        "first": first,
+        "last": last,
+        "via": via,
+        "unreadable_lines": feedback.skipped,
+    }
+    if fmt == "json":
+        print(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            print(f"{key.replace('_', ' ')}: {value}")
+    raise typer.Exit(0 if queries else 1)
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import BinaryIO, TextIO
 
 from imgsearch.errors import UserError
@@ -66,10 +67,11 @@ def parse_line(line: bytes | str) -> Query:
     return parse_spec(spec)
 
 
-def run_batch(searcher: Searcher, source: str, out: TextIO) -> int:
+def run_batch(searcher: Searcher, source: str, out: TextIO, log: Callable | None = None) -> int:
     """Answer every line; a bad line gets ``{"error": ...}`` and the rest still run.
 
     Lines are read in blocks so the texts of a whole block encode in one batch.
+    ``log(query, hits)`` is called for each answered line that carries likes or unlikes.
     Exit status 0 when every query was answered, 2 when any line was bad.
     """
     stream = sys.stdin.buffer if source == "-" else _open(source)
@@ -83,7 +85,10 @@ def run_batch(searcher: Searcher, source: str, out: TextIO) -> int:
             try:
                 if isinstance(q, Exception):
                     raise q
-                result = {"query": n, "results": [h.to_json() for h in searcher.search(q)]}
+                hits = searcher.search(q)
+                result = {"query": n, "results": [h.to_json() for h in hits]}
+                if log is not None and (q.like or q.unlike):
+                    log(q, hits)
                 if searcher.no_exif:  # photos a filter left out for lacking EXIF, as the CLI says
                     result["no_exif"] = searcher.no_exif
             except BAD_QUERY as exc:

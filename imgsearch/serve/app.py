@@ -47,7 +47,7 @@ from imgsearch.search.batch import BAD_QUERY, parse_spec
 from imgsearch.search.searcher import QueryEncoder
 from imgsearch.serve.thumbs import Thumbnails, thumb_key
 from imgsearch.serve.thumbs import make as make_thumbnail
-from imgsearch.store import Item, Store
+from imgsearch.store import FeedbackLog, Item, Store
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # an upload larger than this is refused before decoding
 MAX_BODY_BYTES = MAX_IMAGE_BYTES * 4 // 3 + 64 * 1024  # the image as base64, plus the rest of the line
@@ -90,8 +90,9 @@ class LiveIndex:
     Opened only through the store's own checks (``Store.current_dir``, ``Store.require``), so a
     CURRENT that names something outside the store is refused here as by every command."""
 
-    def __init__(self, store: Store, encoder: QueryEncoder | None = None) -> None:
+    def __init__(self, store: Store, encoder: QueryEncoder | None = None, *, log: bool = True) -> None:
         self.store = store
+        self.log = FeedbackLog(store) if log else None  # every answered query, for `train --from-log`
         self.search_lock = threading.Lock()  # LiteRT interpreters and the text cache are not thread-safe
         self._swap_lock = threading.Lock()
         self._encoder = encoder  # the first generation's (tests give small ones); then shared
@@ -190,11 +191,24 @@ def answer(live: LiveIndex, body: bytes) -> tuple[int, dict]:
         with live.search_lock:
             hits = snap.index.run(q)
             no_exif = snap.index.no_exif  # photos a filter left out for lacking EXIF
+        _log(live, snap.index.record(q, hits, "serve"))
         return 200, {"results": [h.to_json() for h in hits], **({"no_exif": no_exif} if no_exif else {})}
     except (*BAD_QUERY, ImageError) as exc:
         return 400, {"error": _one_line(str(exc))}
     except RecursionError:  # a value nested deep enough to pass json.loads but not what reads it
         return 400, {"error": "body is not JSON: nested too deeply"}
+
+
+def _log(live: LiveIndex, record) -> None:
+    """Append to the feedback log; a store that cannot take it (read-only, full disk, a file
+    there that is not our log) stops the logging with one warning, never the answers."""
+    if live.log is None:
+        return
+    try:
+        live.log.append(record)
+    except (UserError, OSError) as exc:
+        log.warning("feedback log off: %s", exc)
+        live.log = None
 
 
 def _one_line(message: str) -> str:
@@ -228,11 +242,13 @@ def create_app(
     *,
     encoder: QueryEncoder | None = None,
     gate: DecodeGate | None = None,
+    feedback_log: bool = True,
 ):
     """The FastAPI app. ``allowed_hosts``: Host headers accepted (default: loopback names without
     a token, which stops DNS-rebinding pages from reading a local server; any with one).
-    ``encoder``: the query encoders to use (default: the index's, loaded on first use)."""
-    live = LiveIndex(store, encoder)
+    ``encoder``: the query encoders to use (default: the index's, loaded on first use).
+    ``feedback_log``: append every answered query to the store's feedback log (``serve --no-log``)."""
+    live = LiveIndex(store, encoder, log=feedback_log)
     thumbs = Thumbnails(store.root / "thumbs")
     gate = gate or DecodeGate()
 
@@ -405,13 +421,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(store: Store, host: str, port: int, token: str | None) -> None:
+def run(store: Store, host: str, port: int, token: str | None, *, feedback_log: bool = True) -> None:
     """Serve until Ctrl-C. A host other than loopback needs a token: the index shows your files."""
     import uvicorn
 
     if not is_loopback(host) and not token:
         raise UserError(f"--host {host} is reachable from other machines: give --token too")
-    app = create_app(store, token)
+    app = create_app(store, token, feedback_log=feedback_log)
     snap = app.state.live.current()
     snap.index.load_models()  # both encoders now, not on the first request
     sock = bind(host, port)

@@ -83,6 +83,7 @@ from imgsearch.store.format import (
     CURRENT,
     FORMAT,
     LOCK,
+    LOG,
     OWNED_MARK,
     PARTIAL,
     ROOT_NAMES,
@@ -106,6 +107,7 @@ from imgsearch.store.format import (
     read_generation,
     write_generation,
 )
+from imgsearch.store.log import FeedbackLog, Record
 from imgsearch.store.shards import (
     SHARD_META,
     complete_shard,
@@ -119,6 +121,7 @@ __all__ = [
     "CURRENT",
     "FORMAT",
     "LOCK",
+    "LOG",
     "OWNED_MARK",
     "PARTIAL",
     "ROOT_NAMES",
@@ -129,10 +132,12 @@ __all__ = [
     "VERSION",
     "CalibrationSample",
     "DamagedStore",
+    "FeedbackLog",
     "Generation",
     "GenerationWriter",
     "Item",
     "LazyItems",
+    "Record",
     "Store",
     "check_encoders",
     "check_manifest",

@@ -36,7 +36,8 @@ SHARDS = "shards"
 STORE_MARK = ".imgsearch-store"  # in the store root: CURRENT and lock here are ours
 OWNED_MARK = ".imgsearch-owned"  # in a directory the store made: it and its contents are ours
 # every name the store may create directly in its root, besides its generations (generation_name)
-ROOT_NAMES = (CURRENT, LOCK, PARTIAL, SHARDS, STORE_MARK, OWNED_MARK)
+LOG = "feedback.jsonl"  # the feedback log (imgsearch/store/log.py)
+ROOT_NAMES = (CURRENT, LOCK, PARTIAL, SHARDS, STORE_MARK, OWNED_MARK, LOG)
 # Its exact bytes are how a store recognises its own markers: never change them (stores made by
 # earlier versions must stay ours, though the format now lives in imgsearch/store/).
 _MARK_TEXT = "made by imgsearch: see the store format in imgsearch/store.py\n"
