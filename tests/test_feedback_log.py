@@ -172,9 +172,16 @@ def test_serve_answers_when_the_log_cannot_be_written(colours, tiny):
 
 
 def _liked_log(index: Index, queries: list[tuple[str, str]]) -> None:
+    """Each "<colour> <noun>" query likes half the photos of its colour (which half: by the noun),
+    so queries with other words share the colour without sharing liked items."""
     log = index.feedback_log
     for colour, noun in queries:
-        like = [i.id for i in index.generation.items if Path(i.path).name.startswith(colour)]
+        which = NOUNS.index(noun) % 2
+        like = [
+            i.id
+            for i in index.generation.items
+            if Path(i.path).stem in {f"{colour}-{n}" for n in range(which, 6, 2)}
+        ]
         log.append(Record("batch", index.generation.dir.name, texts=[f"{colour} {noun}"], like=like))
 
 

@@ -95,3 +95,43 @@ def test_a_watched_folder_answers_for_a_new_photo_and_stops_on_ctrl_c(tmp_path, 
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "stopped watching" in err
+
+
+def test_serve_watch_answers_from_the_new_index_once_a_file_lands(tmp_path, tiny):
+    from fastapi.testclient import TestClient
+
+    from imgsearch import Index
+    from imgsearch.serve.app import create_app, start_watch
+
+    for i in range(3):
+        product_shot(tmp_path / f"p{i}.png", (60 * i, 90, 150))
+    Index.build(tmp_path)
+    store = Store(tmp_path / ".imgsearch")
+    client = TestClient(create_app(store), base_url="http://127.0.0.1")
+    assert client.get("/api/health").json()["items"] == 3
+    stop = threading.Event()
+    thread = start_watch(store, 0.5, stop)
+    try:
+        time.sleep(0.5)  # the observer is up
+        product_shot(tmp_path / "new.png", (200, 40, 40))
+        deadline = time.monotonic() + 30
+        while client.get("/api/health").json()["items"] != 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.get("/api/health").json()["items"] == 4
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_serve_watch_needs_an_index_of_one_folder(tmp_path, tiny):
+    from imgsearch import Index, UserError
+    from imgsearch.serve.app import start_watch
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        product_shot(tmp_path / name / "p.png", (90, 90, 90))
+    Index.build(tmp_path / "a", out=tmp_path / "store")
+    store = Store(tmp_path / "store")
+    (tmp_path / "a").rename(tmp_path / "gone")
+    with pytest.raises(UserError, match="serve --watch"):
+        start_watch(store, 0.5, threading.Event())

@@ -724,6 +724,18 @@ def serve(
             "(`imgsearch log`, `train --from-log`).",
         ),
     ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Also keep the index current: re-index its folder after changes settle, with the "
+            "encoders it was made with; the page answers from each new index as it is published.",
+        ),
+    ] = False,
+    settle: Annotated[
+        float,
+        typer.Option("--settle", help="With --watch: seconds without changes before re-indexing.", min=0.1),
+    ] = 2.0,
 ) -> None:
     """Serve the index over HTTP: a search page at / and a JSON API (see README), warm between queries.
 
@@ -735,7 +747,7 @@ def serve(
     from imgsearch.serve.app import run
     from imgsearch.store import find_store
 
-    run(find_store(index_path), host, port, token, feedback_log=not no_log)
+    run(find_store(index_path), host, port, token, feedback_log=not no_log, watch=settle if watch else None)
 
 
 def _search_timed(index, q, clock: _Clock):

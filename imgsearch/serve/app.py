@@ -421,13 +421,53 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(store: Store, host: str, port: int, token: str | None, *, feedback_log: bool = True) -> None:
+def start_watch(store: Store, settle: float, stop: threading.Event) -> threading.Thread:
+    """``serve --watch``: re-index the index's folder after its changes settle, in a thread beside
+    the server, with the encoders the index was made with; each new generation is published as
+    by ``imgsearch index`` and answers the next request. A failed round is one warning line."""
+    from imgsearch.indexing.watch import watch_folder
+
+    gen = store.require()
+    roots = [Path(r) for r in gen.manifest.get("roots") or []]
+    if len(roots) != 1 or not roots[0].is_dir():
+        raise UserError(
+            f"serve --watch: the index was made from {len(roots)} folders, not one; "
+            "run `imgsearch index DIR --watch` beside `serve` instead"
+        )
+    image, text = gen.manifest["encoders"]["image"], gen.manifest["encoders"]["text"]
+    options = {"image_encoder": image["name"], "text_encoder": text["name"]}
+    options |= {k: image[k] for k in ("runtime", "precision") if image.get(k)}
+
+    def reindex() -> None:
+        try:
+            Index.build(roots[0], out=store.root, **options)
+        except (UserError, OSError) as exc:
+            log.warning("serve --watch: %s", exc)
+
+    thread = threading.Thread(
+        target=watch_folder, args=(roots[0], store.root, reindex, settle, stop), name="watch", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def run(
+    store: Store,
+    host: str,
+    port: int,
+    token: str | None,
+    *,
+    feedback_log: bool = True,
+    watch: float | None = None,
+) -> None:
     """Serve until Ctrl-C. A host other than loopback needs a token: the index shows your files."""
     import uvicorn
 
     if not is_loopback(host) and not token:
         raise UserError(f"--host {host} is reachable from other machines: give --token too")
     app = create_app(store, token, feedback_log=feedback_log)
+    if watch is not None:
+        start_watch(store, watch, threading.Event())
     snap = app.state.live.current()
     snap.index.load_models()  # both encoders now, not on the first request
     sock = bind(host, port)

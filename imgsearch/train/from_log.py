@@ -5,10 +5,10 @@ sentence vector should score its liked items above the rest of the index, and ab
 the user unliked. The head starts as the one the index already searches words with (a trained
 ``aligned`` head, else the shipped ``photo`` head), so a small log nudges it and a large one
 moves it further; a pull towards the starting weights keeps a few users' likes from rewriting
-it. A fifth of the distinct queries (by their words) is held out: it drives early stopping and
-decides whether the head is written at all, which it is only when it ranks those queries' liked
-items above where the starting head did. The head is saved as ``aligned`` in a model dir that
-``imgsearch index DIR --model OUT`` applies, as for ``train``.
+it. A fifth of the queries is held out, those that liked a common item kept together (one need
+in other words): it drives early stopping and decides whether the head is written at all, which
+it is only when it ranks those queries' liked items above where the starting head did. The head
+is saved as ``aligned`` in a model dir that ``imgsearch index DIR --model OUT`` applies.
 """
 
 from __future__ import annotations
@@ -83,7 +83,38 @@ def start_head(gen: Generation) -> Head:
     )
 
 
-def held_out(text: str) -> bool:
+def held_out_split(texts: list[str], liked: list[set[int]]) -> tuple[list[int], list[int]]:
+    """(train, held-out) positions. Queries that liked a common item ask for the same thing in
+    other words ("red dress", "a red dress photo"): they stay on one side, so the held-out part
+    measures queries the head was not fitted on. One group in ``HELD_OUT``, by a hash of its
+    first words, is held out; a log that is one big group is split by the queries' words."""
+    parent = list(range(len(texts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[int, int] = {}
+    for i, rows in enumerate(liked):
+        for row in rows:
+            j = first.setdefault(row, i)
+            parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(texts)):
+        groups[root(i)].append(i)
+    if max(len(g) for g in groups.values()) > len(texts) // 2:
+        groups = {i: [i] for i in range(len(texts))}
+    val = sorted(i for g in groups.values() if _hashed(texts[min(g)]) for i in g)
+    train = [i for i in range(len(texts)) if i not in set(val)]
+    if not val or not train:  # few groups: every fifth query instead
+        val = list(range(0, len(texts), HELD_OUT))
+        train = [i for i in range(len(texts)) if i % HELD_OUT]
+    return train, val
+
+
+def _hashed(text: str) -> bool:
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16) % HELD_OUT == 0
 
 
@@ -106,11 +137,7 @@ def train_from_log(
     texts, liked, unliked = [texts[i] for i in keep], [liked[i] for i in keep], [unliked[i] for i in keep]
     vectors = l2_normalise(np.asarray(encode_texts(texts), np.float32))
     examples = Examples(texts, vectors, liked, unliked)
-    val = [i for i, t in enumerate(texts) if held_out(t)]
-    train = [i for i in range(len(texts)) if i not in set(val)]
-    if not val or not train:  # few distinct queries: hold out every fifth instead
-        val = list(range(0, len(texts), HELD_OUT))
-        train = [i for i in range(len(texts)) if i % HELD_OUT]
+    train, val = held_out_split(texts, liked)
     head = start_head(gen)
     images = np.asarray(gen.vectors[head.source_space], np.float32)
     before = capped_recall_at(examples.take(val).vectors @ head(images).T, examples.take(val).liked, 10)
@@ -127,7 +154,7 @@ def train_from_log(
     if best <= before:
         return None, summary
     info = head_info(gen, cfg, len(train), len(val), best, [], "liked-item recall@10 (held-out log queries)")
-    info["trained_on"]["split"] = f"the log's queries; 1 in {HELD_OUT} (by a hash of the words) held out"
+    info["trained_on"]["split"] = f"the log's queries; 1 group in {HELD_OUT} (sharing liked items) held out"
     info["from_log"] = summary
     info["encoders"] = head.info.get("encoders") or info["encoders"]
     fitted.info = {**info, "temperature": _temperature(head, cfg)}
