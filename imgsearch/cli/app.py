@@ -864,7 +864,7 @@ def train(
         from imgsearch.train.job import run_log_training
 
         index = Index(gen)
-        lines, written = run_log_training(gen, index.feedback_log, index.encoder.texts, out, cfg, report)
+        lines, written = run_log_training(gen, index.feedback_log, index.encoder, out, cfg, report)
         for line in lines:
             err.print(line, highlight=False)
         raise typer.Exit(0 if written else 1)

@@ -63,20 +63,20 @@ def _summary(name: str, head: Head) -> str:
 
 
 def run_log_training(
-    gen: Generation, feedback, encode_texts, out: Path, cfg: TrainConfig, report: Reporter | None = None
+    gen: Generation, feedback, encoder, out: Path, cfg: TrainConfig, report: Reporter | None = None
 ) -> tuple[list[str], bool]:
     """``imgsearch train --from-log``: (lines to print, whether a model was written)."""
     from imgsearch.train import from_log
 
-    head, summary = from_log.train_from_log(gen, feedback.records(), encode_texts, cfg, report)
+    head, summary = from_log.train_from_log(gen, feedback.records(), encoder, cfg, report)
     scores = summary["held_out_liked_recall@10"]
     said = (
         f"{summary['queries']} liked queries ({summary['held_out_queries']} held out), "
-        f"{summary['liked']} likes, {summary['unliked']} unlikes; held-out liked recall@10 "
-        f"{scores['before']:.3f} with the index's {summary['started_from']} head, "
-        f"{scores['after']:.3f} learned"
+        f"{summary['liked']} likes, {summary['unliked']} unlikes; held-out liked recall@10 of the "
+        f"search {scores['before']:.3f} as it is, {scores['after']:.3f} with the learned head "
+        f"(started from the index's {summary['started_from']} head)"
     )
     if head is None:
-        return [said, "not better on the held-out queries: nothing written"], False
+        return [said, "the search is not better with it on the held-out queries: nothing written"], False
     from_log.save(head, out)
     return [said, f"wrote {out}; use it with `imgsearch index {gen.dir.parent} --model {out}`"], True
