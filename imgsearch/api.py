@@ -120,6 +120,8 @@ class Index:
             raise UserError(
                 f"unknown index option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
+        if options.get("meta") is not None:
+            options["meta"] = Path(options["meta"]).expanduser()
         report = index_folder(
             Path(folder).expanduser(),
             EmbedOptions(**options),

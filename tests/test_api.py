@@ -158,3 +158,11 @@ def test_the_cli_searches_through_the_api():
     source = (PACKAGE / "cli" / "app.py").read_text(encoding="utf-8")
     for bypass in ("Searcher(", "index_folder(", "find_groups("):
         assert bypass not in source
+
+
+def test_a_catalog_given_as_a_string_titles_the_items(photos, tiny, tmp_path):
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("filename,title\nchelsea.png,tabby cat on a rug\n", encoding="utf-8")
+    index = Index.build(photos, meta=str(catalog), text_columns=["title"])
+    titled = [h.text for h in index.search(text="tabby cat", k=len(index)) if h.text]
+    assert "tabby cat on a rug" in titled
