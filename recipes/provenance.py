@@ -195,12 +195,24 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray], compressed: bool = True
     return True
 
 
-def write_npy(path: Path, array: np.ndarray) -> bool:
+def max_abs_diff(path: Path, array: np.ndarray) -> float | None:
+    """The largest difference between the array in ``path`` and ``array`` (None: no such file, or
+    another shape or dtype)."""
     try:
-        if np.load(path).dtype == array.dtype and np.array_equal(np.load(path), array):
-            return False
+        old = np.load(path)
     except (FileNotFoundError, ValueError):
-        pass
+        return None
+    if old.shape != array.shape or old.dtype != array.dtype:
+        return None
+    return float(np.abs(old.astype(np.float64) - array.astype(np.float64)).max()) if old.size else 0.0
+
+
+def write_npy(path: Path, array: np.ndarray, atol: float = 0.0) -> bool:
+    """Write ``array`` unless the file holds the same one (same shape and dtype, every value within
+    ``atol``); True: written."""
+    diff = max_abs_diff(path, array)
+    if diff is not None and diff <= atol:
+        return False
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, array)
     return True
@@ -234,6 +246,7 @@ def record(
     written: dict[str, bool] | None = None,
     cmd: str | None = None,
     extra: dict | None = None,
+    tolerance: str | None = None,
 ) -> dict:
     """Write (or replace) ``recipe``'s record in ``folder/provenance.json``; return it.
 
@@ -261,6 +274,8 @@ def record(
             "and seconds; arrays equal (same dtype and values); text byte for byte. A kept file's "
             "bytes (and sha256) are the ones shipped before this run.",
         }
+        if tolerance:
+            entry["reproduced"]["tolerance"] = tolerance
     entry |= extra or {}
     data = load(folder)
     data.setdefault("artifacts", {})[recipe] = entry

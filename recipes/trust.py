@@ -170,7 +170,7 @@ def write(refs: dict, image_id: str | None, fitted: float, folds: dict, scores: 
                 **{str(FLICKR / "images"): provenance.folder_input(FLICKR / "images")},
                 **{str(GROCERY / "images"): provenance.folder_input(GROCERY / "images")},
                 **{
-                    f"{name} (the chosen photos)": provenance.listing(files, SHARED)
+                    f"{name}: the {len(files)} chosen photos": provenance.listing(files, SHARED)
                     for name, files in chosen.items()
                 },
             },

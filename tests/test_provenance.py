@@ -75,3 +75,16 @@ def test_package_data_ships_each_folders_provenance():
         assert any(fnmatch(rel, pattern) and rel.count("/") == pattern.count("/") for pattern in patterns), (
             rel
         )
+
+
+def test_a_recipe_without_the_shared_data_says_so_in_one_line_and_stops(tmp_path, capsys):
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from recipes import provenance
+
+    with pytest.raises(SystemExit) as stop:
+        provenance.shared_or_skip(tmp_path / "absent.csv")
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("skipped: ") and "absent.csv" in out

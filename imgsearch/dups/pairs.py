@@ -23,6 +23,10 @@ from imgsearch.dups.signatures import DCT, THUMB
 from imgsearch.shipped import PRETRAINED
 from imgsearch.store import DamagedStore, Generation, Item
 
+# The constants of this module are rules chosen by hand, each beside the development-half
+# measurement that decided it (bench/dups.py); none is the output of a fit. The fitted numbers, the
+# pair model's weights and default threshold, are read from pretrained/dups.json (MODEL_FILE).
+
 # The centre thumbnail stands in for the whole one only when it lines up better by this much: a
 # smooth picture lines up about as well zoomed in (0.9917 against 0.9915 for a resized copy in
 # tests/test_dups_fresh.py), and the detail there is lost. bench/dups.py --originals 240,
