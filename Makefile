@@ -65,7 +65,7 @@ heldout: install
 # hours (the photo heads); ONLY="trust fusion" runs some (`python -m recipes --list` says what each costs).
 ONLY ?=
 artifacts: install
-	$(PY) -m recipes $(ONLY)
+	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m recipes $(ONLY)
 
 clean:
 	rm -rf $(VENV) examples/photos .pytest_cache
