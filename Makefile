@@ -10,7 +10,7 @@ LOCK := requirements/lock.txt
 EXTRAS := dev,demo,beam,efficientnet-lite,ocr
 LATEST ?= $(or $(TMPDIR),/tmp)/imgsearch-latest-venv
 
-.PHONY: install lock test test-latest demo docs lint bench heldout clean
+.PHONY: install lock test test-latest demo docs lint bench heldout artifacts clean
 
 install: $(STAMP)
 
@@ -55,8 +55,8 @@ docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 lint: install
-	$(VENV)/bin/ruff check imgsearch tests bench requirements
-	$(VENV)/bin/ruff format --check imgsearch tests bench requirements
+	$(VENV)/bin/ruff check imgsearch tests bench recipes requirements
+	$(VENV)/bin/ruff format --check imgsearch tests bench recipes requirements
 
 bench: install
 	$(PY) bench/embed_throughput.py
@@ -64,6 +64,13 @@ bench: install
 # the README's held-out quality table, through the CLI (needs ../shared)
 heldout: install
 	$(PY) bench/heldout.py
+
+# Rebuild the shipped files of imgsearch/pretrained and imgsearch/data from ../shared, each with its
+# provenance.json (recipes/); an artifact equal to the one on disk is left as it is. All recipes take
+# hours (the photo heads); ONLY="trust fusion" runs some (`python -m recipes --list` says what each costs).
+ONLY ?=
+artifacts: install
+	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m recipes $(ONLY)
 
 clean:
 	rm -rf $(VENV) examples/photos .pytest_cache

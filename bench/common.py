@@ -1,79 +1,39 @@
-"""Helpers shared by the benchmarks: where the shared data is, and what machine this is."""
+"""Helpers shared by the benchmarks: where the shared data is, its development splits, and what
+machine this is. The splits are the recipes' (``recipes/splits.py``): one definition of what the
+shipped artifacts were fitted on, so a benchmark measures on what they never saw."""
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-FASHION = SHARED / "fashion"
-FLICKR = SHARED / "flickr8k"
-FLICKR_HOLDOUT = ROOT / "bench" / "flickr8k_holdout.txt"
+if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ first, not the project root
+    sys.path.insert(1, str(ROOT))
 
+from recipes.provenance import machine  # noqa: E402
+from recipes.splits import (  # noqa: E402
+    FASHION,
+    FLICKR,
+    FLICKR_HOLDOUT,
+    SHARED,
+    fashion_dev_rows,
+    flickr_holdout,
+    flickr_split,
+    require,
+    thumbnail_4_3,
+)
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    py = sys.version.split()[0]
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), Python {py}"
-
-
-def require(path: Path) -> Path:
-    if not path.exists():
-        sys.exit(f"skipped: {path} is not present (shared data set)")
-    return path
-
-
-def fashion_dev_rows(n: int | None = None) -> list[dict]:
-    """Rows of the shared fashion catalog outside the test split (id mod 5 != 0) whose photo exists,
-    shuffled with seed 0; the first ``n`` are the fusion-fitting sample of ``bench/fit_fusion.py``
-    (and the fashion validation part of ``bench/photo_text_search.py``, which never trains on them)."""
-    import csv
-    import random
-
-    from imgsearch.train.splits import is_test_item
-
-    with open(FASHION / "products.csv", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if not is_test_item(r["filename"])]
-    rows = [r for r in rows if (FASHION / r["filename"]).exists()]
-    random.Random(0).shuffle(rows)
-    return rows if n is None else rows[:n]
-
-
-def flickr_holdout() -> set[str]:
-    """The Flickr8k photos nothing is trained, fitted or chosen on (``bench/flickr8k_holdout.txt``)."""
-    lines = FLICKR_HOLDOUT.read_text(encoding="utf-8").splitlines()
-    return {n.strip() for n in lines if n.strip() and not n.startswith("#")}
-
-
-def flickr_split(names: list[str]):
-    """Positions in ``names`` (the Flickr8k photos in sorted order): (training, validation,
-    held-out). Validation is a seeded 10 % of the photos outside the hold-out list: the photo
-    head's early stopping (``bench/photo_text_search.py``) and ``bench/fit_fusion.py``'s photos."""
-    import numpy as np
-
-    holdout = flickr_holdout()
-    test = np.array([i for i, n in enumerate(names) if n in holdout])
-    perm = np.random.default_rng(0).permutation([i for i, n in enumerate(names) if n not in holdout])
-    return np.sort(perm[len(perm) // 10 :]), np.sort(perm[: len(perm) // 10]), test
-
-
-def thumbnail_4_3(data: bytes) -> bytes:
-    """The held-out thumbnail condition: a 200-px-wide 4:3 JPEG thumbnail (quality 85)."""
-    import io
-
-    from PIL import Image
-
-    img = Image.open(io.BytesIO(data)).convert("RGB").resize((200, 150))
-    out = io.BytesIO()
-    img.save(out, format="JPEG", quality=85)
-    return out.getvalue()
+__all__ = [
+    "FASHION",
+    "FLICKR",
+    "FLICKR_HOLDOUT",
+    "ROOT",
+    "SHARED",
+    "fashion_dev_rows",
+    "flickr_holdout",
+    "flickr_split",
+    "machine",
+    "require",
+    "thumbnail_4_3",
+]

@@ -12,7 +12,7 @@ Rows (each on data nothing was trained, fitted or chosen on):
   caption → image R@10 (``../shared/tools/caption_eval.py``);
 - grocery-train (``--only grocery-train``): the grocery train split, 2,640 photos, the same way: more
   queries than val's 8. Not held out from everything: 300 of its photos fitted the shipped familiarity
-  threshold (``bench/fit_trust.py``), though not the grocery fold's (fitted on fashion and flickr).
+  threshold (``recipes/trust.py``), though not the grocery fold's (fitted on fashion and flickr).
 
 Columns: the default query, then each space alone (weight 1, the other text-side spaces 0), on the
 same index (built once, under --work; each tool's ``index`` then finds it up to date).
@@ -39,7 +39,7 @@ GROCERY = ROOT.parent / "shared" / "data" / "grocery"
 DOMAINS = ("fashion", "grocery", "captions", "grocery-train")
 METRIC = {"fashion": "text_P@10", "grocery": "text_P@10", "captions": "R@10", "grocery-train": "text_P@10"}
 STORE = {d: f"{d}/catalog" for d in DOMAINS} | {"captions": "captions/photos"}
-# bench/fit_trust.py's fold names
+# recipes/trust.py's fold names
 FOLD = {"fashion": "fashion", "grocery": "grocery", "captions": "flickr", "grocery-train": "grocery"}
 
 

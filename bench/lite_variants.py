@@ -9,10 +9,11 @@ store each time. A first untimed run per encoder makes its LiteRT export; then t
 interleaved across encoders, as the machine may be shared: the best and the median img/s are
 printed, with the 1-minute load average.
 
-Quality: `bench/photo_text_search.py --augment 3 --image-encoder E`, the recipe and split of the
-shipped photo head (Flickr8k outside bench/flickr8k_holdout.txt, 3 augmented copies, the same
-seeds), so only the image features differ. Printed: validation R@10 and held-out caption → image
-R@1/5/10 of the head alone at 224 px and on the held-out photos as 200-px 4:3 JPEG thumbnails.
+Quality: `recipes/photo_head.py --augment 3 --image-encoder E` (trained and reported, not written),
+the recipe and split of the shipped photo head (Flickr8k outside bench/flickr8k_holdout.txt, 3
+augmented copies, the same seeds), so only the image features differ. Printed: validation R@10
+and held-out caption → image R@1/5/10 of the head alone at 224 px and on the held-out photos as
+200-px 4:3 JPEG thumbnails.
 These are development figures (library functions, not the CLI); the CLI figures come from
 ../shared/tools/caption_eval.py. Embedding the ~30,000 images per encoder takes 10-20 minutes on
 2 cores; --reuse prints figures already written to bench/out/lite-variants/.
@@ -92,7 +93,7 @@ def quality(encoder: str, reuse: bool) -> dict:
     if not (reuse and figures.exists()):
         cmd = [
             sys.executable,
-            str(ROOT / "bench" / "photo_text_search.py"),
+            str(ROOT / "recipes" / "photo_head.py"),
             "--augment",
             "3",
             "--image-encoder",

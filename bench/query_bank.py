@@ -1,8 +1,9 @@
-"""Query banks for the shipped photo heads' hubness correction (imgsearch/search/hubness.py): build,
-measure on the validation splits, and (with --ship) install.
+"""The query banks of the shipped photo heads' hubness correction (imgsearch/search/hubness.py),
+measured on the validation splits: each head with no correction and with each (k, beta) of a grid.
 
-    python bench/query_bank.py [--image-encoder efficientnet-lite1] [--work DIR] [--ship]
+    python bench/query_bank.py [--image-encoder efficientnet-lite1] [--work DIR]
 
+The banks measured are the shipped ones (``pretrained/banks``, built by ``recipes/banks.py``).
 Banks are MiniLM vectors of the heads' own training texts (so they serve every image encoder),
 one for short queries (at most 3 words) and one for sentences, because a bank must look like the
 queries it corrects (a bank of captions hurt one- and two-word queries):
@@ -13,18 +14,15 @@ queries it corrects (a bank of captions hurt one- and two-word queries):
   2,500 titles and phrases of those products.
 Validation = the photo heads' own: the Flickr8k photos kept for early stopping (captions at 224 px
 and as 200-px 4:3 thumbnails; one- and two-word queries, relevant = photos with at least 2 of
-their 5 captions holding the words) and the 3,000 fashion products of bench/fit_fusion.py
+their 5 captions holding the words) and the 3,000 fashion products of recipes/fusion.py
 ("<colour> <type>" P@10 of the head alone); the held-out photos and the fashion test split are
-never read. ``k`` and ``beta`` were chosen on the everyday head's validation (grid below).
---ship writes pretrained/banks/*.npy and names the banks in each shipped head of the image
-encoder (its manifest's "query_bank"); ``index`` then re-derives the heads' spaces.
+never read. ``k`` and ``beta`` were chosen on the everyday head's validation by this grid; the
+recipes write them into each head's manifest ("query_bank").
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -32,18 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import photo_text_search
 from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_split, machine, require, thumbnail_4_3
-from photo_text_search import (
-    FASHION_VAL,
-    caption_vectors,
-    captions_by_image,
-    fashion_phrase,
-    features_of,
-    phrase_queries,
-    precision_at_10,
-    rank_of_truth,
-)
 
 from imgsearch.embed.job import EmbedOptions
 from imgsearch.encoders import DEFAULT_IMAGE_ENCODER, load_text_encoder
@@ -51,61 +38,10 @@ from imgsearch.encoders.heads import Head
 from imgsearch.indexing.build import embed_folder, head_root
 from imgsearch.search import hubness
 from imgsearch.store import Store
-
-BANK_SIZE = 5000
-SHORT = 3  # words: a query this short is served by the short bank
-K, BETA = 20, 0.5  # chosen on the everyday head's validation (the grid this script prints)
-GRID = [(k, beta) for k in (5, 20, 100) for beta in (0.25, 0.5, 0.75)]
-BANKS = {"everyday": ("everyday-words", "everyday"), "shots": ("products-short", "products")}
-_STOP_WORDS = (
-    "a an the of in on at and with is are to his her their its for from by two three four one some "
-    "other while as into up down out over near who that this it them there"
-)
-STOP = frozenset(_STOP_WORDS.split())
-
-
-def spec(kind: str) -> dict:
-    """A head manifest's ``query_bank`` entry (also written by bench/photo_text_search.py --ship)."""
-    short, long = BANKS[kind]
-    return {
-        "banks": [{"bank": short, "max_words": SHORT}, {"bank": long}],
-        "k": K,
-        "beta": BETA,
-        "chosen_by": "python bench/query_bank.py",
-    }
-
-
-def words_of(text: str) -> list[str]:
-    return re.findall(r"[a-z]+", text.lower())
-
-
-def content_words(texts: list[str]) -> list[str]:
-    return [w for t in texts for w in words_of(t) if w not in STOP and len(w) > 2]
-
-
-def build_banks(captions: list[str], caption_vecs: np.ndarray) -> dict[str, np.ndarray]:
-    """The four banks, from the training captions (texts and their cached vectors) and the fashion
-    training products (the ones the product-shot heads trained on)."""
-    rng = np.random.default_rng(0)
-    enc = load_text_encoder("minilm")
-    half = BANK_SIZE // 2
-    everyday = caption_vecs[np.sort(rng.permutation(len(caption_vecs))[:BANK_SIZE])]
-    words = enc.encode(list(rng.choice(content_words(captions), BANK_SIZE, replace=False)))
-    train = fashion_dev_rows()[FASHION_VAL:]
-    titles = [r["productDisplayName"] or fashion_phrase(r) for r in train] + [
-        fashion_phrase(r) for r in train
-    ]
-    phrases = [fashion_phrase(r) for r in train]
-    return {
-        "everyday": everyday,
-        "everyday-words": words,
-        "products": np.concatenate(
-            [everyday[:half], enc.encode(list(rng.choice(titles, half, replace=False)))]
-        ),
-        "products-short": np.concatenate(
-            [words[:half], enc.encode(list(rng.choice(phrases, half, replace=False)))]
-        ),
-    }
+from recipes import photo_head
+from recipes.banks import BANKS, BETA, GRID, STOP, K, caption_vectors, captions_by_image, words_of
+from recipes.cli import WORK
+from recipes.photo_head import FASHION_VAL, features_of, phrase_queries, precision_at_10, rank_of_truth
 
 
 def word_queries(val_captions: list[list[str]]) -> dict[str, tuple[list[str], list[set[int]]]]:
@@ -144,14 +80,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--image-encoder", default=DEFAULT_IMAGE_ENCODER)
-    parser.add_argument("--work", type=Path, default=None, help="bench/photo_text_search.py's cache dir")
-    parser.add_argument("--ship", action="store_true")
+    parser.add_argument("--work", type=Path, default=None, help="recipes/photo_head.py's cache dir")
     args = parser.parse_args()
     require(FLICKR)
     require(FASHION / "products.csv")
-    photo_text_search.IMAGE_ENCODER = args.image_encoder
+    photo_head.IMAGE_ENCODER = args.image_encoder
     suffix = "" if args.image_encoder == DEFAULT_IMAGE_ENCODER else f"-{args.image_encoder}"
-    work = args.work or ROOT / "bench" / "out" / f"photo-head{suffix}"
+    work = args.work or WORK / f"photo-head{suffix}"
     work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}\nimage encoder: {args.image_encoder}")
     st = Store(work / "store")
@@ -159,10 +94,10 @@ def main() -> None:
     gen = st.require()
     names = [Path(i.path).name for i in gen.items]
     paths = [Path(i.path) for i in gen.items]
-    rows, val, _ = flickr_split(names)
+    _, val, _ = flickr_split(names)
     by_image = captions_by_image()
     texts = caption_vectors(work, names, by_image)
-    built = build_banks([c for r in rows for c in by_image[names[r]][:5]], texts[rows].reshape(-1, 384))
+    built = {name: hubness.bank(name) for kind in BANKS.values() for name in kind}  # the shipped banks
     enc = load_text_encoder("minilm")
     captions = texts[val].reshape(-1, texts.shape[2])
     short = {
@@ -205,15 +140,6 @@ def main() -> None:
                 f"  {label:18s} {cells[0]:.4f} / {cells[1]:.4f}; "
                 f"{cells[2]:.3f}, {cells[3]:.3f}, {cells[4]:.3f}{mark}"
             )
-        if args.ship:
-            hubness.BANKS.mkdir(parents=True, exist_ok=True)
-            for name in BANKS[kind]:
-                np.save(hubness.BANKS / f"{name}.npy", built[name].astype(np.float16))
-            # only the manifest changes: re-saving the head would widen its float16 weights
-            meta = json.loads((folder / "photo.json").read_text())
-            meta["query_bank"] = spec(kind)
-            (folder / "photo.json").write_text(json.dumps(meta, indent=2))
-            print(f"  shipped: {where}/photo.json names banks {BANKS[kind]} (k {K}, beta {BETA})")
 
 
 if __name__ == "__main__":

@@ -1,23 +1,22 @@
 """Cross-type honesty for product shots: the product-shot head on article types it never saw.
 
-    python bench/unseen_types.py [--work bench/out/photo-head] [--leave-out 8]
+    python bench/unseen_types.py [--work recipes/out/photo-head] [--leave-out 8]
 
-Trains the product-shot head's recipe (``bench/photo_text_search.py --augment 3 --fashion both
+Trains the product-shot head's recipe (``recipes/photo_head.py --augment 3 --fashion both
 --fashion-copies 1``, one seed) with a seeded ``--leave-out`` of the 30 commonest article types
 kept out of its fashion pairs and out of its early stopping. On the 3,000 development products
-``bench/fit_fusion.py`` fits on (never trained on by either head), indexed without titles, it
+``recipes/fusion.py`` fits on (never trained on by either head), indexed without titles, it
 scores "<colour> <type>" P@10 for the unseen and the seen types, with the shipped head and with
 this one, fused as ``text@shots`` is (photo head 2 + colour 0.25) and with the ``wordnet`` space
 added: does the classifier's vocabulary rescue types the head never saw (a new shop's products)?
 Development figures (library functions over the dev store); caches are the ones of
-``bench/photo_text_search.py`` in --work.
+``recipes/photo_head.py`` in --work.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -25,9 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fit_fusion as ff
-import photo_text_search as pts
-from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_split, machine, require
+from common import FASHION, FLICKR, fashion_dev_rows, flickr_split, machine, require
 
 from imgsearch.embed.job import EmbedOptions
 from imgsearch.encoders import load_text_encoder
@@ -35,6 +32,9 @@ from imgsearch.indexing.build import embed_folder
 from imgsearch.search.searcher import Searcher
 from imgsearch.store import Store, find_store
 from imgsearch.train import transfer as tr
+from recipes import fusion as ff
+from recipes import photo_head as pts
+from recipes.cli import imgsearch
 
 WORDNET = (0.0, 0.25, 0.5, 1.0)
 
@@ -91,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "photo-head")
+    parser.add_argument("--work", type=Path, default=pts.WORK / "photo-head")
     parser.add_argument("--leave-out", type=int, default=8, help="article types the head never sees")
     args = parser.parse_args()
     require(FASHION / "products.csv")
@@ -102,8 +102,8 @@ def main() -> None:
     print(f"# {machine()}\n# types the head never sees: {', '.join(sorted(unseen))}")
     head = train_without(args.work, unseen)
     folder, _, rows = ff.fashion_dev(3000)
-    store_dir = ff.OUT / "fashion-dev" / "untitled"  # bench/fit_fusion.py's, incremental
-    subprocess.run([ff.IMGSEARCH, "index", str(folder), "--quiet", "--out", str(store_dir)], check=True)
+    store_dir = ff.OUT / "fashion-dev" / "untitled"  # recipes/fusion.py's, incremental
+    imgsearch("index", str(folder), "--quiet", "--out", str(store_dir))
     store = find_store(store_dir).require()
     searcher = Searcher(store, check_files=False)
     print("| product-shot head | wordnet weight | unseen types P@10 | seen types P@10 |\n|---|---|---|---|")

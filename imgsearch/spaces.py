@@ -4,7 +4,7 @@ A *space* is one kind of evidence that an item matches a query. Each has a row h
 where its item vectors come from, whether an ANN index is built for it or it is scored
 exactly, what a query is turned into to score it, and whether it proposes candidates for an
 image query or only re-ranks them. Default weights are fitted per kind of query
-(``pretrained/fusion.json``, ``bench/fit_fusion.py``); where no fit applies (a kind without one,
+(``pretrained/fusion.json``, ``recipes/fusion.py``); where no fit applies (a kind without one,
 or an index without a head the fit weighs) they are rules that depend on the query and the index
 (``search.Searcher.default_weight``, each rule measured): ``weight`` says which.
 """

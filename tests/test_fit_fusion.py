@@ -1,4 +1,4 @@
-"""bench/fit_fusion.py's fit: the weights it ships score at least as well as every single space on
+"""recipes/fusion.py's fit: the weights it ships score at least as well as every single space on
 the queries it fits, and better where the spaces know different things."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import fit_fusion
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from recipes import fusion as fit_fusion
 
 
 def _table(rng: np.random.Generator, n_queries: int = 40) -> list:

@@ -45,7 +45,7 @@ def features(folder: Path) -> np.ndarray:
 
 
 def ship(monkeypatch, reference: np.ndarray, date: str) -> None:
-    """A fitted file as ``bench/fit_trust.py --ship`` writes it, with this head reference."""
+    """A fitted file as ``recipes/trust.py`` writes it, with this head reference."""
     info = {
         "image_encoder": IMAGE_ID,
         "threshold": THRESHOLD,

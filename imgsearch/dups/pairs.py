@@ -23,6 +23,10 @@ from imgsearch.dups.signatures import DCT, THUMB
 from imgsearch.shipped import PRETRAINED
 from imgsearch.store import DamagedStore, Generation, Item
 
+# The constants of this module are rules chosen by hand, each beside the development-half
+# measurement that decided it (bench/dups.py); none is the output of a fit. The fitted numbers, the
+# pair model's weights and default threshold, are read from pretrained/dups.json (MODEL_FILE).
+
 # The centre thumbnail stands in for the whole one only when it lines up better by this much: a
 # smooth picture lines up about as well zoomed in (0.9917 against 0.9915 for a resized copy in
 # tests/test_dups_fresh.py), and the detail there is lost. bench/dups.py --originals 240,
@@ -46,8 +50,8 @@ PHASH_BUCKET_CAP = 64  # a 16-bit block shared by more items (blank images...) p
 CROP_HASH_BITS = 8
 
 # Logistic model: P(duplicate) = sigmoid(b0 + b·[cosine, aligned, colour, detail]) (FEATURE_NAMES),
-# and the default threshold on that score. Both are fitted on bench/dups.py's development half by
-# `python bench/dups.py --fit`, which writes them with their provenance to this file.
+# and the default threshold on that score. Both are fitted on the labelled set's development half
+# (recipes/dups_set.py) by `python recipes/dups_model.py`, which writes them to this file.
 MODEL_FILE = PRETRAINED / "dups.json"
 
 
@@ -55,7 +59,7 @@ def _load_model(path: Path = MODEL_FILE) -> tuple[tuple[float, ...], float]:
     """(weights, default threshold) from the shipped model file."""
     data = json.loads(path.read_text(encoding="utf-8"))
     if tuple(data["features"]) != FEATURE_NAMES or len(data["weights"]) != len(FEATURE_NAMES) + 1:
-        raise ValueError(f"{path}: a duplicate model for other features; refit with bench/dups.py --fit")
+        raise ValueError(f"{path}: a duplicate model for other features; refit with recipes/dups_model.py")
     return tuple(float(w) for w in data["weights"]), float(data["threshold"])
 
 

@@ -120,7 +120,7 @@ CATALOG_COLOURS: dict[str, str] = {
     "Maroon": "maroon",
 }
 
-# Tunables (chosen by measurement with bench/colour_accuracy.py).
+# Tunables: rules chosen by hand, by measurement with bench/colour_accuracy.py (not fitted).
 _SIZE = 64  # working resolution
 _BORDER = 2  # border width in pixels at the working resolution
 _BG_DELTA = 4.0  # Lab distance from the background colour that counts as "foreground"

@@ -303,7 +303,7 @@ def shipped_heads(encoders: dict, shots: bool = False) -> dict[str, Head]:
     """Heads that ship inside the package, for indexes built with the encoders they were trained on.
 
     ``photo``: an image → sentence-space head trained on everyday captioned photos, so text
-    queries work on photo folders that have no titles (see bench/photo_text_search.py). For a
+    queries work on photo folders that have no titles (see recipes/photo_head.py). For a
     collection of product shots (``shots``) the one in ``pretrained/shots/``, which also trained on
     product titles: on product shots it finds "<colour> <type>" ten times as often (held-out P@10
     0.58 against 0.055 for a single Flickr-only head), while on everyday photos the Flickr-only

@@ -8,7 +8,7 @@ with the fitted text weights (``pretrained/fusion.json``) it answers alone: on g
 So at index time the folder's image features are compared with a sample of the head's own training
 photos (``pretrained/trust.npz``): each of up to ``SAMPLE`` folder photos finds its most similar
 training photo, and the median of those cosines is the folder's *familiarity* to the head. At or
-above the threshold fitted by ``bench/fit_trust.py`` (``pretrained/trust.json``, fitted and judged
+above the threshold fitted by ``recipes/trust.py`` (``pretrained/trust.json``, fitted and judged
 leave-one-domain-out) the fitted weights hold. Below it the folder is out of the head's domain, and
 text queries weigh the evidence that does not depend on the head: the classifier's classes read
 through WordNet and the auto tags' sentence vectors, equally (a rule, not a fit: the one domain

@@ -26,8 +26,9 @@ from imgsearch.store import Item
 
 # Spaces with one stored vector per item (``Generation.vectors``); "classes" is scored from tags.
 FEEDBACK_SPACES = ("image", "text", "colour", "aligned", "metric", "photo")
-# Chosen on the dev split of bench/feedback.py (fashion, simulated user; see README): (2, 1) since
-# the fused default's first top 10 got better (2026-12-02), by a hair over (1, 0.5).
+# A rule chosen by hand on the dev split of bench/feedback.py (fashion, simulated user; see README),
+# not fitted: (2, 1) since the fused default's first top 10 got better (2026-12-02), by a hair over
+# (1, 0.5).
 DEFAULT_BETA = 2.0
 DEFAULT_GAMMA = 1.0
 ENV = "IMGSEARCH_FEEDBACK"  # "beta=B,gamma=G": for tuning (bench/feedback.py), not for everyday use

@@ -8,7 +8,7 @@ would swamp the others (colour z = 11.6 against photo z = 1.1 for a caption nami
 ranking is unchanged, and no space can add more than ``c`` times its weight.
 
 The weights per query kind (``text@titled``, ``text@shots``, ``text@photos``, ``image``,
-``image+text``) are fitted by ``bench/fit_fusion.py`` on development splits of the shared
+``image+text``) are fitted by ``recipes/fusion.py`` on development splits of the shared
 labelled sets and shipped in ``pretrained/fusion.json`` with their provenance; a space or kind
 that file does not cover falls back to the measured rules in ``Searcher.default_weight``. A folder
 without titles whose photos are unlike the photo head's training photos gets its own text weights

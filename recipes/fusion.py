@@ -1,8 +1,12 @@
-"""Fit the fusion weights per query kind on development splits; ship them with their provenance.
+"""Recipe: imgsearch/pretrained/fusion.json, the fusion weights per query kind fitted on development
+splits, with their provenance.
 
-    python bench/fit_fusion.py            # fit and print development figures
-    python bench/fit_fusion.py --ship     # also write imgsearch/pretrained/fusion.json
-    python bench/fit_fusion.py --ship --kinds text@shots   # refit one kind, keep the others
+    python -m recipes fusion              # or: python recipes/fusion.py (fit, write)
+    python recipes/fusion.py --dry-run    # fit and print the development figures; write nothing
+    python recipes/fusion.py --kinds text@shots   # refit one kind, keep the others' weights
+
+The shipped file was fitted with ``--kinds text@titled text@shots text@photos`` (its provenance's
+``fitted_by``): the image+text kinds kept the weights of an earlier fit.
 
 Development data (never the held-out data the README reports on):
 - fashion: a seeded 3,000 of the products with id mod 5 != 0, which the product-shot head never
@@ -12,7 +16,7 @@ Development data (never the held-out data the README reports on):
   "<colour> <articleType>", relevant = same colour and type, metric P@10; ``image+text``: a photo
   of that type in another colour + the colour word, same relevance. (On 2026-12-02 the titled
   kinds fitted for a while on all 7,671 development products, when they weighed no shipped head.)
-- flickr8k: the 521 images outside ``flickr8k_holdout.txt`` that ``bench/photo_text_search.py``
+- flickr8k: the 521 images outside ``flickr8k_holdout.txt`` that ``recipes/photo_head.py``
   kept out of the photo head's training for early stopping (``text@photos``), every caption (5
   each), metric hit@10. (Until 2026-12-02 these were 1,000 images the head had trained on, which
   flattered it: every other space looked useless beside it.)
@@ -34,9 +38,7 @@ import argparse
 import csv
 import itertools
 import json
-import os
 import random
-import subprocess
 import sys
 from collections import Counter
 from dataclasses import replace
@@ -45,16 +47,18 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_split, machine, require
+if __package__ in (None, ""):  # run as a script: the project root on the path, as for `-m recipes`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imgsearch.search import fusion
 from imgsearch.search.query import build_query
 from imgsearch.search.searcher import Searcher
 from imgsearch.store import find_store
+from recipes import provenance
+from recipes.cli import WORK, imgsearch
+from recipes.splits import FASHION, FLICKR, FLICKR_HOLDOUT, fashion_dev_rows, flickr_names, flickr_split
 
-OUT = ROOT / "bench" / "out" / "fusion"
-IMGSEARCH = os.environ.get("IMGSEARCH", str(ROOT / ".venv" / "bin" / "imgsearch"))  # the CLI to index with
+OUT = WORK / "fusion"
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0)
 CLIPS = (None, 2.0, 3.0, 5.0)
 METRICS = {
@@ -74,10 +78,10 @@ KIND_SPACES = {
 
 
 def cli_index(folder: Path, meta: Path | None = None) -> Path:
-    cmd = [IMGSEARCH, "index", str(folder), "--quiet"]
+    args = ["index", str(folder), "--quiet"]
     if meta:
-        cmd += ["--meta", str(meta), "--text-columns", "title"]
-    subprocess.run(cmd, check=True)
+        args += ["--meta", str(meta), "--text-columns", "title"]
+    imgsearch(*args)
     return folder / ".imgsearch"
 
 
@@ -118,8 +122,8 @@ def catalog_queries(searcher: Searcher, rows: list[dict], most: int | None = 60)
 
 def photo_head_validation() -> list[str]:
     """The Flickr8k images the shipped photo head never trained on outside the hold-out: the 10 %
-    ``bench/photo_text_search.py`` kept for early stopping (its seeded split of the sorted names)."""
-    names = sorted(p.name for p in (FLICKR / "images").glob("*.jpg"))
+    ``recipes/photo_head.py`` kept for early stopping (its seeded split of the sorted names)."""
+    names = flickr_names()
     return [names[i] for i in flickr_split(names)[1]]
 
 
@@ -196,7 +200,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--items", type=int, default=3000)
-    parser.add_argument("--ship", action="store_true")
+    parser.add_argument("--dry-run", action="store_true", help="fit and print; write nothing")
     parser.add_argument(
         "--kinds",
         nargs="+",
@@ -204,9 +208,8 @@ def main() -> None:
         help="refit only these query kinds; the others keep the shipped weights (re-measured)",
     )
     args = parser.parse_args()
-    require(FASHION / "products.csv")
-    require(FLICKR / "captions.csv")
-    print(f"# fit_fusion on {machine()}")
+    provenance.shared_or_skip(FASHION / "products.csv", FLICKR / "captions.csv")
+    print(f"# recipes/fusion.py on {provenance.machine()}")
     tables = {}
     # every fashion kind weighs the product-shot head, so all stay on the sample it never trained on
     dev = fashion_dev(args.items)
@@ -215,10 +218,9 @@ def main() -> None:
         ("text@shots", OUT / "fashion-dev" / "untitled", False, 60),
     ):
         folder, meta, rows = dev
-        subprocess.run(  # incremental: re-derives the shipped heads when they change
-            [IMGSEARCH, "index", str(folder), "--quiet", "--out", str(store_dir)]
-            + (["--meta", str(meta), "--text-columns", "title"] if with_meta else []),
-            check=True,
+        imgsearch(  # incremental: re-derives the shipped heads when they change
+            *["index", str(folder), "--quiet", "--out", str(store_dir)],
+            *(["--meta", str(meta), "--text-columns", "title"] if with_meta else []),
         )
         searcher = Searcher(find_store(store_dir).require(), check_files=False)
         text_q, image_q = catalog_queries(searcher, rows, most)
@@ -275,35 +277,65 @@ def main() -> None:
             f"single spaces {report[kind]['single_spaces_raw']}"
         )
     print(f"clip c = {clip}")
-    if args.ship:
-        table = fusion.Fusion(
-            clip,
-            shipped,
-            {
-                "fitted_by": "bench/fit_fusion.py --ship"
-                + (
-                    f" --kinds {' '.join(args.kinds)} (the other kinds kept their weights)"
-                    if args.kinds
-                    else ""
-                ),
-                "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                "data": "fashion: 3,000 seeded products with id mod 5 != 0 (never trained on by the "
-                "product-shot head), titled (text@titled, image+text: every (colour, type) pair with >= 5 "
-                "items) and untitled (text@shots, image+text@shots: the 60 commonest pairs); "
-                "flickr8k: the photo head's 521 validation images (outside bench/flickr8k_holdout.txt, "
-                "never trained on), every caption",
-                "never_used": "fashion products with id mod 5 == 0; the flickr8k hold-out list",
-                "photo_head": "product shots: pretrained/shots/photo.npz, trained on fashion development "
-                "products outside the 3,000; photos: pretrained/photo.npz; both trained on the flickr8k "
-                "images outside the hold-out list and its validation images",
-                "grid": list(GRID),
-                "clips": [c for c in CLIPS],
-                "development": report,
-                "machine": machine(),
-            },
+    if not args.dry_run:
+        write(clip, shipped, report, args.kinds, len(dev[2]), names)
+
+
+def write(
+    clip, weights: dict, report: dict, kinds: list[str] | None, n_fashion: int, names: list[str]
+) -> None:
+    table = fusion.Fusion(
+        clip,
+        weights,
+        {
+            "fitted_by": "recipes/fusion.py"
+            + (f" --kinds {' '.join(kinds)} (the other kinds kept their weights)" if kinds else ""),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "data": "fashion: 3,000 seeded products with id mod 5 != 0 (never trained on by the "
+            "product-shot head), titled (text@titled, image+text: every (colour, type) pair with >= 5 "
+            "items) and untitled (text@shots, image+text@shots: the 60 commonest pairs); "
+            "flickr8k: the photo head's 521 validation images (outside bench/flickr8k_holdout.txt, "
+            "never trained on), every caption",
+            "never_used": "fashion products with id mod 5 == 0; the flickr8k hold-out list",
+            "photo_head": "product shots: pretrained/shots/photo.npz, trained on fashion development "
+            "products outside the 3,000; photos: pretrained/photo.npz; both trained on the flickr8k "
+            "images outside the hold-out list and its validation images",
+            "grid": list(GRID),
+            "clips": [c for c in CLIPS],
+            "development": report,
+            "machine": provenance.machine(),
+        },
+    )
+    # "fitted_by" named the bench script before the recipe existed: the same fit, not a new one
+    written = {
+        fusion.FILE.name: provenance.write_json(
+            fusion.FILE, table.to_json(), volatile=provenance.VOLATILE | {"fitted_by"}
         )
-        fusion.FILE.write_text(json.dumps(table.to_json(), indent=2) + "\n")
-        print(f"wrote {fusion.FILE}")
+    }
+    heads = [fusion.FILE.parent / "photo.npz", fusion.FILE.parent / "shots" / "photo.npz"]
+    provenance.record(
+        fusion.FILE.parent,
+        "fusion",
+        [fusion.FILE],
+        inputs=provenance.inputs_of(
+            {
+                "products": FASHION / "products.csv",
+                "captions": FLICKR / "captions.csv",
+                "holdout": FLICKR_HOLDOUT,
+            }
+            | {str(h): h for h in heads},
+            {
+                f"{FASHION / 'images'} (the {n_fashion} products)": provenance.listing(
+                    [FASHION / r["filename"] for r in fashion_dev_rows(n_fashion)], FASHION
+                ),
+                f"{FLICKR / 'images'} (the {len(names)} validation photos)": provenance.listing(
+                    [FLICKR / "images" / n for n in names], FLICKR
+                ),
+            },
+        ),
+        development={"clip": clip, **report},
+        written=written,
+    )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
-"""Fit the familiarity threshold of ``imgsearch/indexing/trust.py``, leave-one-domain-out; ship it with its
-provenance.
+"""Recipe: imgsearch/pretrained/trust.{json,npz}, the familiarity threshold of
+``imgsearch/indexing/trust.py`` fitted leave-one-domain-out, and the heads' reference photos.
 
-    python bench/fit_trust.py            # fit, print the familiarities and each fold's threshold
-    python bench/fit_trust.py --ship     # also write imgsearch/pretrained/trust.{json,npz}
+    python -m recipes trust              # or: python recipes/trust.py
+    python recipes/trust.py --dry-run    # fit and print the familiarities and folds; write nothing
 
 References (what each shipped photo head trained on, ``pretrained/fusion.json``'s provenance): a
-seeded 200 of the fashion development products outside fit_fusion's 3,000 (``shots`` head) and a
+seeded 200 of the fashion development products outside ``recipes/fusion.py``'s 3,000 (``shots`` head) and a
 seeded 200 of the Flickr8k training images (both heads). Development folders, one per domain, each
-a seeded 300 never used by the held-out tables: fashion products from fit_fusion's 3,000 (the
+a seeded 300 never used by the held-out tables: fashion products from the fusion recipe's 3,000 (the
 shots head never trained on them), Flickr8k validation images (the heads' early stopping), grocery
 *train* photos. All indexed through the CLI; their image vectors read from the stores.
 
@@ -30,25 +30,23 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import os
 import random
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FASHION, FLICKR, ROOT, SHARED, fashion_dev_rows, flickr_split, machine, require
+if __package__ in (None, ""):  # run as a script: the project root on the path, as for `-m recipes`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imgsearch.indexing import trust
 from imgsearch.store import find_store
+from recipes import provenance
+from recipes.cli import WORK, imgsearch
+from recipes.splits import FASHION, FLICKR, FLICKR_HOLDOUT, GROCERY, SHARED, fashion_dev_rows, flickr_split
 
-OUT = ROOT / "bench" / "out" / "trust"
-GROCERY = SHARED / "grocery"
-IMGSEARCH = os.environ.get("IMGSEARCH", str(ROOT / ".venv" / "bin" / "imgsearch"))
+OUT = WORK / "trust"
 DOMAINS = ("fashion", "flickr", "grocery")
 HEADS = ("shots", "photos")
 IN_DOMAIN = {("fashion", "shots"), ("flickr", "shots"), ("flickr", "photos")}
@@ -63,7 +61,7 @@ def folder_of(name: str, sources: list[Path]) -> Path:
         link = folder / src.name
         if not link.exists():
             link.symlink_to(src.resolve())
-    subprocess.run([IMGSEARCH, "index", str(folder), "--quiet"], check=True)
+    imgsearch("index", str(folder), "--quiet")
     return folder
 
 
@@ -80,7 +78,7 @@ def flickr_names() -> tuple[list[str], list[str]]:
 
 
 def sources() -> dict[str, list[Path]]:
-    dev_fashion = fashion_dev_rows(3000)  # fit_fusion's sample: the shots head never trained on it
+    dev_fashion = fashion_dev_rows(3000)  # recipes/fusion.py's sample: the shots head never trained on it
     trained_fashion = fashion_dev_rows()[3000:]
     train, val = flickr_names()
     with open(GROCERY / "items.csv", encoding="utf-8") as f:
@@ -106,12 +104,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--ship", action="store_true", help="write imgsearch/pretrained/trust.{json,npz}")
+    parser.add_argument("--dry-run", action="store_true", help="fit and print; write nothing")
     args = parser.parse_args()
-    for path in (FASHION / "products.csv", FLICKR / "captions.csv", GROCERY / "items.csv"):
-        require(path)
-    vectors, image_id = {}, None
-    for name, files in sources().items():
+    provenance.shared_or_skip(FASHION / "products.csv", FLICKR / "captions.csv", GROCERY / "items.csv")
+    vectors, image_id, chosen = {}, None, sources()
+    for name, files in chosen.items():
         vectors[name], image_id = image_vectors(folder_of(name, files))
     refs = {
         "photos": vectors["ref-flickr"],
@@ -125,22 +122,22 @@ def main() -> None:
         fitted_on = tuple(d for d in DOMAINS if d != left_out)
         folds[left_out] = {"fitted_on": list(fitted_on), "threshold": threshold(scores, fitted_on)}
         print(f"left out {left_out}: threshold {folds[left_out]['threshold']} (fitted on {fitted_on})")
-    shipped = threshold(scores, DOMAINS)
-    print(f"shipped threshold (all three): {shipped}")
-    if args.ship:
-        ship(refs, image_id, shipped, folds, scores)
+    fitted = threshold(scores, DOMAINS)
+    print(f"threshold (all three): {fitted}")
+    if not args.dry_run:
+        write(refs, image_id, fitted, folds, scores, chosen)
 
 
-def ship(refs: dict, image_id: str | None, shipped: float, folds: dict, scores: dict) -> None:
+def write(refs: dict, image_id: str | None, fitted: float, folds: dict, scores: dict, chosen: dict) -> None:
     info = {
         "image_encoder": image_id,
-        "threshold": shipped,
+        "threshold": fitted,
         "folds": folds,
         "development": {f"{d}/{h}": round(s, 4) for (d, h), s in scores.items()},
         "provenance": {
-            "fitted_by": "python bench/fit_trust.py --ship",
+            "fitted_by": "python recipes/trust.py",
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine(),
+            "machine": provenance.machine(),
             "references": f"photos: {REFERENCE} seeded Flickr8k training images; shots: those and "
             f"{REFERENCE} seeded fashion development products outside fit_fusion's 3,000",
             "data": f"development folders of {DEV} seeded photos each: fashion products from "
@@ -149,9 +146,43 @@ def ship(refs: dict, image_id: str | None, shipped: float, folds: dict, scores: 
             "in_domain": sorted(f"{d}/{h}" for d, h in IN_DOMAIN),
         },
     }
-    trust.FILE.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    np.savez_compressed(trust.FILE.with_suffix(".npz"), **{h: r.astype(np.float16) for h, r in refs.items()})
-    print(f"wrote {trust.FILE} and its .npz")
+    npz = trust.FILE.with_suffix(".npz")
+    # "fitted_by" named the bench script before the recipe existed: the same fit, not a new one
+    written = {
+        trust.FILE.name: provenance.write_json(
+            trust.FILE, info, volatile=provenance.VOLATILE | {"fitted_by"}
+        ),
+        npz.name: provenance.write_npz(npz, {h: r.astype(np.float16) for h, r in refs.items()}),
+    }
+    provenance.record(
+        trust.FILE.parent,
+        "trust",
+        [trust.FILE, npz],
+        inputs=provenance.inputs_of(
+            {
+                "products": FASHION / "products.csv",
+                "captions": FLICKR / "captions.csv",
+                "items": GROCERY / "items.csv",
+                "holdout": FLICKR_HOLDOUT,
+            },
+            {
+                **{str(FASHION / "images"): provenance.folder_input(FASHION / "images")},
+                **{str(FLICKR / "images"): provenance.folder_input(FLICKR / "images")},
+                **{str(GROCERY / "images"): provenance.folder_input(GROCERY / "images")},
+                **{
+                    f"{name}: the {len(files)} chosen photos": provenance.listing(files, SHARED)
+                    for name, files in chosen.items()
+                },
+            },
+        ),
+        development={
+            "threshold": fitted,
+            "folds": folds,
+            "familiarity": {f"{d}/{h}": round(s, 4) for (d, h), s in scores.items()},
+            "image_encoder": image_id,
+        },
+        written=written,
+    )
 
 
 if __name__ == "__main__":

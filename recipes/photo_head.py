@@ -1,14 +1,17 @@
-"""Train, evaluate and (with --ship) package the photo text-search head on Flickr8k (+ fashion).
+"""Recipe: the shipped photo text-search heads (photo.npz + photo.json in imgsearch/pretrained/,
+pretrained/shots/, pretrained/encoders/<encoder>/[shots/]): train on Flickr8k (+ fashion), evaluate, write.
 
-    python bench/photo_text_search.py [--epochs 40] [--hidden 0] [--augment 3] [--seeds 1]
-        [--fashion both --fashion-copies 1] [--flip] [--ship]
-        [--image-encoder efficientnet-lite2] [--json FIGURES.json]
+    python -m recipes photo_head                   # all five shipped heads (PRESETS; hours on 2 cores)
+    python recipes/photo_head.py --preset shots    # one of them (--dry-run: train and report only)
+    python recipes/photo_head.py [--epochs 40] [--hidden 0] [--augment 3] [--seeds 1]
+        [--fashion both --fashion-copies 1] [--flip] [--image-encoder efficientnet-lite2]
+        [--json FIGURES.json] [--out DIR]          # a variant: reported, written only to --out
 
 1. embeds ../shared/data/flickr8k/images with the default encoders into --work (incremental);
 2. encodes all captions with MiniLM (cached in --work);
 3. with --fashion, adds the shared fashion catalog's development products (id mod 5 != 0) as
    image-text pairs: their titles, their "<colour> <type>" phrases, or both (3 + 2 of the five
-   text slots). The seeded 3,000 products that bench/fit_fusion.py fits the fusion weights on
+   text slots). The seeded 3,000 products that recipes/fusion.py fits the fusion weights on
    are kept out of training and serve as validation; the test split (id mod 5 == 0) is never read;
 4. trains an image → sentence-space head (symmetric InfoNCE, learned temperature, all five
    captions per image per epoch, early stopping on a seeded 10% of the training images, plus
@@ -18,11 +21,12 @@
    held-out images of bench/flickr8k_holdout.txt (never trained on): caption → image R@1/5/10 and
    median rank, image → caption R@10, against auto tags alone and fused with them, and the head
    on the held-out photos as 200-px 4:3 thumbnails;
-6. --ship writes the head into imgsearch/pretrained/ (photo.npz + photo.json manifest), with
+6. a preset writes the head into imgsearch/pretrained/ (photo.npz + photo.json manifest), with
    --fashion into imgsearch/pretrained/shots/: `index` uses that one for collections of product
    shots, the Flickr-only one for everyday photos. With another --image-encoder, into
    imgsearch/pretrained/encoders/<name>/ (`index` picks it by the store's image encoder), with
-   its query bank (hubness correction; `python bench/query_bank.py` re-measures its k and beta).
+   its query bank (hubness correction: ``recipes/banks.py``; `python bench/query_bank.py`
+   re-measures its k and beta), and its provenance (``provenance.json`` in the same folder).
 
 Hyper-parameters (hidden 1024, dropout 0.5, AdamW 3e-4, weight decay 0.1, 3 augmented copies,
 fashion "both" with 1 augmented copy) were chosen by the validation figures, never by the
@@ -32,9 +36,10 @@ held-out ones.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -42,42 +47,33 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FASHION, FLICKR, ROOT, fashion_dev_rows, flickr_split, machine, require, thumbnail_4_3
+if __package__ in (None, ""):  # run as a script: the project root on the path, as for `-m recipes`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imgsearch.embed.job import EmbedOptions
 from imgsearch.encoders import DEFAULT_IMAGE_ENCODER, load_text_encoder
 from imgsearch.encoders.heads import Head
-from imgsearch.indexing.build import embed_folder
+from imgsearch.indexing.build import embed_folder, head_root
 from imgsearch.store import Store
 from imgsearch.train import transfer as tr
+from recipes import provenance
+from recipes.banks import caption_vectors, captions_by_image, fashion_phrase, spec
+from recipes.cli import WORK
+from recipes.splits import FASHION, FLICKR, FLICKR_HOLDOUT, fashion_dev_rows, flickr_split, thumbnail_4_3
 
-SHIP_DIR = ROOT / "imgsearch" / "pretrained"
-FASHION_VAL = 3000  # the fusion-fitting sample of bench/fit_fusion.py: validation only
-
-
-def captions_by_image() -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    with open(FLICKR / "captions.csv", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            out.setdefault(row["image"], []).append(row["caption"])
-    return out
-
-
-def caption_vectors(work: Path, names: list[str], captions: dict[str, list[str]]) -> np.ndarray:
-    """(n, 5, 384) MiniLM vectors, cached."""
-    cache = work / "captions.npy"
-    if cache.exists():
-        vecs = np.load(cache)
-        if vecs.shape[0] == len(names):
-            return vecs
-    enc = load_text_encoder("minilm")
-    flat = [c for name in names for c in captions[name][:5]]
-    t = time.perf_counter()
-    vecs = enc.encode(flat).reshape(len(names), 5, -1)
-    print(f"encoded {len(flat)} captions in {time.perf_counter() - t:.0f} s")
-    np.save(cache, vecs)
-    return vecs
+FASHION_VAL = 3000  # the fusion-fitting sample of recipes/fusion.py: validation only
+# The shipped heads: their flags (hyper-parameters chosen by the validation figures, never by the
+# held-out ones). The folder each goes to follows from --image-encoder and --fashion.
+PRESETS = {
+    "photos": ["--augment", "3", "--seeds", "3"],
+    "shots": ["--augment", "3", "--fashion", "both", "--fashion-copies", "1", "--seeds", "3"],
+    "lite1": ["--augment", "3", "--seeds", "3", "--image-encoder", "efficientnet-lite1"],
+    "lite1-shots": [
+        *("--augment", "3", "--fashion", "both", "--fashion-copies", "1", "--seeds", "3"),
+        *("--image-encoder", "efficientnet-lite1"),
+    ],
+    "lite2": ["--augment", "3", "--image-encoder", "efficientnet-lite2"],
+}
 
 
 def augment(data: bytes, rng: np.random.Generator) -> bytes:
@@ -155,11 +151,6 @@ def report(name: str, sims: np.ndarray, truth: np.ndarray) -> dict:
     return out
 
 
-def fashion_phrase(row: dict) -> str:
-    """The attribute phrasing of a product, "<baseColour> <articleType>" in lower case."""
-    return f"{row['baseColour']} {row['articleType']}".lower()
-
-
 FASHION_TEXTS = {
     # the five text slots of a product (a Flickr photo has five captions): t = title, p = phrase
     "title": "ttttt",
@@ -173,7 +164,7 @@ def fashion_pairs(work: Path, texts_kind: str, n_copies: int):
 
     Returns (features, texts (n, 5, d), train positions, validation positions, validation rows,
     augmented copies of the training positions). Validation = the seeded 3,000 products that
-    ``bench/fit_fusion.py`` fits the fusion weights on; the head never trains on them."""
+    ``recipes/fusion.py`` fits the fusion weights on; the head never trains on them."""
     rows = fashion_dev_rows()
     val_rows = rows[:FASHION_VAL]
     paths = [FASHION / r["filename"] for r in rows]
@@ -201,7 +192,7 @@ def fashion_pairs(work: Path, texts_kind: str, n_copies: int):
 
 def phrase_queries(rows: list[dict], encoder=None) -> tuple[list[str], list[set[int]]]:
     """ "<colour> <type>" queries for every pair with >= 5 of ``rows`` (at most 60, the most common
-    first, as bench/fit_fusion.py), each with the positions in ``rows`` that match it."""
+    first, as recipes/fusion.py), each with the positions in ``rows`` that match it."""
     from collections import Counter
 
     keys = [fashion_phrase(r) for r in rows]
@@ -214,12 +205,24 @@ def precision_at_10(sims: np.ndarray, truth: list[set[int]]) -> float:
     return float(np.mean([len(set(t.tolist()) & rel) / 10 for t, rel in zip(top, truth, strict=True)]))
 
 
-def main() -> None:
+def parser_of() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--work", type=Path, default=None, help="cache dir (default bench/out/photo-head[-ENCODER])"
+        "--preset",
+        choices=(*PRESETS, "all"),
+        default=None,
+        help="train a shipped head with its flags and write it in place (no flags at all: every preset)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="with --preset: train and report; write nothing"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="write a variant's head (photo.npz/.json) here"
+    )
+    parser.add_argument(
+        "--work", type=Path, default=None, help="cache dir (default recipes/out/photo-head[-ENCODER])"
     )
     parser.add_argument(
         "--image-encoder", default=DEFAULT_IMAGE_ENCODER, help="train on this image encoder's features"
@@ -231,7 +234,6 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=0.5)
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--ship", action="store_true")
     parser.add_argument(
         "--augment", type=int, default=0, help="augmented copies of each training image (0: none)"
     )
@@ -252,15 +254,43 @@ def main() -> None:
         "--seeds", type=int, default=1, help="train this many heads (seeds 0..N-1) and average them"
     )
     parser.add_argument("--flip", action="store_true", help="also report test-time flip averaging")
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = parser_of()
+    args = parser.parse_args(argv or ["--preset", "all"])
+    if args.preset is None:
+        if args.dry_run:
+            parser.error("--dry-run goes with --preset (a variant writes only where --out says)")
+        train(args, args.out, None)
+        return
+    provenance.shared_or_skip(FLICKR / "captions.csv", FASHION / "products.csv")
+    passed = [a for a in ("--dry-run", "--flip") if getattr(args, a[2:].replace("-", "_"))]
+    for name in PRESETS if args.preset == "all" else [args.preset]:
+        preset = parser.parse_args(
+            [*PRESETS[name], *passed, *(["--work", str(args.work)] if args.work else [])]
+        )
+        train(preset, None if args.dry_run else shipped_dir(preset), name)
+
+
+def shipped_dir(args: argparse.Namespace) -> Path:
+    """Where a preset's head ships: by image encoder, product shots in ``shots/``."""
+    root = head_root(args.image_encoder)
+    return root / "shots" if args.fashion != "none" else root
+
+
+def train(args: argparse.Namespace, out: Path | None, preset: str | None) -> None:
+    """Train, report, and write the head into ``out`` (None: nowhere)."""
     global IMAGE_ENCODER
     IMAGE_ENCODER = args.image_encoder
     if args.work is None:
         suffix = "" if IMAGE_ENCODER == DEFAULT_IMAGE_ENCODER else f"-{IMAGE_ENCODER}"
-        args.work = ROOT / "bench" / "out" / f"photo-head{suffix}"
-    require(FLICKR)
+        args.work = WORK / f"photo-head{suffix}"
+    provenance.shared_or_skip(FLICKR / "captions.csv")
     args.work.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {machine()}")
+    print(f"machine: {provenance.machine()}")
     print(f"image encoder: {IMAGE_ENCODER}")
     st = Store(args.work / "store")
     embed_folder([str(FLICKR / "images")], st, EmbedOptions(image_encoder=IMAGE_ENCODER))
@@ -285,7 +315,7 @@ def main() -> None:
     train_val = val
     fashion = None
     if args.fashion != "none":
-        require(FASHION / "products.csv")
+        provenance.shared_or_skip(FASHION / "products.csv")
         feats, ftexts, ftrain, fval, fval_rows, fcopies = fashion_pairs(
             args.work, args.fashion, args.augment if args.fashion_copies is None else args.fashion_copies
         )
@@ -410,12 +440,12 @@ def main() -> None:
         "aligned head, thumbnails", q @ head(test_thumbs).T, truth
     )
     if args.json:
-        figures = {"image_encoder": gen.manifest["encoders"]["image"]["id"], "machine": machine()}
+        figures = {"image_encoder": gen.manifest["encoders"]["image"]["id"], "machine": provenance.machine()}
         figures |= {"validation": validation, "held_out": results, "train_seconds": round(seconds, 1)}
         args.json.write_text(json.dumps(figures, indent=2))
-    if args.ship:
+    if out is not None:
         n_fashion = fashion[3] if fashion is not None and args.fashion != "none" else 0
-        ship(
+        write(
             head,
             gen,
             fits,
@@ -423,15 +453,15 @@ def main() -> None:
             results,
             validation,
             seconds,
-            len(rows),
-            len(val),
-            len(test),
+            (len(rows), len(val), len(test)),
             args,
             n_fashion,
+            out,
+            preset,
         )
 
 
-def ship(
+def write(
     head: Head,
     gen,
     fits,
@@ -439,14 +469,15 @@ def ship(
     results: dict,
     validation: dict,
     seconds: float,
-    n_train: int,
-    n_val: int,
-    n_test: int,
+    sizes: tuple[int, int, int],
     args,
     n_fashion: int,
+    out: Path,
+    preset: str | None,
 ) -> None:
     from dataclasses import asdict
 
+    n_train, n_val, n_test = sizes
     head.name = "photo"
     trained_on = {
         "data": "Flickr8k (6,216 photos × 5 captions, shared copy)",
@@ -455,8 +486,12 @@ def ship(
         "held_out": f"{n_test} images listed in bench/flickr8k_holdout.txt",
         "augmented_copies": args.augment,
     }
-    reproduce = f"python bench/photo_text_search.py --augment {args.augment}"
-    if IMAGE_ENCODER != DEFAULT_IMAGE_ENCODER:
+    reproduce = (
+        f"python recipes/photo_head.py --preset {preset}"
+        if preset
+        else f"python recipes/photo_head.py --augment {args.augment}"
+    )
+    if not preset and IMAGE_ENCODER != DEFAULT_IMAGE_ENCODER:
         reproduce += f" --image-encoder {IMAGE_ENCODER}"
     if n_fashion:
         trained_on["fashion"] = {
@@ -468,11 +503,13 @@ def ship(
             "val_products": f"{FASHION_VAL} (the bench/fit_fusion.py sample; never trained on)",
             "never_used": "products with id mod 5 == 0 (the test split)",
         }
-        reproduce += f" --fashion {args.fashion}"
         copies = args.augment if args.fashion_copies is None else args.fashion_copies
         trained_on["fashion"]["augmented_copies"] = copies
-        if args.fashion_copies is not None:
-            reproduce += f" --fashion-copies {args.fashion_copies}"
+        if not preset:
+            reproduce += f" --fashion {args.fashion}"
+            reproduce += f" --fashion-copies {args.fashion_copies}" if args.fashion_copies is not None else ""
+    if not preset and args.seeds > 1:
+        reproduce += f" --seeds {args.seeds}"
     head.info = {
         "encoders": {k: (v or {}).get("id") for k, v in gen.manifest["encoders"].items()},
         "trained_on": trained_on,
@@ -486,22 +523,49 @@ def ship(
         "temperature": [round(f.temperature, 4) for f in fits] if len(fits) > 1 else fits[0].temperature,
         "seconds": round(seconds, 1),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "reproduce": reproduce + " --ship",
+        "reproduce": reproduce,
     }
-    # the head with product titles serves collections of product shots; the Flickr-only one the rest
-    root = SHIP_DIR if IMAGE_ENCODER == DEFAULT_IMAGE_ENCODER else SHIP_DIR / "encoders" / IMAGE_ENCODER
-    ship_dir = root / "shots" if n_fashion else root
     if n_fashion:
         head.info["used_for"] = "collections of product shots (most images on a plain backdrop)"
-    from query_bank import spec  # imports this module: not at the top
-
     # the bank and its k / beta were chosen on earlier heads; bench/query_bank.py re-measures them
     head.info["query_bank"] = spec("shots" if n_fashion else "everyday")
-    ship_dir.mkdir(parents=True, exist_ok=True)
     # float16 weights halve the package; validation R@10 is the same to 3 decimals (2026-12-02)
     head.layers = [(w.astype(np.float16), b, a) for w, b, a in head.layers]
-    head.save(ship_dir)
-    print(f"shipped {ship_dir / 'photo.npz'}; check its query bank: python bench/query_bank.py")
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        head.save(Path(tmp))
+        built = json.loads((Path(tmp) / "photo.json").read_text())
+        with np.load(Path(tmp) / "photo.npz") as data:
+            arrays = {k: data[k] for k in data.files}
+        # a head equal to the one there (weights, and its manifest but for when it was trained and
+        # the command's spelling) is kept: its date stamps every index's derived photo space
+        same = provenance.same_arrays(out / "photo.npz", arrays) and provenance.same_json(
+            out / "photo.json", built, provenance.VOLATILE | {"reproduce"}
+        )
+        if not same:
+            for name in ("photo.npz", "photo.json"):
+                shutil.copyfile(Path(tmp) / name, out / name)
+    if preset is None:
+        print(f"wrote {out / 'photo.npz'}")
+        return
+    written = {"photo.npz": not same, "photo.json": not same}
+    provenance.record(
+        out,
+        "photo_head",
+        [out / "photo.npz", out / "photo.json"],
+        inputs=head_inputs(n_fashion > 0),
+        development={"preset": preset, "validation": head.info["validation"], "seeds": len(fits)},
+        written=written,
+    )
+
+
+def head_inputs(fashion: bool) -> dict:
+    files = {"captions": FLICKR / "captions.csv", "holdout": FLICKR_HOLDOUT}
+    folders = {str(FLICKR / "images"): provenance.folder_input(FLICKR / "images")}
+    if fashion:
+        files["products"] = FASHION / "products.csv"
+        folders[str(FASHION / "images")] = provenance.folder_input(FASHION / "images")
+    return provenance.inputs_of(files, folders)
 
 
 if __name__ == "__main__":
