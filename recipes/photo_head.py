@@ -500,7 +500,7 @@ def write(
                 args.fashion, 'productDisplayName (3 of 5 slots) and "<baseColour> <articleType>" (2)'
             ),
             "train_products": n_fashion,
-            "val_products": f"{FASHION_VAL} (the bench/fit_fusion.py sample; never trained on)",
+            "val_products": f"{FASHION_VAL} (the recipes/fusion.py sample; never trained on)",
             "never_used": "products with id mod 5 == 0 (the test split)",
         }
         copies = args.augment if args.fashion_copies is None else args.fashion_copies

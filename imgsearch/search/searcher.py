@@ -53,7 +53,7 @@ CANDIDATES_PER_SPACE = 300  # the fused re-rank sees this many nearest items per
 SCAN_BELOW = 100_000
 CLASS_ROWS = ("classes", "wordnet")  # spaces scored against the items' class rows
 # With a query photo, a text head's query is the unit text vector plus this much of the photo's
-# unit projection (``Searcher._head_query``); chosen on development data (bench/fit_fusion.py,
+# unit projection (``Searcher._head_query``); chosen on development data (recipes/fusion.py,
 # image + colour word, 1.0 against 0.5 and 2.0).
 COMPOSE = 1.0
 # Annoy node budget per candidate when gathering the fused re-rank's candidates: the index's
@@ -294,7 +294,7 @@ class Searcher:
         """The query of a head that maps images into the text space: the text's sentence vector,
         plus, with a query photo, the photo's own place in that space. "This handbag, but red"
         then looks for red handbags there, not for anything red: development image + colour word
-        P@10 0.490 → 0.552 on product shots, 0.499 → 0.568 titled (``bench/fit_fusion.py``).
+        P@10 0.490 → 0.552 on product shots, 0.499 → 0.568 titled (``recipes/fusion.py``).
 
         ``recolour`` (the text names a colour): the photo's projection loses its component in the
         span of the colour names' sentence vectors, so the photo's own colour ("black", for a
@@ -381,7 +381,7 @@ class Searcher:
             return []
         # an image query's candidates are the photo's neighbours even where a fitted weight of 0
         # leaves its image side out of the ranking (image+text: BM25 and the photo head rank
-        # the photo's neighbours), as bench/fit_fusion.py scores them
+        # the photo's neighbours), as recipes/fusion.py scores them
         photo_side = spaces.IMAGE_SIDE if _photo_counts(q, vectors) else ()
         proposing = {s: v for s, v in vectors.items() if s in active or s in photo_side}
         bias = self.bias_columns(q, vectors)
@@ -460,7 +460,7 @@ class Searcher:
         text queries, so a query without words, or whose photo counts (photo + words composed in
         the head's space), is scored without them: refitted with them on the development
         products, image + colour word P@10 fell 0.572 → 0.561 titled and 0.558 → 0.552 on product
-        shots (``bench/fit_fusion.py``)."""
+        shots (``recipes/fusion.py``)."""
         if _photo_counts(q, vectors):
             return {}
         texts = [t for t, _ in q.texts]
@@ -493,7 +493,7 @@ class Searcher:
 
     def default_weight(self, space: str, active: dict | None = None) -> float:
         """Weights unless the user gives them: fitted per query kind where the fusion table has
-        them (``bench/fit_fusion.py``), else these rules.
+        them (``recipes/fusion.py``), else these rules.
 
         A trained metric head replaces raw image similarity. A colour named in the text
         overrides the photo's own colour, which image features mix with shape: image
