@@ -77,12 +77,13 @@ def test_package_data_ships_each_folders_provenance():
         )
 
 
-def test_a_recipe_without_the_shared_data_says_so_in_one_line_and_stops(tmp_path, capsys):
+def test_a_recipe_without_the_shared_data_says_so_in_one_line_and_stops(tmp_path, capsys, monkeypatch):
     import sys
 
     sys.path.insert(0, str(ROOT))
     from recipes import provenance
 
+    monkeypatch.setattr(provenance, "SHARED", tmp_path)  # the data sets there or not, as on CI or a clone
     with pytest.raises(SystemExit) as stop:
         provenance.shared_or_skip(tmp_path / "absent.csv")
     assert stop.value.code == 0
