@@ -33,7 +33,7 @@ from imgsearch.train.evaluate import capped_recall_at
 from imgsearch.train.transfer import Reporter, TrainConfig, fit_head, head_info
 
 MIN_QUERIES = 10  # liked queries below which nothing is learned: too few to hold any out
-HELD_OUT = 5  # one query in this many (by a hash of its words) is held out
+HELD_OUT = 5  # one group of queries in this many (by a hash of its words) is held out
 NEGATIVES = 256  # random items per step that each query's liked items must beat
 UNLIKED_PER_STEP = 64  # unliked items per step at most (random ones fill the rest)
 ANCHOR = 1e-2  # pull towards the starting weights (squared distance, summed)
@@ -110,7 +110,8 @@ def held_out_split(texts: list[str], liked: list[set[int]]) -> tuple[list[int], 
     if max(len(g) for g in groups.values()) > len(texts) // 2:
         groups = {i: [i] for i in range(len(texts))}
     val = sorted(i for g in groups.values() if _hashed(texts[min(g)]) for i in g)
-    train = [i for i in range(len(texts)) if i not in set(val)]
+    held = set(val)
+    train = [i for i in range(len(texts)) if i not in held]
     if not val or not train:  # few groups: every fifth query instead
         val = list(range(0, len(texts), HELD_OUT))
         train = [i for i in range(len(texts)) if i % HELD_OUT]
