@@ -67,7 +67,7 @@ heldout: install
 
 # Rebuild the shipped files of imgsearch/pretrained and imgsearch/data from ../shared, each with its
 # provenance.json (recipes/); an artifact equal to the one on disk is left as it is. All recipes take
-# hours (the photo heads); ONLY="trust fusion" runs some (`python -m recipes --list` says what each costs).
+# an hour or more (the photo heads); ONLY="trust fusion" runs some (`python -m recipes --list` says what each costs).
 ONLY ?=
 artifacts: install
 	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m recipes $(ONLY)

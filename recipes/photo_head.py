@@ -1,7 +1,7 @@
 """Recipe: the shipped photo text-search heads (photo.npz + photo.json in imgsearch/pretrained/,
 pretrained/shots/, pretrained/encoders/<encoder>/[shots/]): train on Flickr8k (+ fashion), evaluate, write.
 
-    python -m recipes photo_head                   # all five shipped heads (PRESETS; hours on 2 cores)
+    python -m recipes photo_head                   # all five shipped heads (PRESETS; "photos": 9.5 min)
     python recipes/photo_head.py --preset shots    # one of them (--dry-run: train and report only)
     python recipes/photo_head.py [--epochs 40] [--hidden 0] [--augment 3] [--seeds 1]
         [--fashion both --fashion-copies 1] [--flip] [--image-encoder efficientnet-lite2]
