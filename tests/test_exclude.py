@@ -20,12 +20,14 @@ from hypothesis import strategies as st
 from pathspec import GitIgnoreSpec
 
 from imgsearch.embed.beam.plan import Source
-from imgsearch.embed.beam.run import refuse_exclusions
+from imgsearch.embed.beam.run import attach_exclusions
 from imgsearch.embed.job import EmbedOptions
 from imgsearch.errors import UserError
 from imgsearch.files.catalog import scan
 from imgsearch.files.exclusions import IGNORE_FILE
 from imgsearch.store import Store
+
+IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 EXAMPLES = 200 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 40
 examples = settings(
@@ -182,11 +184,48 @@ def test_a_bad_exclusion_is_one_line(tmp_path, tiny, capsys, monkeypatch, args, 
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_the_beam_engine_refuses_exclusions_it_would_not_apply(tmp_path):
+def test_the_beam_engine_attaches_each_folders_exclusions_and_refuses_remote_ones(tmp_path):
     source = Source(str(tmp_path) + "/**", "dir", str(tmp_path))
-    refuse_exclusions(EmbedOptions(), None, [source])  # nothing to apply: fine
-    with pytest.raises(UserError, match="--engine beam does not apply --exclude"):
-        refuse_exclusions(EmbedOptions(exclude=["*.gif"]), None, [source])
-    (tmp_path / IGNORE_FILE).write_text("*.gif\n")
-    with pytest.raises(UserError, match=IGNORE_FILE):
-        refuse_exclusions(EmbedOptions(), None, [source])
+    assert attach_exclusions(EmbedOptions(), None, [source]) == ([source], None)
+    (tmp_path / IGNORE_FILE).write_text("raw/\n")
+    (attached,), kept = attach_exclusions(EmbedOptions(exclude=["*.gif"]), None, [source])
+    assert attached.exclude == ("*.gif", "raw/")
+    assert kept == {"globs": ["*.gif"], "ignore_files": [str(tmp_path / IGNORE_FILE)]}
+    remote = Source("gs://bucket/photos/**", "dir", "gs://bucket/photos")
+    with pytest.raises(UserError, match="local folders"):
+        attach_exclusions(EmbedOptions(exclude=["*.gif"]), None, [remote])
+    (tmp_path / IGNORE_FILE).write_text("ok.png\n\\\n")
+    with pytest.raises(UserError, match=f"{IGNORE_FILE}:2"):
+        attach_exclusions(EmbedOptions(), None, [source])
+
+
+def test_the_beam_engine_leaves_out_what_the_local_engine_leaves_out(tmp_path):
+    pytest.importorskip("apache_beam")
+    from fakes import TinyImageEncoder, TinyTextEncoder
+
+    from imgsearch.embed.beam.run import BeamOptions
+    from imgsearch.indexing.build import embed_folder, embed_folder_beam
+
+    folder = tmp_path / "photos"
+    (folder / "raw").mkdir(parents=True)
+    for n, name in enumerate(["a.png", "b.gif", "raw/c.png", "raw/keep.png", "d.png"]):
+        write_image(folder / name, n)
+    (folder / IGNORE_FILE).write_text("raw/*\n!raw/keep.png\n")
+    options = {"exclude": ["*.gif"]}
+    encoders = {"image": TinyImageEncoder(), "text": TinyTextEncoder()}
+    engine = BeamOptions(2, args=IN_PROCESS)
+    beam = embed_folder_beam(
+        [str(folder)], Store(tmp_path / "B"), EmbedOptions(**options), engine, **encoders
+    )
+    local = embed_folder([str(folder)], Store(tmp_path / "L"), EmbedOptions(**options), **encoders)
+    names = {Path(i.path).relative_to(folder).as_posix() for i in Store(tmp_path / "B").require().items}
+    assert names == {"a.png", "d.png", "raw/keep.png"}
+    assert names == {
+        Path(i.path).relative_to(folder).as_posix() for i in Store(tmp_path / "L").require().items
+    }
+    assert beam.excluded == local.excluded == 2
+    kept = Store(tmp_path / "B").require().manifest["exclude"]
+    assert kept == Store(tmp_path / "L").require().manifest["exclude"]
+    # a plain re-run keeps the globs, as `index DIR` does
+    again = embed_folder_beam([str(folder)], Store(tmp_path / "B"), EmbedOptions(), engine, **encoders)
+    assert again.excluded == 2

@@ -26,7 +26,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from imgsearch import store
-from imgsearch.embed.beam.plan import Plan, Source, listed_entry, save_shard, shard_digest, shard_of
+from imgsearch.embed.beam.plan import Plan, Source, excluded, listed_entry, save_shard, shard_digest, shard_of
 from imgsearch.embed.job import decode_source, embed_chunk
 from imgsearch.encoders import open_encoder
 from imgsearch.files.catalog import FileEntry
@@ -94,7 +94,9 @@ class _Listed(beam.DoFn):
 
     def process(self, found: FileMetadata) -> Iterator[Keyed]:
         entry = listed_entry(found.path, found.size_in_bytes, found.last_updated_in_seconds, self.source)
-        if entry is not None:
+        if isinstance(entry, FileEntry) and excluded(found.path, self.source):
+            Metrics.counter(NAMESPACE, "files_excluded").inc()
+        elif entry is not None:
             yield _keyed(self.plan, found.path, entry)
 
 

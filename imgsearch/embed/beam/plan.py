@@ -5,6 +5,7 @@ is made from, and writing one shard (a store of its own, see ``store.write_shard
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from imgsearch import spaces, store
 from imgsearch.embed.job import EmbedOptions
 from imgsearch.encoders import ImageEncoder, TextEncoder
 from imgsearch.files.catalog import FileEntry, Metadata, file_entry, item_id
+from imgsearch.files.exclusions import compile_lines
 from imgsearch.files.images import is_image_path
 from imgsearch.store import Item
 
@@ -28,6 +30,7 @@ class Source:
     pattern: str
     kind: str  # "dir", "glob" or "file"
     root: str = ""  # the directory, for "dir"
+    exclude: tuple[str, ...] = ()  # gitignore lines (--exclude, then the folder's .imgsearchignore)
 
 
 @dataclass
@@ -59,6 +62,19 @@ def listed_entry(path: str, size: int, mtime: float, source: Source) -> FileEntr
     if "://" in path:
         return FileEntry(path, int(size), float(mtime))
     return file_entry(Path(path))  # regular files only, with the same fingerprint as the local engine
+
+
+def excluded(path: str, source: Source) -> bool:
+    """A file of a folder that its exclusions leave out (``imgsearch.files.exclusions``, matched
+    against the path relative to the folder, as the local engine matches it)."""
+    if source.kind != "dir" or not source.exclude:
+        return False
+    return bool(_spec(source.exclude).match_file("/".join(_relative(path, source.root))))
+
+
+@functools.cache
+def _spec(lines: tuple[str, ...]):
+    return compile_lines(list(lines), ["--exclude"] * len(lines))
 
 
 def _relative(path: str, root: str) -> list[str]:

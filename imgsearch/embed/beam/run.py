@@ -20,7 +20,8 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from imgsearch.embed.job import (
     EmbedResult,
     Encoders,
     Progress,
+    exclude_entry,
     kept_manifest,
     load_catalog,
     sticky_exclusions,
@@ -40,7 +42,7 @@ from imgsearch.embed.job import (
 from imgsearch.encoders import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
 from imgsearch.files.catalog import Metadata, expand_stdin
-from imgsearch.files.exclusions import IGNORE_FILE
+from imgsearch.files.exclusions import IGNORE_FILE, check_globs, compile_lines, ignore_lines
 from imgsearch.files.roots import covering_roots
 from imgsearch.store import Item, Store
 
@@ -104,7 +106,7 @@ def embed_job(
     if not sources:
         raise UserError(f"{missing[0][0]}: {missing[0][1]}" if missing else "nothing to embed")
     kept = kept_manifest(previous, target)  # what sticks from the last run, even under --rebuild
-    refuse_exclusions(options, kept, sources)
+    sources, exclude = attach_exclusions(options, kept, sources)
     options, catalog = load_catalog(options, kept)
     previous = None if options.rebuild else previous
     if previous is not None:
@@ -118,25 +120,44 @@ def embed_job(
     counters = run_pipeline(plan, engine)
     pipeline_seconds = time.perf_counter() - started
     items, vectors, skipped = store.read_shards(target.root, engine.shards, plan.key)
-    report = EmbedReport(target.root, skipped=missing + skipped)
+    report = EmbedReport(target.root, skipped=missing + skipped, excluded=counters.get("files_excluded", 0))
     report.resumed = counters.get("items_resumed", 0)
     report.embedded_per_second = counters.get("images_embedded", 0) / max(pipeline_seconds, 1e-9)
     result = _result(items, vectors, previous, plan, report)
+    result.exclude = exclude
+    result.changed = result.changed or (previous is not None and previous.manifest.get("exclude") != exclude)
     report.seconds = time.perf_counter() - started
     return result
 
 
-def refuse_exclusions(options: EmbedOptions, manifest: dict | None, sources: list[Source]) -> None:
-    """The pipeline does not apply exclusions yet: stop rather than embed what they leave out (and
-    publish an index that has forgotten them)."""
-    if sticky_exclusions(options, manifest):
-        raise UserError(
-            "--engine beam does not apply --exclude yet: use --engine local, or drop them with --no-exclude"
-        )
+def attach_exclusions(
+    options: EmbedOptions, manifest: dict | None, sources: list[Source]
+) -> tuple[list[Source], dict | None]:
+    """Each local folder with its exclusions (``--exclude``, kept ones included, then its
+    ``.imgsearchignore``), applied by the workers as they list it, and what the manifest keeps.
+    A folder in object storage cannot have them read here: exclusions there are refused, rather
+    than embedding what they leave out."""
+    globs = sticky_exclusions(options, manifest)
+    check_globs(globs)
+    ignore_files: list[str] = []
+    attached = []
     for source in sources:
-        ignore = os.path.join(source.root, IGNORE_FILE)
-        if source.kind == "dir" and "://" not in source.root and os.path.exists(ignore):
-            raise UserError(f"{ignore}: --engine beam does not apply it yet; use --engine local")
+        if source.kind != "dir":
+            attached.append(source)
+            continue
+        if "://" in source.root:
+            if globs:
+                raise UserError(f"--exclude: --engine beam applies it to local folders, not {source.root}")
+            attached.append(source)
+            continue
+        from_file = ignore_lines(Path(source.root)) or []
+        if from_file:
+            ignore_files.append(os.path.abspath(os.path.join(source.root, IGNORE_FILE)))
+            lines = range(1, len(from_file) + 1)
+            where = ["--exclude"] * len(globs) + [f"{source.root}/{IGNORE_FILE}:{n}" for n in lines]
+            compile_lines([*globs, *from_file], where)  # a bad line is said here, not on a worker
+        attached.append(replace(source, exclude=(*globs, *from_file)))
+    return attached, exclude_entry(globs, ignore_files)
 
 
 def expand_sources(inputs: list[str], stdin=None) -> tuple[list[Source], list[tuple[str, str]]]:
