@@ -25,6 +25,7 @@ import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -72,7 +73,7 @@ class Index:
 
     def __init__(self, generation: Generation, encoder: QueryEncoder | None = None) -> None:
         self.generation = generation
-        self._searcher = Searcher(generation, encoder)
+        self._encoder = encoder
         self.notes: list[str] = []
         self.report: IndexReport | None = None  # what :meth:`build` did, when it made this object
 
@@ -135,6 +136,12 @@ class Index:
         index = cls(Store(report.store).require())
         index.report = report
         return index
+
+    @cached_property
+    def _searcher(self) -> Searcher:
+        # made on first use: `index` and `dups` open an index without searching it, and a
+        # searcher loads every space's Annoy parts, the calibration sample and the BM25 files
+        return Searcher(self.generation, self._encoder)
 
     @property
     def path(self) -> Path:
@@ -221,13 +228,14 @@ class Index:
 
     def record(self, query: Query, hits: list[Hit], via: str) -> Record:
         """The feedback-log record of a query and its answer: items by id, never image bytes."""
-        rows, items = self._searcher.item_rows, self.generation.items
+        # rows are looked up only for what the query names: the lookup table reads every item
+        items = self.generation.items
 
         def ids(refs: Iterable[str]) -> list[str]:
-            return [items[r].id for ref in refs if (r := rows.get(ref)) is not None]
+            return [items[r].id for ref in refs if (r := self.row_of(ref)) is not None]
 
         def image_id(source: str) -> str | None:  # an indexed photo's id; an upload or stdin: None
-            row = None if source == "-" or source.startswith("data:") else rows.get(source)
+            row = None if source == "-" or source.startswith("data:") else self.row_of(source)
             return None if row is None else items[row].id
 
         return Record(
