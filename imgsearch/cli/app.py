@@ -1030,35 +1030,13 @@ def log_cmd(
             "deleted the feedback log" if feedback.clear() else "no feedback log to delete", highlight=False
         )
         raise typer.Exit(0)
-    queries = liked = unliked = with_likes = 0
-    touched: set[str] = set()
-    first = last = None
-    via: dict[str, int] = {}
-    for record in feedback.records():
-        queries += 1
-        like, unlike = record.get("like") or [], record.get("unlike") or []
-        liked, unliked, with_likes = liked + len(like), unliked + len(unlike), with_likes + bool(like)
-        touched.update(i for i in like + unlike if isinstance(i, str))
-        first, last = first or record.get("t"), record.get("t")
-        via[str(record.get("via"))] = via.get(str(record.get("via")), 0) + 1
-    summary = {
-        "log": str(feedback.path),
-        "queries": queries,
-        "queries_with_likes": with_likes,
-        "likes": liked,
-        "unlikes": unliked,
-        "items_touched": len(touched),
-        "first": first,
-        "last": last,
-        "via": via,
-        "unreadable_lines": feedback.skipped,
-    }
+    summary = feedback.summary()
     if fmt == "json":
         print(json.dumps(summary))
     else:
         for key, value in summary.items():
             print(f"{key.replace('_', ' ')}: {value}")
-    raise typer.Exit(0 if queries else 1)
+    raise typer.Exit(0 if summary["queries"] else 1)
 
 
 @app.command()

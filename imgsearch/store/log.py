@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import stat
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -96,6 +97,32 @@ class FeedbackLog:
                     yield record
                 else:
                     self.skipped += 1
+
+    def summary(self) -> dict:
+        """What the log holds (``imgsearch log``): queries, likes, unlikes, items touched, when, by whom."""
+        queries = liked = unliked = with_likes = 0
+        touched: set[str] = set()
+        first = last = None
+        via: Counter[str] = Counter()
+        for record in self.records():
+            queries += 1
+            like, unlike = record.get("like") or [], record.get("unlike") or []
+            liked, unliked, with_likes = liked + len(like), unliked + len(unlike), with_likes + bool(like)
+            touched.update(i for i in like + unlike if isinstance(i, str))
+            first, last = first or record.get("t"), record.get("t")
+            via[str(record.get("via"))] += 1
+        return {
+            "log": str(self.path),
+            "queries": queries,
+            "queries_with_likes": with_likes,
+            "likes": liked,
+            "unlikes": unliked,
+            "items_touched": len(touched),
+            "first": first,
+            "last": last,
+            "via": dict(via),
+            "unreadable_lines": self.skipped,
+        }
 
     def clear(self) -> bool:
         """Remove the log (True), if there is one and imgsearch wrote it."""
