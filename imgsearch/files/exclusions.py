@@ -25,8 +25,9 @@ IGNORE_FILE = ".imgsearchignore"
 class Matcher:
     """Which files under one folder are excluded."""
 
-    def __init__(self, root: Path, spec: GitIgnoreSpec, ignore_file: str | None) -> None:
+    def __init__(self, root: Path, lines: list[str], spec: GitIgnoreSpec, ignore_file: str | None) -> None:
         self.root = root
+        self.lines = tuple(lines)  # the gitignore lines ``spec`` is made of (the Beam workers get these)
         self._spec = spec
         self.ignore_file = ignore_file  # the .imgsearchignore read (absolute), if any
 
@@ -55,7 +56,7 @@ def matcher(root: Path, globs: list[str]) -> Matcher | None:
         return None
     where = ["--exclude"] * len(globs) + [f"{root / IGNORE_FILE}:{n}" for n in range(1, len(from_file) + 1)]
     ignore_file = os.path.abspath(root / IGNORE_FILE) if from_file else None
-    return Matcher(root, compile_lines(lines, where), ignore_file)
+    return Matcher(root, lines, compile_lines(lines, where), ignore_file)
 
 
 def compile_lines(lines: list[str], where: list[str]) -> GitIgnoreSpec:

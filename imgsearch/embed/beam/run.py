@@ -42,7 +42,7 @@ from imgsearch.embed.job import (
 from imgsearch.encoders import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
 from imgsearch.files.catalog import Metadata, expand_stdin
-from imgsearch.files.exclusions import IGNORE_FILE, check_globs, compile_lines, ignore_lines
+from imgsearch.files.exclusions import check_globs, matcher
 from imgsearch.files.roots import covering_roots
 from imgsearch.store import Item, Store
 
@@ -123,9 +123,7 @@ def embed_job(
     report = EmbedReport(target.root, skipped=missing + skipped, excluded=counters.get("files_excluded", 0))
     report.resumed = counters.get("items_resumed", 0)
     report.embedded_per_second = counters.get("images_embedded", 0) / max(pipeline_seconds, 1e-9)
-    result = _result(items, vectors, previous, plan, report)
-    result.exclude = exclude
-    result.changed = result.changed or (previous is not None and previous.manifest.get("exclude") != exclude)
+    result = _result(items, vectors, previous, plan, report, exclude)
     report.seconds = time.perf_counter() - started
     return result
 
@@ -150,13 +148,10 @@ def attach_exclusions(
                 raise UserError(f"--exclude: --engine beam applies it to local folders, not {source.root}")
             attached.append(source)
             continue
-        from_file = ignore_lines(Path(source.root)) or []
-        if from_file:
-            ignore_files.append(os.path.abspath(os.path.join(source.root, IGNORE_FILE)))
-            lines = range(1, len(from_file) + 1)
-            where = ["--exclude"] * len(globs) + [f"{source.root}/{IGNORE_FILE}:{n}" for n in lines]
-            compile_lines([*globs, *from_file], where)  # a bad line is said here, not on a worker
-        attached.append(replace(source, exclude=(*globs, *from_file)))
+        rules = matcher(Path(source.root), globs)  # as `scan` reads them; a bad line is said here
+        if rules is not None and rules.ignore_file:
+            ignore_files.append(rules.ignore_file)
+        attached.append(replace(source, exclude=rules.lines if rules else ()))
     return attached, exclude_entry(globs, ignore_files)
 
 
@@ -323,6 +318,7 @@ def _result(
     previous: store.Generation | None,
     plan: Plan,
     report: EmbedReport,
+    exclude: dict | None,
 ) -> EmbedResult:
     """The merged shards as the local engine's result: counts against the live generation."""
     if not items:
@@ -345,5 +341,6 @@ def _result(
         or bool(report.added or report.updated or report.removed)
         or previous.manifest.get("text_source") != plan.text_source
         or previous.manifest.get("roots") != roots  # a store from before roots were complete
+        or previous.manifest.get("exclude") != exclude
     )
-    return EmbedResult(report, items, vectors, plan.encoders, plan.text_source, roots, changed)
+    return EmbedResult(report, items, vectors, plan.encoders, plan.text_source, roots, changed, exclude)
