@@ -187,7 +187,7 @@ def domain(name: str, sizes: list[int], lr: float, out: Path) -> list[dict]:
                 **rows[0],
                 "users_queries": len(users),
                 "measured_queries": len(measured),
-                "items": len(list(folder.glob("*"))),
+                "items": sum(1 for p in folder.iterdir() if not p.name.startswith(".")),
             }
         ),
         flush=True,
