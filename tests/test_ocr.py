@@ -143,3 +143,53 @@ def test_an_interrupted_run_keeps_the_words_it_had_read(folder, reads, monkeypat
     assert len(reads) == 3  # five photos: the first chunk's two were read and saved before the stop
     gen = Store(folder / ".imgsearch").require()
     assert "oatly" in {Path(i.path).name: i.tags["ocr"] for i in gen.items}["carton.png"].lower()
+
+
+IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+def test_beam_reads_the_words_as_the_local_engine_does(folder, tmp_path, reads, capsys, monkeypatch):
+    pytest.importorskip("apache_beam", reason="the beam extra: pip install 'imgsearch[beam]'")
+    # Beam's workers load the encoders the plan names: the small ones here too
+    monkeypatch.setattr(
+        "imgsearch.embed.beam.pipeline.open_encoder", lambda role, *a: _tiny_encoder(role, None)
+    )
+    embed = ["embed", folder, "--engine", "beam", "--shards", "2", "--quiet"]
+    local = ["embed", folder, "--out", tmp_path / "L", "--ocr", "--quiet"]
+    assert run_cli(local, capsys, monkeypatch)[0] == 0
+    assert run_cli([*embed, "--out", tmp_path / "B", "--ocr", "--", *IN_PROCESS], capsys, monkeypatch)[0] == 0
+    assert sorted(reads) == sorted(ALL * 2)
+
+    def words(out: str) -> dict[str, str]:
+        gen = Store(tmp_path / out).require()
+        assert gen.manifest["text_source"]["ocr"] == ocr.ENGINE
+        return {Path(i.path).name: i.tags["ocr"] for i in gen.items}
+
+    assert words("B") == words("L") and "oatly" in words("B")["carton.png"].lower()
+    assert run_cli(["index", tmp_path / "B", "--quiet"], capsys, monkeypatch)[0] == 0
+    code, out, err = run_cli(
+        ["query", "--text", "oatly", "--index", tmp_path / "B", "-f", "json"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    assert Path(json.loads(out.splitlines()[0])["path"]).name == "carton.png"
+
+    # a plain re-run keeps --ocr and reads nothing again; shards embedded without OCR are not
+    # complete for a run with it
+    reads.clear()
+    assert run_cli([*embed, "--out", tmp_path / "B", "--", *IN_PROCESS], capsys, monkeypatch)[0] == 0
+    assert reads == [] and words("B")["carton.png"]
+    assert run_cli([*embed, "--out", tmp_path / "N", "--", *IN_PROCESS], capsys, monkeypatch)[0] == 0
+    assert reads == []
+    assert run_cli([*embed, "--out", tmp_path / "N", "--ocr", "--", *IN_PROCESS], capsys, monkeypatch)[0] == 0
+    assert sorted(reads) == ALL and words("N") == words("L")
+
+
+def test_beam_without_the_engine_is_one_line_before_any_worker(folder, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("apache_beam", reason="the beam extra: pip install 'imgsearch[beam]'")
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)
+    monkeypatch.setattr(ocr, "_engine", None)
+    args = ["embed", folder, "--out", tmp_path / "B", "--engine", "beam", "--ocr", "--", *IN_PROCESS]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code != 0 and len(err.splitlines()) == 1
+    assert err.startswith("imgsearch: --ocr needs rapidocr-onnxruntime")
+    assert not (tmp_path / "B" / "shards").exists()

@@ -131,6 +131,15 @@ PrecisionOpt = Annotated[
         "int8-full (calibrated on your images). See README for measured speed and quality.",
     ),
 ]
+OcrOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--ocr/--no-ocr",
+        help="Read the words printed in each photo (packaging, signs, screenshots) into the ocr "
+        "space, for --text. Off unless given: ~1.4 photos/s on 2 CPU cores (docs/ocr.md). Later "
+        "runs keep it and read only new or changed files; --no-ocr drops it.",
+    ),
+]
 RuntimeOpt = Annotated[
     str, typer.Option("--runtime", help="litert (default: 3-5x faster on a CPU) or keras (TensorFlow).")
 ]
@@ -149,6 +158,7 @@ def _embed_options(
     no_meta: bool = False,
     exclude: list[str] | None = None,
     no_exclude: bool = False,
+    ocr: bool | None = None,
 ):
     from imgsearch.embed.job import EmbedOptions
     from imgsearch.encoders.litert import PRECISIONS
@@ -182,6 +192,7 @@ def _embed_options(
         no_meta=no_meta,
         exclude=exclude or None,
         no_exclude=no_exclude,
+        ocr=ocr,
     )
 
 
@@ -217,6 +228,7 @@ def embed(
     rebuild: RebuildOpt = False,
     runtime: RuntimeOpt = "litert",
     precision: PrecisionOpt = "fp32",
+    ocr: OcrOpt = None,
     engine: Annotated[
         str,
         typer.Option(
@@ -262,6 +274,7 @@ def embed(
         no_meta,
         exclude,
         no_exclude,
+        ocr,
     )
     if engine == "beam":
         from imgsearch.embed.beam.run import DEFAULT_SHARDS, BeamOptions
@@ -379,15 +392,7 @@ def index(
         float,
         typer.Option("--settle", help="With --watch: seconds without changes before re-indexing.", min=0.1),
     ] = 2.0,
-    ocr: Annotated[
-        bool | None,
-        typer.Option(
-            "--ocr/--no-ocr",
-            help="Read the words printed in each photo (packaging, signs, screenshots) into the ocr "
-            "space, for --text. Off unless given: ~1.4 photos/s on 2 CPU cores (docs/ocr.md). Later "
-            "runs keep it and read only new or changed files; --no-ocr drops it.",
-        ),
-    ] = None,
+    ocr: OcrOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Embed what is new or changed in a folder and build its search index.
@@ -416,8 +421,8 @@ def index(
         no_meta,
         exclude,
         no_exclude,
+        ocr,
     )
-    options.ocr = ocr
 
     def run(options, model: Path | None, no_model: bool) -> None:
         built = _with_progress(

@@ -400,7 +400,11 @@ def _embed_todo(
     return done
 
 
-def embed_chunk(good, texts, image, text_encoder, options) -> tuple[list[Item], dict[str, np.ndarray]]:
+def embed_chunk(
+    good, texts, image, text_encoder, options, words: list[str] | None = None
+) -> tuple[list[Item], dict[str, np.ndarray]]:
+    """Items and vectors of decoded images. ``words``: under ``options.ocr``, the text already read
+    off each image (Beam reads it in parallel as it decodes); None: read here."""
     pixels = np.stack([d.pixels for _, d in good])
     feats, probs = [], []
     for start in range(0, len(pixels), image.batch_size):
@@ -417,9 +421,10 @@ def embed_chunk(good, texts, image, text_encoder, options) -> tuple[list[Item], 
         if text is None and options.auto_tags:
             text = tag_text(tags) or None
         items.append(Item(entry.id, entry.path, entry.size, entry.mtime, text, tags, **decoded.signature))
-    if options.ocr:  # read here so the words are saved with the chunk: an interrupted run keeps them
-        for item, words in zip(items, ocr.read_all([item.path for item in items]), strict=True):
-            item.tags["ocr"] = words
+    if options.ocr:  # read before the chunk is saved, so an interrupted run keeps the words
+        read = words if words is not None else ocr.read_all([item.path for item in items])
+        for item, found in zip(items, read, strict=True):
+            item.tags["ocr"] = found
     text_vecs = np.zeros((len(items), text_encoder.spec.dim), np.float32)
     with_text = [i for i, item in enumerate(items) if item.text]
     if with_text:
@@ -459,20 +464,25 @@ def _collect(
             + (f"{report.skipped[0][0]}: {report.skipped[0][1]}" if report.skipped else "nothing found")
         )
     vectors = {s: np.stack([reuse[e.path][1][s] for e in live]) for s in spaces.EMBEDDED}
-    text_source = {
-        "meta": str(options.meta.resolve()) if options.meta else None,
-        "columns": options.text_columns,
-        "auto_tags": "items without metadata text" if options.auto_tags else "never",
-    }
-    if options.ocr:  # only then: a store indexed without it keeps the manifest it had
-        text_source["ocr"] = ocr.ENGINE
     specs = encoders.specs() if encoders.loaded or previous is None else previous.manifest["encoders"]
     roots = covering_roots(x.path for x in live)  # all of them: serve reads only under these
     changed = (
         previous is None
         or bool(report.added or report.updated or report.removed)
-        or previous.manifest.get("text_source") != text_source
+        or previous.manifest.get("text_source") != text_source(options)
         or previous.manifest.get("exclude") != exclude
         or previous.manifest.get("roots") != roots  # a store from before roots were complete
     )
-    return EmbedResult(report, items, vectors, specs, text_source, roots, changed, exclude)
+    return EmbedResult(report, items, vectors, specs, text_source(options), roots, changed, exclude)
+
+
+def text_source(options: EmbedOptions) -> dict:
+    """Where items' text comes from, as the manifest records it (a change re-publishes the index)."""
+    source = {
+        "meta": str(options.meta.resolve()) if options.meta else None,
+        "columns": options.text_columns,
+        "auto_tags": "items without metadata text" if options.auto_tags else "never",
+    }
+    if options.ocr:  # only then: a store indexed without it keeps the manifest it had
+        source["ocr"] = ocr.ENGINE
+    return source

@@ -8,8 +8,9 @@ OCR noise never mixes with catalog titles.
 
 Engine: RapidOCR (PP-OCRv4 detection + recognition in ONNX, run by onnxruntime). Its wheel ships
 the models: nothing is downloaded at run time. It is slow next to embedding (docs/ocr.md), so it
-runs only under ``index --ocr``; the choice is kept in the manifest (``text_source.ocr``) and a
-re-index reads only new or changed files. Imported only when an index reads text.
+runs only under ``index --ocr`` (or ``embed --ocr``, either engine); the choice is kept in the
+manifest (``text_source.ocr``) and a re-index reads only new or changed files. Imported only when
+an index reads text.
 """
 
 from __future__ import annotations
@@ -33,25 +34,31 @@ _engine: Any = None
 _lock = threading.Lock()
 
 
+def require() -> type:
+    """The engine's class, or one line saying how to install it. Beam checks this before its
+    workers start, so a missing extra is said once, not as a failure inside a worker."""
+    try:
+        from rapidocr_onnxruntime import RapidOCR
+    except ImportError as exc:
+        raise UserError(f"--ocr needs rapidocr-onnxruntime ({exc}): pip install 'imgsearch[ocr]'") from None
+    return RapidOCR
+
+
 def _load() -> Any:
     """The RapidOCR engine, built once per process (it loads three ONNX models)."""
     global _engine
     with _lock:
         if _engine is None:
-            try:
-                from rapidocr_onnxruntime import RapidOCR
-            except ImportError as exc:
-                need = "pip install 'imgsearch[ocr]'"
-                raise UserError(f"--ocr needs rapidocr-onnxruntime ({exc}): {need}") from None
-            _engine = RapidOCR()
+            _engine = require()()
         return _engine
 
 
-def read_text(path: str) -> str:
-    """The words printed in the image at ``path``, one line per detected text line ("" when none,
-    or when the file cannot be read: the embedding job reports unreadable files on its own)."""
+def read_text(source: str | bytes) -> str:
+    """The words printed in the image at ``source`` (a path, or the file's bytes when a Beam worker
+    read it from object storage), one line per detected text line ("" when none, or when it
+    cannot be read: the embedding job reports unreadable files on its own)."""
     try:
-        img = open_image(path)
+        img = open_image(source)
     except ImageError:
         return ""
     img.thumbnail((MAX_SIDE, MAX_SIDE))

@@ -2,7 +2,7 @@
 only after ``beam.require_beam`` found Beam, which is why Beam is imported at the top here.
 
     sources ─ MatchFiles / named files ─ keep images, regular files; join catalog text
-      └ GroupByKey(shard) ─ skip complete shards ─ Reshuffle ─ read + decode + colour
+      └ GroupByKey(shard) ─ skip complete shards ─ Reshuffle ─ read + decode + colour (+ OCR)
           └ RunInference(EncoderHandler) ─ CoGroupByKey(shard) ─ write one store per shard
 
 The shard key is a hash of the path, so a rerun puts every file in the same shard. Pixels never
@@ -26,6 +26,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from imgsearch import store
+from imgsearch.embed import ocr
 from imgsearch.embed.beam.plan import Plan, Source, excluded, listed_entry, save_shard, shard_digest, shard_of
 from imgsearch.embed.job import decode_source, embed_chunk
 from imgsearch.encoders import open_encoder
@@ -47,6 +48,7 @@ class Example(NamedTuple):
     entry: FileEntry
     text: str | None
     decoded: object  # embed's decoded pixels and colour analysis
+    words: str | None  # the text read off the image (--ocr), else None
 
 
 def build(pipeline: beam.Pipeline, plan: Plan) -> None:
@@ -153,11 +155,18 @@ class _Decode(beam.DoFn):
 
     def __init__(self, plan: Plan) -> None:
         self.size = plan.image_size
+        self.ocr = plan.options.ocr
 
     def process(self, element: tuple[int, FileEntry, str | None]) -> Iterator:
         shard, entry, text = element
+        words = None
         try:
-            decoded = decode_source(_read(entry), self.size)
+            source = _read(entry)
+            decoded = decode_source(source, self.size)
+            # read here, not in the inference stage: each worker thread reads its own images at
+            # once, where the encoders take turns under one lock
+            if self.ocr and not isinstance(decoded, ImageError):
+                words = ocr.read_text(source)
         except OSError as exc:  # a remote file gone or unreadable is skipped, as a local one would be
             decoded = ImageError(f"cannot read ({exc})")
         except ImageError as exc:  # too large to be an image: not read
@@ -165,7 +174,7 @@ class _Decode(beam.DoFn):
         if isinstance(decoded, ImageError):
             yield beam.pvalue.TaggedOutput(SKIPPED, (shard, (entry.path, str(decoded))))
         else:
-            yield Example(shard, entry, text, decoded)
+            yield Example(shard, entry, text, decoded, words)
 
 
 def _read(entry: FileEntry) -> str | bytes:
@@ -212,8 +221,9 @@ class EncoderHandler(ModelHandler):
         image, text = model.image, model.text
         good = [(e.entry, e.decoded) for e in batch]
         texts = {e.entry.path: e.text for e in batch}
+        words = [e.words or "" for e in batch] if self.plan.options.ocr else None
         with model.lock:
-            items, vectors = embed_chunk(good, texts, image, text, self.plan.options)
+            items, vectors = embed_chunk(good, texts, image, text, self.plan.options, words)
         Metrics.counter(NAMESPACE, "images_embedded").inc(len(items))
         rows = enumerate(zip(batch, items, strict=True))
         return [(e.shard, (item, {s: v[row] for s, v in vectors.items()})) for row, (e, item) in rows]

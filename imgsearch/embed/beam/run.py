@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsearch import store
-from imgsearch.embed import colors
+from imgsearch.embed import colors, ocr
 from imgsearch.embed.beam.plan import Plan, Source
 from imgsearch.embed.job import (
     EmbedOptions,
@@ -38,6 +38,7 @@ from imgsearch.embed.job import (
     kept_manifest,
     load_catalog,
     sticky_exclusions,
+    text_source,
 )
 from imgsearch.encoders import ImageEncoder, TextEncoder
 from imgsearch.errors import UserError
@@ -108,6 +109,9 @@ def embed_job(
     kept = kept_manifest(previous, target)  # what sticks from the last run, even under --rebuild
     sources, exclude = attach_exclusions(options, kept, sources)
     options, catalog = load_catalog(options, kept)
+    options = replace(options, ocr=ocr.enabled(options.ocr, kept))
+    if options.ocr:
+        ocr.require()
     previous = None if options.rebuild else previous
     if previous is not None:
         store.check_encoders(previous.manifest, encoders.expected_ids(), target.root)
@@ -213,7 +217,9 @@ def make_plan(
         sources,
         engine.shards,
         os.path.abspath(target.root),  # workers write their shards there, from any directory
-        {**encoders.chunk_key(), "auto_tags": o.auto_tags},
+        # a shard read without OCR is not complete for a run with it (the key of a run without
+        # it is what it was, so shards written before OCR existed are still reused)
+        {**encoders.chunk_key(), "auto_tags": o.auto_tags} | ({"ocr": ocr.ENGINE} if o.ocr else {}),
         specs,
         text_source(o),
         o,
@@ -221,14 +227,6 @@ def make_plan(
         dims,
         meta,
     )
-
-
-def text_source(options: EmbedOptions) -> dict:
-    return {
-        "meta": str(options.meta.resolve()) if options.meta else None,
-        "columns": options.text_columns,
-        "auto_tags": "items without metadata text" if options.auto_tags else "never",
-    }
 
 
 # --- running and merging ----------------------------------------------------------------------------
