@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from imgsearch.search.lexical import LexicalIndex, match_expression, write_index
+from imgsearch.search.lexical import LexicalIndex, match_expression, one_edit, write_index
 
 TEXTS = [
     "Murcia Women Hahk Red Handbags",
@@ -69,3 +71,30 @@ def test_an_index_without_postings_still_answers(tmp_path):
     db.close()
     old = LexicalIndex(tmp_path / "lex.sqlite", len(TEXTS))
     assert old.search(match_expression(["fastrack"]), 1)[0].tolist() == [7]
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance, the slow obvious way."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        row, prev = [i], row
+        for j, y in enumerate(b, 1):
+            row.append(min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (x != y)))
+    return row[-1]
+
+
+@given(st.text("abc", max_size=7), st.text("abc", max_size=7))
+def test_one_edit_is_a_levenshtein_distance_of_one(a, b):
+    assert one_edit(a, b) == (_edits(a, b) == 1)
+
+
+def test_fuzzy_terms_find_a_letter_misread_but_not_in_short_words(tmp_path):
+    read = ["Aria MJOLK", "Arla MJOLK", "arlo", "cat", "oat drink", "Arlanda airport", None]
+    write_index(tmp_path / "ocr.sqlite", read)
+    exact = LexicalIndex(tmp_path / "ocr.sqlite", len(read))
+    fuzzy = LexicalIndex(tmp_path / "ocr.sqlite", len(read), fuzzy=True)
+    assert list(np.flatnonzero(exact.all_scores(match_expression(["arla"])))) == [1]
+    assert list(np.flatnonzero(fuzzy.all_scores(match_expression(["arla"])))) == [0, 1, 2]
+    assert list(np.flatnonzero(fuzzy.all_scores(match_expression(["oat"])))) == [4]  # not "cat"
+    exact.close()
+    fuzzy.close()

@@ -237,6 +237,8 @@ class Searcher:
         # the full-text spaces (BM25), an FTS5 file each: item texts, and words read off the photos
         found = {s: gen.lexical_index(s) for s in spaces.FULL_TEXT}
         self.full_text = {s: index for s, index in found.items() if index is not None}
+        if "ocr" in self.full_text:  # words read off photos: a letter misread is common (lexical.py)
+            self.full_text["ocr"].fuzzy = True
         self.lexical = self.full_text.get("lexical")
         self.fusion = fusion.load()
         # hubness biases (imgsearch/search/hubness.py), subtracted from every score in their space
