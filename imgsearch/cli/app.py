@@ -145,33 +145,22 @@ RuntimeOpt = Annotated[
 ]
 
 
-def _embed_options(
-    image_encoder,
-    text_encoder,
-    weights,
-    meta,
-    text_columns,
-    auto_tags,
-    rebuild,
-    runtime,
-    precision,
-    no_meta: bool = False,
-    exclude: list[str] | None = None,
-    no_exclude: bool = False,
-    ocr: bool | None = None,
-):
+def _embed_options(given: dict):
+    """The embedding options from the parameters of a command that embeds: ``embed`` and ``index``
+    name them alike, and each passes its ``locals()`` (this reads the parameters' names only)."""
     from imgsearch.embed.job import EmbedOptions
     from imgsearch.encoders.litert import PRECISIONS
 
-    if meta and no_meta:
+    meta, exclude, runtime, precision = given["meta"], given["exclude"], given["runtime"], given["precision"]
+    if meta and given["no_meta"]:
         raise _fail("--meta and --no-meta contradict each other")
-    if exclude and no_exclude:
+    if exclude and given["no_exclude"]:
         raise _fail("--exclude and --no-exclude contradict each other")
     if exclude:
         from imgsearch.files.exclusions import check_globs
 
         check_globs(exclude)
-    if meta and not text_columns:
+    if meta and not given["text_columns"]:
         raise _fail("--meta needs --text-columns (e.g. --text-columns productDisplayName)")
     if runtime not in ("litert", "keras"):
         raise _fail("--runtime must be litert or keras")
@@ -180,19 +169,19 @@ def _embed_options(
     if precision != "fp32" and runtime != "litert":
         raise _fail("--precision needs --runtime litert")
     return EmbedOptions(
-        image_encoder,
-        text_encoder,
-        weights,
+        given["image_encoder"],
+        given["text_encoder"],
+        given["weights"],
         meta,
-        _split_columns(text_columns),
-        auto_tags,
-        rebuild,
+        _split_columns(given["text_columns"]),
+        given["auto_tags"],
+        given["rebuild"],
         runtime=runtime,
         precision=precision,
-        no_meta=no_meta,
+        no_meta=given["no_meta"],
         exclude=exclude or None,
-        no_exclude=no_exclude,
-        ocr=ocr,
+        no_exclude=given["no_exclude"],
+        ocr=given["ocr"],
     )
 
 
@@ -261,21 +250,7 @@ def embed(
     from imgsearch.indexing.build import embed_folder
     from imgsearch.store import Store
 
-    options = _embed_options(
-        image_encoder,
-        text_encoder,
-        weights,
-        meta,
-        text_columns,
-        auto_tags,
-        rebuild,
-        runtime,
-        precision,
-        no_meta,
-        exclude,
-        no_exclude,
-        ocr,
-    )
+    options = _embed_options(locals())
     if engine == "beam":
         from imgsearch.embed.beam.run import DEFAULT_SHARDS, BeamOptions
         from imgsearch.indexing.build import embed_folder_beam
@@ -408,21 +383,7 @@ def index(
 
     if model is not None and no_model:
         raise _fail("--model and --no-model contradict each other")
-    options = _embed_options(
-        image_encoder,
-        text_encoder,
-        weights,
-        meta,
-        text_columns,
-        auto_tags,
-        rebuild,
-        runtime,
-        precision,
-        no_meta,
-        exclude,
-        no_exclude,
-        ocr,
-    )
+    options = _embed_options(locals())
 
     def run(options, model: Path | None, no_model: bool) -> None:
         built = _with_progress(
