@@ -5,8 +5,9 @@ splits, with their provenance.
     python recipes/fusion.py --dry-run    # fit and print the development figures; write nothing
     python recipes/fusion.py --kinds text@shots   # refit one kind, keep the others' weights
 
-The shipped file was fitted with ``--kinds text@titled text@shots text@photos`` (its provenance's
-``fitted_by``): the image+text kinds kept the weights of an earlier fit.
+The shipped file was fitted by the whole recipe (every kind, and ``compose``: how much a query photo
+counts beside the words in a text head's query, chosen from ``COMPOSE_GRID`` by the image+text
+kinds' cross-validated figures), 2026-12-08; it gave the weights the earlier partial fits had shipped.
 
 Development data (never the held-out data the README reports on):
 - fashion: a seeded 3,000 of the products with id mod 5 != 0, which the product-shot head never
@@ -61,6 +62,10 @@ from recipes.splits import FASHION, FLICKR, FLICKR_HOLDOUT, fashion_dev_rows, fl
 OUT = WORK / "fusion"
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0)
 CLIPS = (None, 2.0, 3.0, 5.0)
+# how much a query photo counts beside the words in a text head's query (``fusion.compose``),
+# chosen with the image+text kinds' weights: the value whose fits score best out of sample
+COMPOSE_GRID = (0.5, 1.0, 2.0)
+IMAGE_TEXT = ("image+text", "image+text@shots")
 METRICS = {
     "text@titled": "P@10",
     "text@shots": "P@10",
@@ -211,6 +216,10 @@ def main() -> None:
     provenance.shared_or_skip(FASHION / "products.csv", FLICKR / "captions.csv")
     print(f"# recipes/fusion.py on {provenance.machine()}")
     tables = {}
+    shipped_table = fusion.load()
+    refit_compose = not args.kinds or bool(set(args.kinds) & set(IMAGE_TEXT))
+    composes = COMPOSE_GRID if refit_compose else (shipped_table.compose,)
+    compose_tables: dict[float, dict[str, list]] = {c: {} for c in composes}
     # every fashion kind weighs the product-shot head, so all stay on the sample it never trained on
     dev = fashion_dev(args.items)
     for name, store_dir, with_meta, most in (
@@ -226,7 +235,9 @@ def main() -> None:
         text_q, image_q = catalog_queries(searcher, rows, most)
         tables[name] = score_table(searcher, text_q, KIND_SPACES[name])
         kind = "image+text" if with_meta else "image+text@shots"
-        tables[kind] = score_table(searcher, image_q, KIND_SPACES[kind])
+        for compose in composes:
+            searcher.fusion = replace(shipped_table, compose=compose)
+            compose_tables[compose][kind] = score_table(searcher, image_q, KIND_SPACES[kind])
     captions: dict[str, list[str]] = {}
     with open(FLICKR / "captions.csv", encoding="utf-8") as f:
         for r in csv.DictReader(f):
@@ -244,6 +255,9 @@ def main() -> None:
     )
 
     fits = {kind: fit(table, len(KIND_SPACES[kind])) for kind, table in tables.items()}
+    compose, compose_cv = choose_compose(compose_tables)
+    tables |= compose_tables[compose]
+    fits |= {kind: fit(table, len(KIND_SPACES[kind])) for kind, table in compose_tables[compose].items()}
     # one clip for every kind: the best mean over kinds of each kind's best development score
     clip = max(CLIPS, key=lambda c: np.mean([f["results"][c].mean(axis=1).max() for f in fits.values()]))
     shipped, report = {}, {}
@@ -276,14 +290,34 @@ def main() -> None:
             f"{kind:12s} dev {report[kind]['fitted']:.3f} (CV {f['cv']:.3f}) weights {weights} "
             f"single spaces {report[kind]['single_spaces_raw']}"
         )
-    print(f"clip c = {clip}")
+    print(f"clip c = {clip}; compose = {compose} (image+text CV by compose: {compose_cv})")
     if not args.dry_run:
-        write(clip, shipped, report, args.kinds, len(dev[2]), names)
+        write(clip, compose, compose_cv, shipped, report, args.kinds, len(dev[2]), names)
+
+
+def choose_compose(tables: dict[float, dict[str, list]]) -> tuple[float, dict[float, float]]:
+    """The compose value whose image+text fits score best out of sample (the mean over both kinds
+    of each fit's cross-validated figure), and those figures; a single value is kept as it is."""
+    if len(tables) == 1:
+        return next(iter(tables)), {}
+    cv = {
+        c: round(float(np.mean([fit(t, len(KIND_SPACES[k]))["cv"] for k, t in kinds.items()])), 4)
+        for c, kinds in tables.items()
+    }
+    return max(cv, key=cv.get), cv
 
 
 def write(
-    clip, weights: dict, report: dict, kinds: list[str] | None, n_fashion: int, names: list[str]
+    clip,
+    compose: float,
+    compose_cv: dict[float, float],
+    weights: dict,
+    report: dict,
+    kinds: list[str] | None,
+    n_fashion: int,
+    names: list[str],
 ) -> None:
+    kept = fusion.load().provenance.get("compose")
     table = fusion.Fusion(
         clip,
         weights,
@@ -302,9 +336,11 @@ def write(
             "images outside the hold-out list and its validation images",
             "grid": list(GRID),
             "clips": [c for c in CLIPS],
+            "compose": {"grid": list(COMPOSE_GRID), "image+text_cv": compose_cv} if compose_cv else kept,
             "development": report,
             "machine": provenance.machine(),
         },
+        compose,
     )
     # "fitted_by" named the bench script before the recipe existed: the same fit, not a new one
     written = {
@@ -333,7 +369,7 @@ def write(
                 ),
             },
         ),
-        development={"clip": clip, **report},
+        development={"clip": clip, "compose": compose, **report},
         written=written,
     )
 

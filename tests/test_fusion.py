@@ -3,6 +3,7 @@ weight table is well-formed. Small numpy encoders stand in for the models."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -92,7 +93,14 @@ def test_the_shipped_fusion_table_is_well_formed():
         assert set(weights) <= set(spaces.NAMES) and any(weights.values())
         assert all(math.isfinite(w) and w >= 0 for w in weights.values())
     provenance = table["provenance"]
-    assert {"fitted_by", "date", "data", "never_used", "development"} <= set(provenance)
+    assert {"fitted_by", "date", "data", "never_used", "development", "compose"} <= set(provenance)
+    # how much a query photo counts in a photo + words head query: chosen with the weights
+    assert table["compose"] in provenance["compose"]["grid"] and fusion.load().compose == table["compose"]
+
+
+def test_a_table_without_compose_takes_photo_and_words_in_equal_parts(tmp_path):
+    (tmp_path / "fusion.json").write_text(json.dumps({"clip": 5.0, "weights": {}}))
+    assert fusion.load(tmp_path / "fusion.json").compose == fusion.EQUAL_PARTS == 1.0
 
 
 @pytest.mark.slow
@@ -189,6 +197,7 @@ def test_a_query_photo_joins_the_text_heads_query_unless_its_image_side_is_off(t
         return v / np.linalg.norm(v)
 
     both = searcher.query_vectors(build_query(images=[photo], texts=["red"]))["aligned"]
+    assert searcher.fusion.compose == 1.0  # the shipped table's
     np.testing.assert_allclose(both, unit(text) + unit(projected), atol=1e-5)
     # off means each image-side space the query has (this index has a metric head)
     muted = build_query(images=[photo], texts=["red"], weights={"image": 0, "classes": 0, "metric": 0})
@@ -210,6 +219,10 @@ def test_a_query_photo_joins_the_text_heads_query_unless_its_image_side_is_off(t
     leather = TinyTextEncoder().encode(["leather"])[0]
     kept = searcher.query_vectors(build_query(images=[photo], texts=["leather"]))["aligned"]
     np.testing.assert_allclose(kept, unit(leather) + unit(projected), atol=1e-5)
+    # the photo's part is the fusion table's compose
+    searcher.fusion = dataclasses.replace(searcher.fusion, compose=2.0)
+    twice = searcher.query_vectors(build_query(images=[photo], texts=["leather"]))["aligned"]
+    np.testing.assert_allclose(twice, unit(leather) + 2 * unit(projected), atol=1e-5)
 
 
 def test_a_photo_folder_weighs_photo_and_text_by_the_rules_not_a_catalogs_fit(tmp_path):

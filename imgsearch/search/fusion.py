@@ -9,7 +9,8 @@ ranking is unchanged, and no space can add more than ``c`` times its weight.
 
 The weights per query kind (``text@titled``, ``text@shots``, ``text@photos``, ``image``,
 ``image+text``) are fitted by ``recipes/fusion.py`` on development splits of the shared
-labelled sets and shipped in ``pretrained/fusion.json`` with their provenance; a space or kind
+labelled sets and shipped in ``pretrained/fusion.json`` with their provenance (with ``compose``,
+how much a query photo counts beside the words in a text head's query); a space or kind
 that file does not cover falls back to the measured rules in ``Searcher.default_weight``. A folder
 without titles whose photos are unlike the photo head's training photos gets its own text weights
 at index time (``imgsearch.indexing.trust``, recorded in the manifest).
@@ -29,11 +30,17 @@ from imgsearch.shipped import PRETRAINED
 FILE = PRETRAINED / "fusion.json"
 
 
+# With a query photo, a text head's query is the unit text vector plus ``compose`` times the photo's
+# unit projection (``Searcher._head_query``). Where no fit names it: 1, the two in equal parts.
+EQUAL_PARTS = 1.0
+
+
 @dataclass(frozen=True)
 class Fusion:
     clip: float | None = None  # None: raw z-scores (no calibration)
     weights: dict[str, dict[str, float]] = field(default_factory=dict)  # kind → space → weight
     provenance: dict = field(default_factory=dict)
+    compose: float = EQUAL_PARTS  # the photo's part in a photo + words head query, chosen with the weights
 
     def calibrate(self, z: np.ndarray) -> np.ndarray:
         if not self.clip:
@@ -45,7 +52,12 @@ class Fusion:
         return self.weights.get(kind, {}).get(space)
 
     def to_json(self) -> dict:
-        return {"clip": self.clip, "weights": self.weights, "provenance": self.provenance}
+        return {
+            "clip": self.clip,
+            "compose": self.compose,
+            "weights": self.weights,
+            "provenance": self.provenance,
+        }
 
 
 @cache
@@ -55,7 +67,8 @@ def load(path: Path = FILE) -> Fusion:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return Fusion()
-    return Fusion(data.get("clip"), data.get("weights") or {}, data.get("provenance") or {})
+    compose = data.get("compose", EQUAL_PARTS)
+    return Fusion(data.get("clip"), data.get("weights") or {}, data.get("provenance") or {}, compose)
 
 
 CALIBRATION_SAMPLE = 1000

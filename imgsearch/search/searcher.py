@@ -52,10 +52,6 @@ CANDIDATES_PER_SPACE = 300  # the fused re-rank sees this many nearest items per
 # from disk; bench/scale_query.py), so above it they only re-rank what the indexes propose.
 SCAN_BELOW = 100_000
 CLASS_ROWS = ("classes", "wordnet")  # spaces scored against the items' class rows
-# With a query photo, a text head's query is the unit text vector plus this much of the photo's
-# unit projection (``Searcher._head_query``); chosen on development data (recipes/fusion.py,
-# image + colour word, 1.0 against 0.5 and 2.0).
-COMPOSE = 1.0
 # Annoy node budget per candidate when gathering the fused re-rank's candidates: the index's
 # default budget (400 per result, for recall@10 ≥ 0.97 on its own) made 300 candidates cost
 # 4.6 ms a query on the fashion index; 20 per candidate gives the same fused results there
@@ -296,7 +292,8 @@ class Searcher:
         """The query of a head that maps images into the text space: the text's sentence vector,
         plus, with a query photo, the photo's own place in that space. "This handbag, but red"
         then looks for red handbags there, not for anything red: development image + colour word
-        P@10 0.490 → 0.552 on product shots, 0.499 → 0.568 titled (``recipes/fusion.py``).
+        P@10 0.490 → 0.552 on product shots, 0.499 → 0.568 titled (``recipes/fusion.py``, which
+        also chooses how much the photo counts, ``fusion.compose``).
 
         ``recolour`` (the text names a colour): the photo's projection loses its component in the
         span of the colour names' sentence vectors, so the photo's own colour ("black", for a
@@ -310,7 +307,8 @@ class Searcher:
         projected = signs @ self.heads[space](vecs)
         if recolour and (basis := self._colour_basis) is not None:
             projected = projected - basis @ (basis.T @ projected)
-        return text_vec / norm + COMPOSE * projected / max(float(np.linalg.norm(projected)), 1e-12)
+        photo_part = self.fusion.compose * projected / max(float(np.linalg.norm(projected)), 1e-12)
+        return text_vec / norm + photo_part
 
     @cached_property
     def _colour_basis(self) -> np.ndarray | None:
