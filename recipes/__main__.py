@@ -20,6 +20,10 @@ RECIPES = {
     ),
     "fusion": ("pretrained/fusion.json", "~15 minutes (3,521 photos indexed through the CLI)"),
     "trust": ("pretrained/trust.{json,npz}", "~1 minute (1,400 photos indexed through the CLI)"),
+    "feedback": (
+        "pretrained/feedback.json",
+        "~10 minutes (3,000 products indexed twice, a simulated user through the CLI)",
+    ),
     "dups_model": ("pretrained/dups.json", "~10 minutes (a 2,000-image labelled set indexed twice)"),
 }
 

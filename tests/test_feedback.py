@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from imgsearch.errors import UserError
-from imgsearch.search.feedback import ItemRows, Rocchio, apply_feedback, rocchio
+from imgsearch.search.feedback import FILE, ItemRows, Rocchio, apply_feedback, rocchio
 from imgsearch.search.query import build_query
 from imgsearch.store import Item
 
@@ -51,9 +51,20 @@ def test_items_are_found_by_id_or_path_and_unknown_ones_are_one_line_errors(tmp_
 def test_params_from_the_environment(monkeypatch):
     monkeypatch.setenv("IMGSEARCH_FEEDBACK", "beta=2,gamma=0.1")
     assert Rocchio.from_env() == Rocchio(2.0, 0.1)
+    monkeypatch.setenv("IMGSEARCH_FEEDBACK", "gamma=0.1")  # the other part is the shipped one
+    assert Rocchio.from_env() == Rocchio(Rocchio.shipped().beta, 0.1)
     monkeypatch.setenv("IMGSEARCH_FEEDBACK", "beta=lots")
     with pytest.raises(UserError, match="beta=B,gamma=G"):
         Rocchio.from_env()
+    monkeypatch.delenv("IMGSEARCH_FEEDBACK")
+    assert Rocchio.from_env() == Rocchio.shipped()
+
+
+def test_the_shipped_setting_names_its_choice():
+    data = json.loads(FILE.read_text())
+    assert data["beta"] > 0 and data["gamma"] >= 0
+    chosen = data["provenance"]["development"][f"{data['beta']},{data['gamma']}"]
+    assert chosen["gain"] == max(v["gain"] for v in data["provenance"]["development"].values())
 
 
 def test_like_alone_is_a_query_but_unlike_alone_is_not():

@@ -15,40 +15,55 @@ become the query.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from imgsearch.errors import UserError
+from imgsearch.shipped import PRETRAINED
 from imgsearch.store import Item
 
 # Spaces with one stored vector per item (``Generation.vectors``); "classes" is scored from tags.
 FEEDBACK_SPACES = ("image", "text", "colour", "aligned", "metric", "photo")
-# A rule chosen by hand on the dev split of bench/feedback.py (fashion, simulated user; see README),
-# not fitted: (2, 1) since the fused default's first top 10 got better (2026-12-02), by a hair over
-# (1, 0.5).
-DEFAULT_BETA = 2.0
-DEFAULT_GAMMA = 1.0
-ENV = "IMGSEARCH_FEEDBACK"  # "beta=B,gamma=G": for tuning (bench/feedback.py), not for everyday use
+# β and γ, chosen on a development split with a simulated user by recipes/feedback.py (with its
+# provenance); bench/feedback.py measures them on held-out products
+FILE = PRETRAINED / "feedback.json"
+ENV = "IMGSEARCH_FEEDBACK"  # "beta=B,gamma=G": for tuning (recipes/feedback.py), not for everyday use
 
 
 @dataclass(frozen=True)
 class Rocchio:
-    beta: float = DEFAULT_BETA
-    gamma: float = DEFAULT_GAMMA
+    beta: float
+    gamma: float
+
+    @classmethod
+    def shipped(cls) -> Rocchio:
+        return _shipped()
 
     @classmethod
     def from_env(cls) -> Rocchio:
+        """The shipped setting, or the one ``IMGSEARCH_FEEDBACK`` names (either part may be left out)."""
         value = os.environ.get(ENV, "").strip()
         if not value:
-            return cls()
+            return cls.shipped()
         try:
-            parts = dict(p.split("=", 1) for p in value.split(","))
-            return cls(float(parts.pop("beta", DEFAULT_BETA)), float(parts.pop("gamma", DEFAULT_GAMMA)))
+            parts = {k: float(v) for k, v in (p.split("=", 1) for p in value.split(","))}
         except ValueError:
             raise UserError(f"{ENV}={value!r}: use beta=B,gamma=G") from None
+        if {"beta", "gamma"} <= set(parts):  # the recipe that makes the shipped file sets both
+            return cls(parts["beta"], parts["gamma"])
+        shipped = cls.shipped()
+        return cls(parts.get("beta", shipped.beta), parts.get("gamma", shipped.gamma))
+
+
+@cache
+def _shipped() -> Rocchio:
+    data = json.loads(FILE.read_text(encoding="utf-8"))
+    return Rocchio(float(data["beta"]), float(data["gamma"]))
 
 
 class ItemRows:
