@@ -136,7 +136,7 @@ OcrOpt = Annotated[
     typer.Option(
         "--ocr/--no-ocr",
         help="Read the words printed in each photo (packaging, signs, screenshots) into the ocr "
-        "space, for --text. Off unless given: ~1.4 photos/s on 2 CPU cores (docs/ocr.md). Later "
+        "space, for --text. Off unless given: 1.4-2.6 photos/s on 2 CPU cores (docs/ocr.md). Later "
         "runs keep it and read only new or changed files; --no-ocr drops it.",
     ),
 ]
