@@ -121,3 +121,32 @@ def test_filter_fields_reach_the_api(browser, server):
     assert browser.find_element(By.CSS_SELECTOR, ".empty").text == "No results."
     browser.find_element(By.ID, "taken_after").send_keys("2019-13", Keys.ENTER)
     wait_for(browser, lambda d: "YYYY-MM" in d.find_element(By.ID, "status").text, "a bad date, one line")
+
+
+def test_a_card_shows_the_words_read_off_its_photo(browser, tmp_path):
+    """With `index --ocr`, a card carries the words read off its photo: why `--text` found it."""
+    pytest.importorskip("rapidocr_onnxruntime", reason="the ocr extra (rapidocr-onnxruntime)")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from test_ocr import sign
+    from test_serve import start_server
+
+    from imgsearch.embed.job import EmbedOptions
+    from imgsearch.indexing.build import index_folder
+
+    folder = tmp_path / "shelf"
+    folder.mkdir()
+    sign(folder / "carton.png", "OATLY")
+    sign(folder / "juice.png", "TROPICANA")
+    index_folder(folder, EmbedOptions(ocr=True))
+    proc, url = start_server(folder)
+    try:
+        browser.get(url + "/")
+        wait_for(browser, lambda d: "items in" in d.find_element(By.ID, "status").text, "health answered")
+        browser.find_element(By.ID, "text").send_keys("oatly", Keys.ENTER)
+        wait_for(browser, lambda d: (c := cards(d)) and c[0] == "carton.png", "the carton first")
+        tags = browser.find_elements(By.CSS_SELECTOR, ".card")[0].find_element(By.CSS_SELECTOR, ".tags").text
+        assert "OATLY" in tags.upper()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

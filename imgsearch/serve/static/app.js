@@ -82,6 +82,9 @@ function tagsOf(item) {
   const exif = item.exif || {};
   if (exif.taken) out.push(exif.taken.slice(0, 10));
   if (exif.place) out.push(exif.place.split(", ").slice(-2).join(", "));
+  // the words read off the photo (index --ocr): why a word query found it
+  const words = (item.ocr || "").split("\n").join(" ").trim();
+  if (words) out.push(`“${words.length > 32 ? words.slice(0, 31) + "…" : words}”`);
   return out;
 }
 
