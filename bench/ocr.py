@@ -2,8 +2,9 @@
 
     python bench/ocr.py [--work bench/out/ocr] [--speed 40] [--engines 60] [--imgsearch CLI]
 
-1. Speed: ``imgsearch.embed.ocr.read_text`` on the first ``--speed`` val package photos (348 px), img/s
-   on this machine (the engine loaded first, not counted).
+1. Speed: ``imgsearch.embed.ocr.read_text`` on the first ``--speed`` val package photos (348 px) and
+   as many Flickr8k photos (~500 px, mostly without print), img/s on this machine (the engine
+   loaded first, not counted).
 2. Quality: ``../shared/tools/grocery_eval.py --split val`` on the val photos as a plain folder
    (no titles), once indexed without OCR, then after ``imgsearch index --ocr`` on the same folder
    (the tool's own ``index`` then finds it up to date and keeps OCR on). Brand queries ("oatly",
@@ -29,23 +30,31 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, require
+from common import FLICKR, ROOT, machine, require
 
 GROCERY = ROOT.parent / "shared" / "data" / "grocery"
 TOOL = ROOT.parent / "shared" / "tools" / "grocery_eval.py"
 
 
-def speed(n: int) -> float:
-    """Photos read per second by the OCR engine, one process (its own threads), on val packages."""
+def speed(n: int) -> dict[str, float]:
+    """Photos read per second by the OCR engine, one process (its own threads): on val packages
+    (print on nearly every photo), and on everyday photos (Flickr8k, mostly without print: the
+    recogniser then has little to read)."""
     from imgsearch.embed import ocr
 
     with open(GROCERY / "items.csv", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "val" and r["group"] == "Packages"]
-    paths = [str(GROCERY / r["path"]) for r in rows[:n]]
-    ocr.read_text(paths[0])  # loads the engine
-    started = time.perf_counter()
-    ocr.read_all(paths)
-    return len(paths) / (time.perf_counter() - started)
+    found = {}
+    for name, paths in (
+        ("packages", [str(GROCERY / r["path"]) for r in rows[:n]]),
+        ("everyday", sorted(str(p) for p in (FLICKR / "images").glob("*.jpg"))[:n]),
+    ):
+        ocr.read_text(paths[0])  # loads the engine
+        started = time.perf_counter()
+        words = ocr.read_all(paths)
+        found[name] = round(len(paths) / (time.perf_counter() - started), 2)
+        found[f"{name}_with_words"] = sum(bool(w) for w in words)
+    return found
 
 
 def engines(cli: str, work: Path, n: int) -> dict[str, float]:
@@ -98,7 +107,7 @@ def main() -> None:
         json.dumps(
             {
                 "machine": machine(),
-                "ocr_img_per_s": round(img_s, 2),
+                "ocr_img_per_s": img_s,
                 "index_ocr_s": round(ocr_index_s, 1),
                 "items": after["items"],
                 "before": {k: before[k] for k in keys},
