@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imgsearch.search.lexical import LexicalIndex, match_expression, one_edit, write_index
@@ -96,5 +96,25 @@ def test_fuzzy_terms_find_a_letter_misread_but_not_in_short_words(tmp_path):
     assert list(np.flatnonzero(exact.all_scores(match_expression(["arla"])))) == [1]
     assert list(np.flatnonzero(fuzzy.all_scores(match_expression(["arla"])))) == [0, 1, 2]
     assert list(np.flatnonzero(fuzzy.all_scores(match_expression(["oat"])))) == [4]  # not "cat"
+    exact.close()
+    fuzzy.close()
+
+
+# words of a, b, c, d: no suffix the Porter stemmer takes off, so a word is its own term
+WORDS = st.text("abcd", min_size=1, max_size=6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(WORDS, min_size=1, max_size=4), min_size=1, max_size=8), WORDS)
+def test_a_fuzzy_query_scores_as_the_word_and_its_neighbours_typed_together(tmp_path_factory, texts, word):
+    """Near terms add each neighbour's BM25 weights as if the user had typed it too (short words: none)."""
+    path = tmp_path_factory.mktemp("fuzzy") / "ocr.sqlite"
+    write_index(path, [" ".join(t) for t in texts])
+    exact = LexicalIndex(path, len(texts))
+    fuzzy = LexicalIndex(path, len(texts), fuzzy=True)
+    vocabulary = {w for t in texts for w in t}
+    near = sorted(w for w in vocabulary if one_edit(word, w)) if len(word) >= 4 else []
+    expected = exact.all_scores(match_expression([" ".join([word, *near])]))
+    np.testing.assert_allclose(fuzzy.all_scores(match_expression([word])), expected, rtol=1e-6)
     exact.close()
     fuzzy.close()
