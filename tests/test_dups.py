@@ -22,6 +22,7 @@ from PIL import Image, ImageEnhance
 
 from imgsearch import dups, store
 from imgsearch.cli.sheet import sheet_size
+from imgsearch.disjoint import DisjointSets
 from imgsearch.dups import groups as dup_groups
 from imgsearch.dups import pairs as dup_pairs
 from imgsearch.files.catalog import FileEntry
@@ -267,14 +268,6 @@ def test_exact_only_and_a_strict_threshold(indexed):
     assert len(dups.find_groups(gen, threshold=1.0)) == 1  # only same bytes reach 1.0
 
 
-def test_groups_are_connected_components():
-    parent = list(range(5))
-    for a, b in ((0, 1), (1, 2), (3, 4)):
-        dup_groups._union(parent, a, b)
-    assert len({dup_groups._find(parent, x) for x in range(5)}) == 2
-    assert dup_groups._find(parent, 2) == dup_groups._find(parent, 0)
-
-
 # --- command line ---------------------------------------------------------------------------------
 
 
@@ -343,14 +336,12 @@ def test_one_look_alike_edge_does_not_chain_two_groups(monkeypatch):
         return np.array([strong.get((min(x, y), max(x, y)), 0.1) for x, y in pairs])
 
     monkeypatch.setattr(dup_groups, "duplicate_score", score)
-    gen = SimpleNamespace(count=5)
-    parent = list(range(5))
+    joined = DisjointSets(5)
     a, b = np.array([0, 2, 1]), np.array([1, 3, 2])
     scores = score(np.stack([a, b], axis=1))
     known = dict(zip(zip(a.tolist(), b.tolist(), strict=True), scores.tolist(), strict=True))
-    dup_groups._link(gen, parent, a, b, scores, 0.7, known)
-    roots = [dup_groups._find(parent, r) for r in range(5)]
-    assert roots[0] == roots[1] and roots[2] == roots[3] and roots[1] != roots[2] and roots[4] == 4
+    dup_groups._link(joined, a, b, scores, 0.7, known)
+    assert joined.sets() == [[0, 1], [2, 3], [4]]
 
 
 # --- the stored pair table ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imgsearch.disjoint import DisjointSets
 from imgsearch.dups.pairs import (
     DEFAULT_THRESHOLD,
     Signatures,
@@ -33,20 +34,17 @@ def find_groups(
 ) -> list[Group]:
     """Duplicate groups of ``gen``: exact (same bytes) and, unless ``exact_only``, near ones."""
     table = table_of(gen)
-    parent = list(range(gen.count))
+    joined = DisjointSets(gen.count)
     for a, b in table.exact.tolist():
-        _union(parent, a, b)
+        joined.join(a, b)
     known: dict[tuple[int, int], float] = {}
     if not exact_only and len(table.a):
         scores = duplicate_score(table.features)
         keep = scores >= min(threshold, _KNOWN_FLOOR)  # the rest count 0 in `_cross_mean` anyway
         a, b, scores = table.a[keep], table.b[keep], scores[keep]
         known = dict(zip(zip(a.tolist(), b.tolist(), strict=True), scores.tolist(), strict=True))
-        _link(gen, parent, a, b, scores, threshold, known)
-    members: dict[int, list[int]] = {}
-    for row in range(gen.count):
-        members.setdefault(_find(parent, row), []).append(row)
-    groups = _ordered(gen, [rows for rows in members.values() if len(rows) > 1], known)
+        _link(joined, a, b, scores, threshold, known)
+    groups = _ordered(gen, [rows for rows in joined.sets() if len(rows) > 1], known)
     return sorted(groups, key=lambda g: (-len(g.rows), gen.items[g.rows[0]].path))
 
 
@@ -114,8 +112,7 @@ _KNOWN_FLOOR = 0.01
 
 
 def _link(
-    gen,
-    parent: list[int],
+    joined: DisjointSets,
     a: np.ndarray,
     b: np.ndarray,
     scores: np.ndarray,
@@ -126,21 +123,18 @@ def _link(
     score ``threshold`` on average across the groups. Plain connected components let one
     look-alike edge chain two products' groups into one (bench/dups.py: a 13-image group, most
     of the held-out false pairs)."""
-    members: dict[int, list[int]] = {}
-    for row in range(gen.count):  # exact duplicates are joined already
-        members.setdefault(_find(parent, row), []).append(row)
+    members = {rows[0]: rows for rows in joined.sets()}  # exact duplicates are joined already
     for i in np.argsort(-scores, kind="stable"):
         if scores[i] < threshold:
             break
-        ra, rb = _find(parent, int(a[i])), _find(parent, int(b[i]))
+        ra, rb = joined.root(int(a[i])), joined.root(int(b[i]))
         if ra == rb:
             continue
         left, right = members[ra], members[rb]
         if (len(left) > 1 or len(right) > 1) and _cross_mean(known, left, right) < threshold:
             continue
-        _union(parent, ra, rb)
-        root = _find(parent, ra)
-        members[root] = left + right
+        joined.join(ra, rb)
+        members[joined.root(ra)] = left + right
 
 
 def _cross_mean(known: dict, left: list[int], right: list[int]) -> float:
@@ -149,19 +143,6 @@ def _cross_mean(known: dict, left: list[int], right: list[int]) -> float:
     such pairs are not duplicates, and scoring them would cost the time the table saves."""
     pairs = [(min(x, y), max(x, y)) for x, y in itertools.product(left, right)]
     return float(np.mean([known.get(p, 0.0) for p in pairs]))
-
-
-def _find(parent: list[int], x: int) -> int:
-    while parent[x] != x:
-        parent[x] = parent[parent[x]]
-        x = parent[x]
-    return x
-
-
-def _union(parent: list[int], a: int, b: int) -> None:
-    ra, rb = _find(parent, a), _find(parent, b)
-    if ra != rb:
-        parent[max(ra, rb)] = min(ra, rb)
 
 
 def _ordered(gen: Generation, groups: list[list[int]], known: dict) -> list[Group]:

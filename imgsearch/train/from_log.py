@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgsearch.disjoint import DisjointSets
 from imgsearch.encoders.base import l2_normalise
 from imgsearch.encoders.heads import Head
 from imgsearch.errors import UserError
@@ -91,25 +92,15 @@ def held_out_split(texts: list[str], liked: list[set[int]]) -> tuple[list[int], 
     other words ("red dress", "a red dress photo"): they stay on one side, so the held-out part
     measures queries the head was not fitted on. One group in ``HELD_OUT``, by a hash of its
     first words, is held out; a log that is one big group is split by the queries' words."""
-    parent = list(range(len(texts)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    joined = DisjointSets(len(texts))
     first: dict[int, int] = {}
     for i, rows in enumerate(liked):
         for row in rows:
-            j = first.setdefault(row, i)
-            parent[root(i)] = root(j)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i in range(len(texts)):
-        groups[root(i)].append(i)
-    if max(len(g) for g in groups.values()) > len(texts) // 2:
-        groups = {i: [i] for i in range(len(texts))}
-    val = sorted(i for g in groups.values() if _hashed(texts[min(g)]) for i in g)
+            joined.join(i, first.setdefault(row, i))
+    groups = joined.sets()
+    if max(len(g) for g in groups) > len(texts) // 2:
+        groups = [[i] for i in range(len(texts))]
+    val = sorted(i for g in groups if _hashed(texts[min(g)]) for i in g)
     held = set(val)
     train = [i for i in range(len(texts)) if i not in held]
     if not val or not train:  # few groups: every fifth query instead
