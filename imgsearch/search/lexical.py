@@ -148,12 +148,14 @@ class LexicalIndex:
         edit (a letter changed, added or dropped) away from it."""
         if len(term) < NEAR_MIN:
             return [term]
-        if self._vocabulary is None:
-            self._vocabulary = {}
+        vocabulary = self._vocabulary
+        if vocabulary is None:  # built whole, then published: serve's threads never see half of it
+            vocabulary = {}
             for (found,) in self._db.execute("SELECT term FROM postings"):
-                self._vocabulary.setdefault(len(found), []).append(found)
+                vocabulary.setdefault(len(found), []).append(found)
+            self._vocabulary = vocabulary
         lengths = (len(term) - 1, len(term), len(term) + 1)
-        near = [t for n in lengths for t in self._vocabulary.get(n, ()) if t != term and one_edit(term, t)]
+        near = [t for n in lengths for t in vocabulary.get(n, ()) if t != term and one_edit(term, t)]
         return [term, *near]
 
     def _query_terms(self, expression: str) -> list[str] | None:
