@@ -118,3 +118,16 @@ def test_a_fuzzy_query_scores_as_the_word_and_its_neighbours_typed_together(tmp_
     np.testing.assert_allclose(fuzzy.all_scores(match_expression([word])), expected, rtol=1e-6)
     exact.close()
     fuzzy.close()
+
+
+def test_rows_with_every_longer_word_read(tmp_path):
+    read = ["GOD MORGON apelsin", "MORGON", "god apelsin juice", "Aria MJOLK", None]
+    write_index(tmp_path / "ocr.sqlite", read)
+    fuzzy = LexicalIndex(tmp_path / "ocr.sqlite", len(read), fuzzy=True)
+    # "god" is too short to count
+    assert fuzzy.rows_with_every(match_expression(["god morgon"])).tolist() == [0, 1]
+    assert fuzzy.rows_with_every(match_expression(["morgon apelsin"])).tolist() == [0]
+    assert fuzzy.rows_with_every(match_expression(["arla milk"])).tolist() == []  # "milk" is not read
+    assert fuzzy.rows_with_every(match_expression(["arla"])).tolist() == [3]  # one letter off
+    assert fuzzy.rows_with_every(match_expression(["a god"])).tolist() == []  # no longer word at all
+    fuzzy.close()

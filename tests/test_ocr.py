@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import help_in_fresh_process, run_cli
 from fakes import TinyImageEncoder, TinyTextEncoder, write_image
@@ -193,3 +194,20 @@ def test_beam_without_the_engine_is_one_line_before_any_worker(folder, tmp_path,
     assert code != 0 and len(err.splitlines()) == 1
     assert err.startswith("imgsearch: --ocr needs rapidocr-onnxruntime")
     assert not (tmp_path / "B" / "shards").exists()
+
+
+def test_photos_whose_print_matches_every_longer_word_become_implicit_likes(folder, capsys, monkeypatch):
+    """A words-only query moves towards the photos that read all its longer words (so the same
+    packages without legible print come up beside them), unless the ocr space is weighed 0."""
+    from imgsearch.api import Index
+    from imgsearch.search.query import build_query
+
+    assert run_cli(["index", folder, "--ocr", "--quiet"], capsys, monkeypatch)[0] == 0
+    searcher = Index.open(folder)._searcher
+    carton = next(r for r, i in enumerate(searcher.gen.items) if i.path.endswith("carton.png"))
+    plain = searcher.query_vectors(build_query(texts=["nothing printed"]))
+    liked = searcher.query_vectors(build_query(texts=["oatly"]))
+    assert "image" not in plain and "image" in liked  # the liked photo's image side joins the query
+    image = searcher.gen.vectors["image"][carton]
+    assert np.allclose(liked["image"], image / np.linalg.norm(image), atol=1e-5)
+    assert "image" not in searcher.query_vectors(build_query(texts=["oatly"], weights={"ocr": 0}))

@@ -143,6 +143,25 @@ class LexicalIndex:
         keep = at < self.rows
         return np.bincount(at[keep], weights=by[keep], minlength=self.rows).astype(np.float32)
 
+    def rows_with_every(self, expression: str) -> np.ndarray:
+        """The rows that hold every term of ``expression`` of ``NEAR_MIN`` characters or more (or,
+        with ``fuzzy``, a term one edit away); none when it has no such term. Short words are left
+        out: "a", "the" or "oat" read on a sign say little about what a photo shows."""
+        terms = self._query_terms(expression) if self._postings else None
+        long = [t for t in terms or () if len(t) >= NEAR_MIN]
+        found: np.ndarray | None = None
+        for term in long:
+            rows = [np.empty(0, np.int32)]
+            for near in self._near(term) if self.fuzzy else [term]:
+                hit = self._db.execute("SELECT rows FROM postings WHERE term = ?", (near,)).fetchone()
+                if hit:
+                    rows.append(np.frombuffer(hit[0], np.int32))
+            held = np.unique(np.concatenate(rows))
+            found = held if found is None else np.intersect1d(found, held)
+        if found is None:
+            return np.empty(0, np.int64)
+        return found[found < self.rows].astype(np.int64)
+
     def _near(self, term: str) -> list[str]:
         """``term`` and, when it has ``NEAR_MIN`` characters or more, the index's other terms one
         edit (a letter changed, added or dropped) away from it."""

@@ -279,7 +279,21 @@ class Searcher:
                 out.update(dict.fromkeys(self.full_text, expression))
         if q.like or q.unlike:
             out = self._feedback(q, out)
+        elif (seeds := self._printed_matches(q, out)) is not None:
+            out = self._feedback(q, out, seeds)
         return out
+
+    def _printed_matches(self, q: Query, vectors: dict) -> list[int] | None:
+        """The photos on which every longer word of a words-only query was read (the ocr space),
+        as implicit likes: where a package's brand was read, the same packages where it was not
+        come up beside it (grocery train, development: brand P@10 0.800 → 0.878, product names
+        0.235 → 0.321; docs/ocr.md). None when the query has a photo, its own likes, the ocr space
+        weighed 0, or no such photo."""
+        ocr = self.full_text.get("ocr")
+        if ocr is None or q.images or "ocr" not in vectors or q.weights.get("ocr", OCR_WEIGHT) == 0:
+            return None
+        rows = ocr.rows_with_every(vectors["ocr"])
+        return rows.tolist() if len(rows) else None
 
     def _head_query(
         self,
@@ -333,10 +347,14 @@ class Searcher:
             return q.weights["wordnet"] != 0
         return bool(self.kind_weights(self.query_kind({**others, "wordnet": None})).get("wordnet"))
 
-    def _feedback(self, q: Query, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _feedback(
+        self, q: Query, vectors: dict[str, np.ndarray], liked: list[int] | None = None
+    ) -> dict[str, np.ndarray]:
+        """``vectors`` moved by the query's likes and unlikes, or by the rows ``liked`` given."""
         from imgsearch.search import feedback
 
-        liked = self.item_rows.resolve(q.like, "--like")
+        if liked is None:
+            liked = self.item_rows.resolve(q.like, "--like")
         unliked = self.item_rows.resolve(q.unlike, "--unlike")
         return feedback.apply_feedback(vectors, self.gen.vectors, liked, unliked, feedback.Rocchio.from_env())
 
