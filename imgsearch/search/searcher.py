@@ -287,7 +287,7 @@ class Searcher:
         """The photos on which every longer word of a words-only query was read (the ocr space),
         as implicit likes: where a package's brand was read, the same packages where it was not
         come up beside it (grocery train, development: brand P@10 0.800 → 0.878, product names
-        0.235 → 0.321; docs/ocr.md). None when the query has a photo, its own likes, the ocr space
+        0.235 → 0.302; docs/ocr.md). None when the query has a photo, its own likes, the ocr space
         weighed 0, or no such photo."""
         ocr = self.full_text.get("ocr")
         if ocr is None or q.images or "ocr" not in vectors or q.weights.get("ocr", OCR_WEIGHT) == 0:
