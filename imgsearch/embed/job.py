@@ -466,14 +466,15 @@ def _collect(
     vectors = {s: np.stack([reuse[e.path][1][s] for e in live]) for s in spaces.EMBEDDED}
     specs = encoders.specs() if encoders.loaded or previous is None else previous.manifest["encoders"]
     roots = covering_roots(x.path for x in live)  # all of them: serve reads only under these
+    source = text_source(options)
     changed = (
         previous is None
         or bool(report.added or report.updated or report.removed)
-        or previous.manifest.get("text_source") != text_source(options)
+        or previous.manifest.get("text_source") != source
         or previous.manifest.get("exclude") != exclude
         or previous.manifest.get("roots") != roots  # a store from before roots were complete
     )
-    return EmbedResult(report, items, vectors, specs, text_source(options), roots, changed, exclude)
+    return EmbedResult(report, items, vectors, specs, source, roots, changed, exclude)
 
 
 def text_source(options: EmbedOptions) -> dict:

@@ -135,13 +135,19 @@ class LexicalIndex:
     def _bm25_postings(self, terms: list[str]) -> np.ndarray:
         rows, weights = [np.empty(0, np.int32)], [np.empty(0, np.float32)]
         for term in terms:  # a term named by two phrases counts twice, as in FTS5
-            found = self._db.execute("SELECT rows, weights FROM postings WHERE term = ?", (term,)).fetchone()
-            if found:
-                rows.append(np.frombuffer(found[0], np.int32))
-                weights.append(np.frombuffer(found[1], np.float32))
+            if (posting := self._posting(term)) is not None:
+                rows.append(posting[0])
+                weights.append(posting[1])
         at, by = np.concatenate(rows), np.concatenate(weights)
         keep = at < self.rows
         return np.bincount(at[keep], weights=by[keep], minlength=self.rows).astype(np.float32)
+
+    def _posting(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The rows that hold ``term`` and its BM25 weight in each (None: no item has it)."""
+        found = self._db.execute("SELECT rows, weights FROM postings WHERE term = ?", (term,)).fetchone()
+        if found is None:
+            return None
+        return np.frombuffer(found[0], np.int32), np.frombuffer(found[1], np.float32)
 
     def rows_with_every(self, expression: str) -> np.ndarray:
         """The rows that hold every term of ``expression`` of ``NEAR_MIN`` characters or more (or,
@@ -153,9 +159,8 @@ class LexicalIndex:
         for term in long:
             rows = [np.empty(0, np.int32)]
             for near in self._near(term) if self.fuzzy else [term]:
-                hit = self._db.execute("SELECT rows FROM postings WHERE term = ?", (near,)).fetchone()
-                if hit:
-                    rows.append(np.frombuffer(hit[0], np.int32))
+                if (posting := self._posting(near)) is not None:
+                    rows.append(posting[0])
             held = np.unique(np.concatenate(rows))
             found = held if found is None else np.intersect1d(found, held)
         if found is None:
