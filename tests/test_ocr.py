@@ -211,3 +211,16 @@ def test_photos_whose_print_matches_every_longer_word_become_implicit_likes(fold
     image = searcher.gen.vectors["image"][carton]
     assert np.allclose(liked["image"], image / np.linalg.norm(image), atol=1e-5)
     assert "image" not in searcher.query_vectors(build_query(texts=["oatly"], weights={"ocr": 0}))
+
+
+def test_a_printed_match_deleted_after_index_still_steers_but_is_never_shown(folder, capsys, monkeypatch):
+    """The photo whose words matched is gone by the time of the query: its stored vectors still
+    serve as the implicit like, and the answer leaves it out (as any file gone since `index`)."""
+    assert run_cli(["index", folder, "--ocr", "--quiet"], capsys, monkeypatch)[0] == 0
+    (folder / "carton.png").unlink()
+    query = ["query", "--text", "oatly", "--index", folder, "-f", "json"]
+    code, out, err = run_cli(query, capsys, monkeypatch)
+    assert code == 0, err
+    shown = [Path(json.loads(line)["path"]).name for line in out.splitlines()]
+    assert "carton.png" not in shown and shown  # the others still answer
+    assert "gone" in err or "left out" in err
