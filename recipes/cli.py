@@ -19,11 +19,18 @@ def env() -> dict[str, str]:
     return out
 
 
-def imgsearch(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+def imgsearch(
+    *args: str,
+    check: bool = True,
+    capture: bool = False,
+    stdin: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "imgsearch", *args],
         check=check,
-        env=env(),
+        env={**env(), **(extra_env or {})},
         capture_output=capture,
         text=True,
+        input=stdin,
     )

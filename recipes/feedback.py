@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: the project root on the path, 
 
 from imgsearch.search import feedback
 from recipes import provenance
-from recipes.cli import WORK, env, imgsearch
+from recipes.cli import WORK, imgsearch
 from recipes.splits import FASHION, fashion_dev_rows
 
 OUT = WORK / "feedback"
@@ -76,25 +75,12 @@ def queries(by_name: dict[str, dict]) -> list[tuple[str, str]]:
 def ask(store: Path, lines: list[dict], setting: str | None = None) -> list[list[dict]]:
     """``query --batch`` through the CLI; ``setting``: an ``IMGSEARCH_FEEDBACK`` value (None: the
     shipped one)."""
-    extra = {feedback.ENV: setting} if setting else {}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "imgsearch",
-            "query",
-            "--batch",
-            "-",
-            "--format",
-            "json",
-            "--index",
-            str(store),
-        ],
-        input="".join(json.dumps(x) + "\n" for x in lines),
-        capture_output=True,
-        text=True,
-        env={**env(), **extra},
+    done = imgsearch(
+        *["query", "--batch", "-", "-f", "json", "--index", str(store)],
         check=False,
+        capture=True,
+        stdin="".join(json.dumps(x) + "\n" for x in lines),
+        extra_env={feedback.ENV: setting} if setting else None,
     )
     answers = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     bad = [a["error"] for a in answers if "error" in a]

@@ -255,9 +255,13 @@ def main() -> None:
     )
 
     fits = {kind: fit(table, len(KIND_SPACES[kind])) for kind, table in tables.items()}
-    compose, compose_cv = choose_compose(compose_tables)
+    compose_fits = {
+        c: {kind: fit(table, len(KIND_SPACES[kind])) for kind, table in kinds.items()}
+        for c, kinds in compose_tables.items()
+    }
+    compose, compose_cv = choose_compose(compose_fits)
     tables |= compose_tables[compose]
-    fits |= {kind: fit(table, len(KIND_SPACES[kind])) for kind, table in compose_tables[compose].items()}
+    fits |= compose_fits[compose]
     # one clip for every kind: the best mean over kinds of each kind's best development score
     clip = max(CLIPS, key=lambda c: np.mean([f["results"][c].mean(axis=1).max() for f in fits.values()]))
     shipped, report = {}, {}
@@ -295,15 +299,12 @@ def main() -> None:
         write(clip, compose, compose_cv, shipped, report, args.kinds, len(dev[2]), names)
 
 
-def choose_compose(tables: dict[float, dict[str, list]]) -> tuple[float, dict[float, float]]:
+def choose_compose(fits: dict[float, dict[str, dict]]) -> tuple[float, dict[float, float]]:
     """The compose value whose image+text fits score best out of sample (the mean over both kinds
     of each fit's cross-validated figure), and those figures; a single value is kept as it is."""
-    if len(tables) == 1:
-        return next(iter(tables)), {}
-    cv = {
-        c: round(float(np.mean([fit(t, len(KIND_SPACES[k]))["cv"] for k, t in kinds.items()])), 4)
-        for c, kinds in tables.items()
-    }
+    if len(fits) == 1:
+        return next(iter(fits)), {}
+    cv = {c: round(float(np.mean([f["cv"] for f in kinds.values()])), 4) for c, kinds in fits.items()}
     return max(cv, key=cv.get), cv
 
 
